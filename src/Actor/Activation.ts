@@ -1,0 +1,293 @@
+/**
+ * One activation: the in-memory incarnation of an address on this silo. This module is
+ * the turn scheduler — who may run now, who waits, who is next — and the lifecycle state.
+ * Running turns and forking fibers is the router's job; this file is plain synchronous
+ * bookkeeping so that every transition happens in one step, with no fiber yield between
+ * a check and the change it justifies.
+ *
+ * @internal
+ */
+import { Effect, type Fiber, type Scope } from "effect"
+import type { ActorAddress } from "./ActorAddress.ts"
+import type { ActorContextShape, TimerOptions } from "./ActorContext.ts"
+import type { LocalRouter, TypeSlot } from "./LocalRouter.ts"
+import { Mailbox } from "./Mailbox.ts"
+import { startTimer } from "./Timer.ts"
+import type { Handlers, ResolvedOptions } from "./Registration.ts"
+import { type MessageInfo, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
+
+/** @internal */
+export const ActivationState = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3 } as const
+/** @internal */
+export type ActivationState = typeof ActivationState[keyof typeof ActivationState]
+
+const stateNames = ["activating", "active", "deactivating", "stopped"] as const
+
+/** The turn may start now. @internal */
+export const granted: Effect.Effect<void> = Effect.void
+
+/** @internal */
+export class Activation implements ActorContextShape {
+  readonly slot: TypeSlot
+  readonly id: string
+  readonly options: ResolvedOptions
+  readonly scope: Scope.Closeable
+  state: ActivationState = ActivationState.Activating as ActivationState
+  handlers: Handlers | undefined = undefined
+  createdAtMillis = 0
+  /** Turns started and not yet ended (more than one only for read-only, reentrant or interleaved turns). */
+  running = 0
+  /** Of those, turns of messages that are not read-only. */
+  exclusiveRunning = 0
+  mailbox: Mailbox | undefined = undefined
+  /** One-way turns granted and waiting for the drainer fiber. */
+  ready: Array<Turn> | undefined = undefined
+  draining = false
+  /** Turns that count as activity; the passivation sweep compares it between sweeps. */
+  activity = 0
+  seenActivity = 0
+  idleSweeps = 0
+  keptAlive = false
+  deactivateWhenActive = false
+  timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
+  spaceWaiters: Array<() => void> | undefined = undefined
+  stopWaiters: Array<() => void> | undefined = undefined
+
+  constructor(slot: TypeSlot, id: string, options: ResolvedOptions, scope: Scope.Closeable) {
+    this.slot = slot
+    this.id = id
+    this.options = options
+    this.scope = scope
+  }
+
+  get router(): LocalRouter {
+    return this.slot.router
+  }
+
+  get address(): ActorAddress {
+    return { type: this.slot.name, id: this.id }
+  }
+
+  get stateName(): string {
+    return stateNames[this.state]
+  }
+
+  get mailboxDepth(): number {
+    return this.mailbox === undefined ? 0 : this.mailbox.size
+  }
+
+  // ---------------------------------------------------------------------------
+  // Admission
+
+  /**
+   * Whether a message may start at once on an active activation. The common case (idle,
+   * nothing queued) is the first test. FIFO holds because nothing overtakes a non-empty
+   * mailbox except interleaving and chain-reentrant calls, which must not wait.
+   */
+  admits(info: MessageInfo, outer: Turn | undefined): boolean {
+    const queued = this.mailboxDepth
+    if (this.running === 0) return queued === 0
+    if (info.interleave) return true
+    if (info.readOnly && this.exclusiveRunning === 0 && queued === 0) return true
+    return this.options.reentrant && runningTurnOf(outer, this) !== undefined
+  }
+
+  /**
+   * The cycle this call would close by waiting here, or `undefined`. Only called when the
+   * activation is busy: a running turn of this activation in the caller's chain is waiting
+   * (directly or through others) on the caller.
+   */
+  cycleFrom(outer: Turn | undefined): Array<ActorAddress> | undefined {
+    const start = runningTurnOf(outer, this)
+    if (start === undefined) return undefined
+    const path: Array<ActorAddress> = [this.address]
+    for (let t = outer; t !== undefined && t !== start; t = t.caller) {
+      if (t.activation !== undefined && t.kind !== TurnKind.Frame) path.push(t.activation.address)
+    }
+    path.push(this.address)
+    return path.reverse()
+  }
+
+  isFull(): boolean {
+    return this.mailboxDepth >= this.options.capacity
+  }
+
+  // ---------------------------------------------------------------------------
+  // Turns
+
+  begin(turn: Turn): void {
+    turn.state = TurnState.Running
+    this.running++
+    if (!turn.info!.readOnly) this.exclusiveRunning++
+    if (turn.kind !== TurnKind.Tick || turn.info!.keepAlive) this.activity++
+  }
+
+  /** Ends a running turn and hands the activation to whatever may run next. */
+  end(turn: Turn): void {
+    if (turn.state !== TurnState.Running) return
+    turn.state = TurnState.Ended
+    this.running--
+    if (!turn.info!.readOnly) this.exclusiveRunning--
+    if (turn.onEnd !== undefined) turn.onEnd()
+    this.next()
+  }
+
+  enqueue(turn: Turn): void {
+    ;(this.mailbox ??= new Mailbox()).push(turn)
+  }
+
+  /** Grants turns from the head of the mailbox for as long as they may run. */
+  next(): void {
+    if (this.state === ActivationState.Deactivating) {
+      if (this.running === 0) this.router.finishDeactivation(this)
+      return
+    }
+    if (this.state !== ActivationState.Active) return
+    if (this.deactivateWhenActive) {
+      if (this.running === 0) this.deactivate()
+      return
+    }
+    const mailbox = this.mailbox
+    if (mailbox !== undefined) {
+      let turn: Turn | undefined
+      while ((turn = mailbox.peek()) !== undefined) {
+        if (turn.state === TurnState.Cancelled) {
+          mailbox.shift()
+          continue
+        }
+        const readOnly = turn.info!.readOnly
+        if (this.running > 0 && !(readOnly && this.exclusiveRunning === 0)) break
+        mailbox.shift()
+        this.begin(turn)
+        this.dispatch(turn)
+        if (!readOnly) break
+      }
+      this.wakeSenders()
+    }
+  }
+
+  /** Starts a one-way turn that `admits` let through. */
+  startOneWay(turn: Turn): void {
+    this.begin(turn)
+    this.dispatch(turn)
+  }
+
+  /** Sends a granted turn on its way: an asker resumes in its own fiber, the rest go to the drainer. */
+  private dispatch(turn: Turn): void {
+    if (turn.kind === TurnKind.Ask) {
+      turn.deliver(granted)
+    } else {
+      ;(this.ready ??= []).push(turn)
+      if (!this.draining) {
+        this.draining = true
+        this.router.startDrainer(this)
+      }
+    }
+  }
+
+  /**
+   * Wakes suspended senders once the mailbox has drained to half its capacity, not at the
+   * first free slot: waking per slot would switch fibers on every message.
+   */
+  private wakeSenders(): void {
+    const waiters = this.spaceWaiters
+    if (waiters === undefined || waiters.length === 0) return
+    const depth = this.mailboxDepth
+    if (depth * 2 > this.options.capacity) return
+    let room = this.options.capacity - depth
+    while (room-- > 0 && waiters.length > 0) waiters.shift()!()
+  }
+
+  /** Withdraws a parked asker that was interrupted (or timed out) before or just after its grant. */
+  cancel(turn: Turn): void {
+    if (turn.state === TurnState.Queued) {
+      turn.state = TurnState.Cancelled
+      this.wakeSenders()
+    } else if (turn.state === TurnState.Running) {
+      this.end(turn)
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Lifecycle
+
+  /** Called by the router once the activation effect succeeded. */
+  activated(handlers: Handlers, nowMillis: number): void {
+    this.handlers = handlers
+    this.createdAtMillis = nowMillis
+    this.state = ActivationState.Active
+    this.next()
+  }
+
+  /**
+   * Starts deactivation: no new turn is granted; once running turns end, the router runs
+   * the finalizers. Queued messages are handed to the next activation of the address.
+   */
+  deactivate(): void {
+    if (this.state === ActivationState.Activating) {
+      this.deactivateWhenActive = true
+      return
+    }
+    if (this.state !== ActivationState.Active) return
+    this.deactivateWhenActive = false
+    this.state = ActivationState.Deactivating
+    this.stopTimers()
+    if (this.running === 0) this.router.finishDeactivation(this)
+  }
+
+  /** Registers a callback for when the activation has stopped (immediately if it has). */
+  onStopped(callback: () => void): void {
+    if (this.state === ActivationState.Stopped) callback()
+    else (this.stopWaiters ??= []).push(callback)
+  }
+
+  stopped(): void {
+    this.state = ActivationState.Stopped
+    this.stopTimers()
+    const waiters = this.stopWaiters
+    this.stopWaiters = undefined
+    if (waiters !== undefined) for (const waiter of waiters) waiter()
+    const senders = this.spaceWaiters
+    this.spaceWaiters = undefined
+    if (senders !== undefined) for (const sender of senders) sender()
+  }
+
+  private stopTimers(): void {
+    if (this.timers === undefined) return
+    for (const fiber of this.timers.values()) fiber.interruptUnsafe()
+    this.timers = undefined
+  }
+
+  // ---------------------------------------------------------------------------
+  // ActorContext
+
+  get deactivateOnIdle(): Effect.Effect<void> {
+    return Effect.sync(() => this.deactivateWhenIdle())
+  }
+
+  /** Inside a turn the activation is busy, so this defers to the end of the running turns. */
+  private deactivateWhenIdle(): void {
+    if (this.state === ActivationState.Active && this.running > 0) this.deactivateWhenActive = true
+    else this.deactivate()
+  }
+
+  keepAlive(on: boolean): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.keptAlive = on
+    })
+  }
+
+  startTimer(name: string, tick: Effect.Effect<void>, options?: TimerOptions): Effect.Effect<void> {
+    return startTimer(this, name, tick, options ?? {})
+  }
+
+  cancelTimer(name: string): Effect.Effect<boolean> {
+    return Effect.sync(() => {
+      const fiber = this.timers?.get(name)
+      if (fiber === undefined) return false
+      this.timers!.delete(name)
+      fiber.interruptUnsafe()
+      return true
+    })
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Actor contracts. A contract is a stable type name plus messages, each an `effect/rpc`
+ * `Rpc` with payload, success and error schemas. Callers import only the contract; the
+ * implementation is a Layer built from it, so two actors can call each other without
+ * their implementations importing each other.
+ *
+ * ```ts
+ * const Increment = Rpc.make("Increment", { payload: { by: Schema.Int }, success: Schema.Int })
+ * const Get = Rpc.make("Get", { success: Schema.Int }).annotate(ActorSchema.ReadOnly, true)
+ * export const Counter = Actor.make("Counter", [Increment, Get])
+ *
+ * export const CounterLive = Counter.toLayer(Effect.gen(function*() {
+ *   const count = yield* Ref.make(0)
+ *   return Counter.of({
+ *     Increment: ({ by }) => Ref.updateAndGet(count, (n) => n + by),
+ *     Get: () => Ref.get(count)
+ *   })
+ * }))
+ *
+ * const program = Effect.gen(function*() {
+ *   const counter = yield* Counter.ref("c-1")
+ *   yield* counter.Increment({ by: 1 })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Schema, type Scope } from "effect"
+import type { Rpc } from "effect/rpc"
+import type { ActorContext } from "./ActorContext.ts"
+import type { InvalidActorId } from "./ActorError.ts"
+import { makeRefClass, type ActorRef } from "./ActorRef.ts"
+import { AlwaysInterleave, ReadOnly } from "./ActorSchema.ts"
+import type { ActorTypeOptions, Handlers, MessageEntry } from "./Registration.ts"
+import { Silo } from "./Silo.ts"
+
+/**
+ * The handlers an implementation returns: one per message, taking the payload and
+ * returning the success or a declared error.
+ *
+ * @since 0.1.0
+ */
+export type HandlersFrom<Rpcs extends Rpc.Any> = {
+  readonly [R in Rpcs as R["_tag"]]: (payload: Rpc.Payload<R>) => Effect.Effect<Rpc.Success<R>, Rpc.Error<R>>
+}
+
+/**
+ * An actor contract.
+ *
+ * @since 0.1.0
+ */
+export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
+  readonly type: Type
+  readonly rpcs: ReadonlyArray<Rpcs>
+  /** @internal */
+  readonly messages: Readonly<Record<string, MessageEntry>>
+  /** A typed reference to the actor with this id; fails with `InvalidActorId` on an empty or oversized id. */
+  readonly ref: (id: string) => Effect.Effect<ActorRef<Rpcs>, InvalidActorId, Silo>
+  /** Types a handler table (identity at run time). */
+  readonly of: (handlers: HandlersFrom<Rpcs>) => HandlersFrom<Rpcs>
+  /**
+   * The implementation: `build` runs once per activation, in the activation's scope (its
+   * finalizers run at deactivation), and returns the handlers. State kept in that scope
+   * (a `Ref`, say) lives exactly as long as the activation.
+   */
+  readonly toLayer: <E, R>(
+    build: Effect.Effect<HandlersFrom<Rpcs>, E, R>,
+    options?: ActorTypeOptions
+  ) => Layer.Layer<never, never, Exclude<R, Scope.Scope | ActorContext> | Silo>
+}
+
+/** Tags a message may not use: they are taken by the ref itself. */
+const reservedTags = new Set(["address", "tell"])
+
+/**
+ * Defines an actor contract from a stable type name and its messages.
+ *
+ * @since 0.1.0
+ */
+export const make = <const Type extends string, const Rpcs extends ReadonlyArray<Rpc.Any>>(
+  type: Type,
+  rpcs: Rpcs
+): Actor<Type, Rpcs[number]> => {
+  if (type.length === 0) throw new Error("an actor type name must not be empty")
+  const messages: Record<string, MessageEntry> = {}
+  for (const rpc of rpcs as unknown as ReadonlyArray<Rpc.AnyWithProps>) {
+    if (reservedTags.has(rpc._tag)) throw new Error(`actor type "${type}": "${rpc._tag}" is a reserved name`)
+    if (messages[rpc._tag] !== undefined) throw new Error(`actor type "${type}": message "${rpc._tag}" is defined twice`)
+    messages[rpc._tag] = {
+      tag: rpc._tag,
+      readOnly: Context.get(rpc.annotations, ReadOnly),
+      interleave: Context.get(rpc.annotations, AlwaysInterleave),
+      keepAlive: true,
+      payloadSchema: rpc.payloadSchema,
+      successSchema: rpc.successSchema,
+      errorSchema: rpc.errorSchema,
+      hasPayload: rpc.payloadSchema !== Schema.Void
+    }
+  }
+  const RefClass = makeRefClass(type, messages)
+  return {
+    type,
+    rpcs: rpcs as ReadonlyArray<Rpcs[number]>,
+    messages,
+    ref: (id) => Effect.flatMap(Silo, (silo) => silo.ref(RefClass, type, id)),
+    of: (handlers) => handlers,
+    toLayer: (build, options) =>
+      Layer.effectDiscard(
+        Effect.gen(function*() {
+          const silo = yield* Silo
+          const context = yield* Effect.context<never>()
+          yield* silo.router.register({
+            type,
+            messages,
+            build: build as unknown as Effect.Effect<Handlers, unknown, Scope.Scope | ActorContext>,
+            context,
+            options: options ?? {}
+          })
+        })
+      ) as any
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The typed errors a call to an actor can end in, besides the message's own declared
+ * errors. Each is a `Schema.TaggedError`, so it crosses process boundaries intact.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import { ActorAddress, formatAddress, formatPath } from "./ActorAddress.ts"
+
+/**
+ * No implementation of this actor type is registered in the silo.
+ *
+ * @since 0.1.0
+ */
+export class UnknownActorType extends Schema.TaggedError<UnknownActorType>()("UnknownActorType", {
+  type: Schema.String
+}) {
+  override get message(): string {
+    return `no actor type named "${this.type}" is registered in this silo`
+  }
+}
+
+/**
+ * The actor type has no message with this tag (only reachable from untyped input).
+ *
+ * @since 0.1.0
+ */
+export class UnknownMessage extends Schema.TaggedError<UnknownMessage>()("UnknownMessage", {
+  type: Schema.String,
+  tag: Schema.String
+}) {
+  override get message(): string {
+    return `actor type "${this.type}" has no message "${this.tag}"`
+  }
+}
+
+/**
+ * An id was empty or too long where it entered.
+ *
+ * @since 0.1.0
+ */
+export class InvalidActorId extends Schema.TaggedError<InvalidActorId>()("InvalidActorId", {
+  type: Schema.String,
+  id: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `invalid id for actor type "${this.type}": ${this.reason}`
+  }
+}
+
+/**
+ * An untyped payload did not decode with the message's schema. Nothing was delivered.
+ *
+ * @since 0.1.0
+ */
+export class MessageDecodeError extends Schema.TaggedError<MessageDecodeError>()("MessageDecodeError", {
+  address: ActorAddress,
+  tag: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `payload of ${formatAddress(this.address)}.${this.tag} does not decode: ${this.reason}`
+  }
+}
+
+/**
+ * The activation effect failed or died. No activation was kept; the next call tries again.
+ *
+ * @since 0.1.0
+ */
+export class ActivationFailed extends Schema.TaggedError<ActivationFailed>()("ActivationFailed", {
+  address: ActorAddress,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `activation of ${formatAddress(this.address)} failed: ${this.reason}`
+  }
+}
+
+/**
+ * The activation's mailbox held `capacity` messages and the send asked not to wait.
+ *
+ * @since 0.1.0
+ */
+export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
+  address: ActorAddress,
+  capacity: Schema.Number
+}) {
+  override get message(): string {
+    return `mailbox of ${formatAddress(this.address)} is full (${this.capacity} messages)`
+  }
+}
+
+/**
+ * The call would wait on an activation that is itself waiting on this call. `cycle` starts
+ * and ends with that activation.
+ *
+ * @since 0.1.0
+ */
+export class Deadlock extends Schema.TaggedError<Deadlock>()("Deadlock", {
+  cycle: Schema.Array(ActorAddress)
+}) {
+  override get message(): string {
+    return `deadlock: ${formatPath(this.cycle)}`
+  }
+}
+
+/**
+ * No reply arrived within the call's timeout. Whether the message ran is unknown.
+ *
+ * @since 0.1.0
+ */
+export class CallTimeout extends Schema.TaggedError<CallTimeout>()("CallTimeout", {
+  address: ActorAddress,
+  tag: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)}.${this.tag} did not reply within ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * The handler died (threw, or failed with a defect) during this call's turn. The
+ * activation itself goes on with its next message.
+ *
+ * @since 0.1.0
+ */
+export class ActorDefect extends Schema.TaggedError<ActorDefect>()("ActorDefect", {
+  address: ActorAddress,
+  tag: Schema.String,
+  defect: Schema.String
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)}.${this.tag} died: ${this.defect}`
+  }
+}
+
+/**
+ * The silo is shutting down or the activation was stopped with this message still in it.
+ *
+ * @since 0.1.0
+ */
+export class ActorUnavailable extends Schema.TaggedError<ActorUnavailable>()("ActorUnavailable", {
+  address: ActorAddress,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)} is unavailable: ${this.reason}`
+  }
+}
+
+/**
+ * Every error a call can end in besides the message's declared errors.
+ *
+ * @since 0.1.0
+ */
+export type CallError =
+  | UnknownActorType
+  | ActivationFailed
+  | MailboxFull
+  | Deadlock
+  | CallTimeout
+  | ActorDefect
+  | ActorUnavailable
+
+/**
+ * Every error a one-way send can end in: it only waits for the mailbox to accept it.
+ *
+ * @since 0.1.0
+ */
+export type SendError = UnknownActorType | MailboxFull | ActorUnavailable

@@ -1,0 +1,387 @@
+/**
+ * The local router: delivers asks and tells to activations on this silo, creating the
+ * activation on first use.
+ *
+ * The fast path: when the activation is idle, an ask runs its turn at once in the
+ * caller's own fiber — no queue, no fiber switch, no encoding. Otherwise the ask parks in
+ * the mailbox and, when granted, still runs in its own fiber. Interrupting the caller
+ * therefore interrupts its turn (as in effect/cluster), or withdraws it if it has not
+ * started. One-way messages run on a drainer fiber that lives while the activation has
+ * one-way work.
+ *
+ * @internal
+ */
+import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope } from "effect"
+import { ActorContext } from "./ActorContext.ts"
+import {
+  ActivationFailed,
+  ActorDefect,
+  ActorUnavailable,
+  type CallError,
+  CallTimeout,
+  Deadlock,
+  MailboxFull,
+  type SendError,
+  UnknownActorType
+} from "./ActorError.ts"
+import { Activation, ActivationState } from "./Activation.ts"
+import type { CallOptions } from "./CallOptions.ts"
+import {
+  type ActorDefaults,
+  type Handlers,
+  type Registration,
+  resolveOptions,
+  type ResolvedOptions
+} from "./Registration.ts"
+import { CurrentTurn, type MessageInfo, Turn, TurnKind, TurnState } from "./Turn.ts"
+
+/** One actor type's place in the router; refs hold it so a call skips the type lookup. @internal */
+export class TypeSlot {
+  readonly name: string
+  readonly router: LocalRouter
+  registration: Registration | undefined = undefined
+  options: ResolvedOptions | undefined = undefined
+  readonly activations = new Map<string, Activation>()
+
+  constructor(name: string, router: LocalRouter) {
+    this.name = name
+    this.router = router
+  }
+}
+
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+const describeDefect = (defect: unknown): string => defect instanceof Error ? defect.message : String(defect)
+
+/** @internal */
+export class LocalRouter {
+  readonly slots = new Map<string, TypeSlot>()
+  readonly defaults: ActorDefaults
+  /** The silo's services, for fibers the router starts outside any caller (drainers, handoffs). */
+  readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  shuttingDown = false
+
+  constructor(context: Context.Context<never>, defaults: ActorDefaults) {
+    this.defaults = defaults
+    this.fork = Effect.runForkWith(context)
+  }
+
+  slot(type: string): TypeSlot {
+    let slot = this.slots.get(type)
+    if (slot === undefined) {
+      slot = new TypeSlot(type, this)
+      this.slots.set(type, slot)
+    }
+    return slot
+  }
+
+  register(registration: Registration): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const slot = this.slot(registration.type)
+      if (slot.registration !== undefined) {
+        return Effect.die(new Error(`actor type "${registration.type}" is registered twice in this silo`))
+      }
+      slot.registration = registration
+      slot.options = resolveOptions(registration.options, this.defaults)
+      return Effect.void
+    })
+  }
+
+  // ---------------------------------------------------------------------------
+  // Ask
+
+  ask(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
+    const call = Effect.uninterruptibleMask((restore) =>
+      Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
+    )
+    const timeout = options?.timeout ?? slot.options?.callTimeout
+    if (timeout === undefined) return call
+    return Effect.timeoutOrElse(call, {
+      duration: timeout,
+      orElse: () =>
+        Effect.fail(
+          new CallTimeout({ address: { type: slot.name, id }, tag: info.tag, timeoutMillis: Duration.toMillis(timeout) })
+        )
+    })
+  }
+
+  private askIn(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    restore: Restore,
+    slot: TypeSlot,
+    id: string,
+    info: MessageInfo,
+    payload: unknown,
+    options: CallOptions | undefined
+  ): Effect.Effect<any, any> {
+    if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
+    const outer = fiber.getRef(CurrentTurn)
+    const act = slot.activations.get(id)
+    if (act !== undefined && act.state === ActivationState.Active && act.admits(info, outer)) {
+      const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
+      act.begin(turn)
+      return this.runAsk(fiber, restore, turn)
+    }
+    if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
+    if (act === undefined) {
+      const created = this.create(slot, id)
+      const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
+      created.enqueue(turn)
+      return Effect.flatMap(this.activate(created), () => this.awaitTurn(fiber, restore, turn))
+    }
+    const cycle = act.state === ActivationState.Activating ? undefined : act.cycleFrom(outer)
+    if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
+    if (act.isFull()) {
+      if ((options?.whenFull ?? act.options.whenFull) === "fail") {
+        return Effect.fail(new MailboxFull({ address: act.address, capacity: act.options.capacity }))
+      }
+      return Effect.flatMap(
+        restore(this.waitForRoom(act)),
+        () => Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
+      )
+    }
+    const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
+    act.enqueue(turn)
+    return this.awaitTurn(fiber, restore, turn)
+  }
+
+  /** Parks an asker until its turn is granted (or it learns it never will be). */
+  private awaitTurn(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
+    const parked = Effect.callback<void, CallError>((resume) => {
+      if (turn.outcome !== undefined) return resume(turn.outcome)
+      turn.resume = resume
+      turn.dispatcher = fiber.currentDispatcher
+      // The activation may have changed by a handoff, so look it up at cancel time.
+      return Effect.sync(() => turn.activation!.cancel(turn))
+    })
+    return Effect.flatMap(restore(parked), () => this.runAsk(fiber, restore, turn))
+  }
+
+  /**
+   * Runs a granted ask in the caller's fiber. Called while uninterruptible, so the exit
+   * hook that ends the turn is in place before the handler can be interrupted.
+   */
+  private runAsk(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
+    const act = turn.activation!
+    const previous = fiber.context
+    fiber.setContext(Context.add(previous, CurrentTurn, turn))
+    let handled: Effect.Effect<any, any>
+    try {
+      handled = act.handlers![turn.info!.tag](turn.payload)
+    } catch (defect) {
+      handled = Effect.die(defect)
+    }
+    return Effect.onExit(
+      restore(Effect.catchDefect(handled, (defect) => Effect.fail(this.defect(act, turn, defect)))),
+      () => {
+        fiber.setContext(previous)
+        act.end(turn)
+        return Effect.void
+      }
+    )
+  }
+
+  private defect(act: Activation, turn: Turn, defect: unknown): ActorDefect {
+    return new ActorDefect({ address: act.address, tag: turn.info!.tag, defect: describeDefect(defect) })
+  }
+
+  private unavailable(slot: TypeSlot, id: string): ActorUnavailable {
+    return new ActorUnavailable({ address: { type: slot.name, id }, reason: "the silo is shutting down" })
+  }
+
+  /** Waits until the mailbox has room or the activation stops; the sender then tries again. */
+  private waitForRoom(act: Activation): Effect.Effect<void> {
+    return Effect.withFiber((fiber) =>
+      Effect.callback<void>((resume) => {
+        const dispatcher = fiber.currentDispatcher
+        const wake = () => dispatcher.scheduleTask(() => resume(Effect.void), 0)
+        ;(act.spaceWaiters ??= []).push(wake)
+        return Effect.sync(() => {
+          const waiters = act.spaceWaiters
+          const at = waiters === undefined ? -1 : waiters.indexOf(wake)
+          if (at >= 0) waiters!.splice(at, 1)
+        })
+      })
+    )
+  }
+
+  // ---------------------------------------------------------------------------
+  // Tell
+
+  tell(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
+    return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options))
+  }
+
+  private tellIn(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    slot: TypeSlot,
+    id: string,
+    info: MessageInfo,
+    payload: unknown,
+    options: CallOptions | undefined
+  ): Effect.Effect<void, SendError> {
+    if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
+    if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
+    const outer = fiber.getRef(CurrentTurn)
+    let act = slot.activations.get(id)
+    if (act === undefined) {
+      act = this.create(slot, id)
+      act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
+      this.fork(this.activate(act))
+      return Effect.void
+    }
+    if (act.state === ActivationState.Active && act.admits(info, undefined)) {
+      act.startOneWay(Turn.message(TurnKind.Tell, act, outer, info, payload))
+      return Effect.void
+    }
+    if (act.isFull()) {
+      if ((options?.whenFull ?? act.options.whenFull) === "fail") {
+        return Effect.fail(new MailboxFull({ address: act.address, capacity: act.options.capacity }))
+      }
+      return Effect.flatMap(
+        this.waitForRoom(act),
+        () => Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options))
+      )
+    }
+    act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
+    return Effect.void
+  }
+
+  /**
+   * Starts the fiber that runs an activation's granted one-way turns, one after another.
+   * It yields first: a forked fiber starts synchronously, and the sender should not run
+   * the turn it just sent (nor pay for a fiber per message).
+   */
+  startDrainer(act: Activation): void {
+    this.fork(this.drain(act))
+  }
+
+  private drain(act: Activation): Effect.Effect<void> {
+    return Effect.withFiber((fiber) => {
+      const base = fiber.context
+      let current: Turn | undefined
+      // One closure per drainer, not per turn: it reads the turn being run.
+      const onFailure = (cause: Cause.Cause<unknown>) => logOneWayFailure(current!, cause)
+      const loop = Effect.gen(function*() {
+        yield* Effect.yieldNow
+        while ((current = act.ready!.shift()) !== undefined) {
+          fiber.setContext(Context.add(base, CurrentTurn, current))
+          yield* Effect.catchCause(oneWayEffect(current), onFailure)
+          const done = current
+          current = undefined
+          done.activation!.end(done)
+        }
+        act.draining = false
+      })
+      // Only a forced stop interrupts a drainer; the turn it was running still ends.
+      return Effect.onInterrupt(loop, () =>
+        Effect.sync(() => {
+          act.draining = false
+          if (current !== undefined) current.activation!.end(current)
+        }))
+    })
+  }
+
+  // ---------------------------------------------------------------------------
+  // Activation
+
+  private create(slot: TypeSlot, id: string): Activation {
+    const act = new Activation(slot, id, slot.options!, Scope.makeUnsafe())
+    slot.activations.set(id, act)
+    return act
+  }
+
+  /**
+   * Runs the activation effect once. Never fails: a failure is delivered to every waiting
+   * asker as `ActivationFailed`, the partial scope is closed, and the entry is removed so
+   * that the next call tries again.
+   */
+  private activate(act: Activation): Effect.Effect<void> {
+    const registration = act.slot.registration!
+    const context = Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, act)
+    return Effect.flatMap(Effect.exit(Effect.provideContext(registration.build, context)), (exit) =>
+      Effect.withFiber((fiber) => {
+        const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
+        if (Exit.isSuccess(exit) && missing === undefined) {
+          act.activated(exit.value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+          return Effect.void
+        }
+        const reason = missing !== undefined ?
+          `the implementation has no handler for "${missing}"` :
+          Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
+        return Effect.flatMap(Scope.close(act.scope, exit), () => Effect.sync(() => this.failActivation(act, reason)))
+      }))
+  }
+
+  private failActivation(act: Activation, reason: string): void {
+    act.state = ActivationState.Stopped
+    this.remove(act)
+    const failure = Effect.fail(new ActivationFailed({ address: act.address, reason }))
+    for (const turn of act.mailbox?.takeAll() ?? []) {
+      if (turn.kind === TurnKind.Ask && turn.state === TurnState.Queued) {
+        turn.state = TurnState.Cancelled
+        turn.deliver(failure)
+      }
+    }
+    act.stopped()
+  }
+
+  private remove(act: Activation): void {
+    if (act.slot.activations.get(act.id) === act) act.slot.activations.delete(act.id)
+  }
+
+  /** Runs the finalizers of an activation whose turns have all ended, then hands its queue on. */
+  finishDeactivation(act: Activation): void {
+    this.fork(Effect.flatMap(Scope.close(act.scope, Exit.void), () => Effect.sync(() => this.afterStop(act))))
+  }
+
+  private afterStop(act: Activation): void {
+    this.remove(act)
+    const waiting = (act.mailbox?.takeAll() ?? []).filter((turn) =>
+      turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick
+    )
+    if (waiting.length > 0) {
+      if (this.shuttingDown) {
+        const failure = Effect.fail(this.unavailable(act.slot, act.id))
+        for (const turn of waiting) {
+          turn.state = TurnState.Cancelled
+          if (turn.kind === TurnKind.Ask) turn.deliver(failure)
+        }
+      } else {
+        // Messages that arrived during deactivation go, in order, to the next activation.
+        const next = this.create(act.slot, act.id)
+        for (const turn of waiting) {
+          turn.activation = next
+          next.enqueue(turn)
+        }
+        this.fork(this.activate(next))
+      }
+    }
+    act.stopped()
+  }
+}
+
+const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
+  if (turn.kind === TurnKind.Tick) return turn.payload as Effect.Effect<void>
+  try {
+    return turn.activation!.handlers![turn.info!.tag](turn.payload)
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}
+
+/** A one-way turn has nobody to report to: defects are logged as errors, failures at debug. */
+const logOneWayFailure = (turn: Turn, cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+  const act = turn.activation!
+  const where = `${act.slot.name}/${act.id}.${turn.info!.tag}`
+  return Cause.hasDies(cause) ?
+    Effect.logError(`${where} died in a one-way turn`, cause) :
+    Effect.logDebug(`${where} failed in a one-way turn`, cause)
+}
+
+const missingHandler = (registration: Registration, handlers: Handlers): string | undefined => {
+  for (const tag in registration.messages) {
+    if (typeof handlers[tag] !== "function") return tag
+  }
+  return undefined
+}

@@ -1,0 +1,100 @@
+/**
+ * An actor type as the silo hosts it: the contract's messages with their scheduling facts,
+ * the activation effect, and the per-type options resolved against silo defaults.
+ *
+ * @since 0.1.0
+ */
+import { Duration, type Context, type Effect, type Scope } from "effect"
+import type { ActorContext } from "./ActorContext.ts"
+import type { MessageInfo } from "./Turn.ts"
+
+/**
+ * What to do when a mailbox is full: fail the send with `MailboxFull`, or suspend the
+ * sender until there is room.
+ *
+ * @since 0.1.0
+ */
+export type WhenFull = "fail" | "suspend"
+
+/**
+ * Per-type options, given to `Contract.toLayer`. Each falls back to the silo's default.
+ *
+ * @since 0.1.0
+ */
+export interface ActorTypeOptions {
+  /** Passivate an activation after this long without turns. `"never"` keeps it. */
+  readonly idleTimeout?: Duration.Input | "never" | undefined
+  /** Messages that may wait in one activation's mailbox. */
+  readonly mailboxCapacity?: number | undefined
+  readonly whenFull?: WhenFull | undefined
+  /** Let any call re-enter an activation that is waiting in its call chain. Default false. */
+  readonly reentrant?: boolean | undefined
+  /** Fail an ask with `CallTimeout` after this long. Default: no timeout for local calls. */
+  readonly callTimeout?: Duration.Input | undefined
+}
+
+/**
+ * Silo-wide defaults for {@link ActorTypeOptions}.
+ *
+ * @since 0.1.0
+ */
+export interface ActorDefaults {
+  readonly idleTimeout: Duration.Input | "never"
+  readonly mailboxCapacity: number
+  readonly whenFull: WhenFull
+}
+
+/**
+ * The documented defaults: idle passivation after 1 minute (as effect/cluster's
+ * `maxIdleTime`), 10,000 queued messages, fail when full.
+ *
+ * @since 0.1.0
+ */
+export const defaultActorDefaults: ActorDefaults = {
+  idleTimeout: "1 minute",
+  mailboxCapacity: 10_000,
+  whenFull: "fail"
+}
+
+/** A handler table: one function per message tag. @internal */
+export type Handlers = Record<string, (payload: any) => Effect.Effect<any, any>>
+
+/** The message facts plus the rpc schemas, for untyped entry points. @internal */
+export interface MessageEntry extends MessageInfo {
+  readonly payloadSchema: any
+  readonly successSchema: any
+  readonly errorSchema: any
+  /** False for messages declared without a payload: their ref method takes only options. */
+  readonly hasPayload: boolean
+}
+
+/** What `toLayer` hands to the silo. @internal */
+export interface Registration {
+  readonly type: string
+  readonly messages: Readonly<Record<string, MessageEntry>>
+  readonly build: Effect.Effect<Handlers, unknown, Scope.Scope | ActorContext>
+  /** The services the activation effect needs, captured when the layer was built. */
+  readonly context: Context.Context<never>
+  readonly options: ActorTypeOptions
+}
+
+/** A registration with its options resolved. @internal */
+export interface ResolvedOptions {
+  readonly idleMillis: number
+  readonly capacity: number
+  readonly whenFull: WhenFull
+  readonly reentrant: boolean
+  readonly callTimeout: Duration.Duration | undefined
+}
+
+/** @internal */
+export const resolveOptions = (options: ActorTypeOptions, defaults: ActorDefaults): ResolvedOptions => {
+  const idle = options.idleTimeout ?? defaults.idleTimeout
+  return {
+    idleMillis: idle === "never" ? Infinity : Duration.toMillis(idle),
+    capacity: options.mailboxCapacity ?? defaults.mailboxCapacity,
+    whenFull: options.whenFull ?? defaults.whenFull,
+    reentrant: options.reentrant ?? false,
+    callTimeout: options.callTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.callTimeout)
+  }
+}

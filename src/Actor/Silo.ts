@@ -1,0 +1,212 @@
+/**
+ * The silo: the process-local host of activations. Provide `Silo.layer()` (or, in tests,
+ * `Silo.layerTest(...implementations)`) and every contract's `ref` routes through it.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Exit, Layer, Schema, Scope } from "effect"
+import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
+import {
+  ActorUnavailable,
+  type CallError,
+  InvalidActorId,
+  MessageDecodeError,
+  UnknownActorType,
+  UnknownMessage
+} from "./ActorError.ts"
+import { type Activation, ActivationState } from "./Activation.ts"
+import type { RefClass } from "./ActorRef.ts"
+import { LocalRouter } from "./LocalRouter.ts"
+import { runSweeper } from "./Passivation.ts"
+import { type ActorDefaults, defaultActorDefaults } from "./Registration.ts"
+import { TurnKind, TurnState } from "./Turn.ts"
+
+/**
+ * Silo configuration; every field has a documented default.
+ *
+ * @since 0.1.0
+ */
+export interface SiloConfig {
+  /** Defaults for actor types that do not set their own options. */
+  readonly defaults?: Partial<ActorDefaults> | undefined
+  /** How often idle activations are looked for. Default 10 seconds. */
+  readonly passivationInterval?: Duration.Input | undefined
+  /** How long shutdown waits for running turns and finalizers. Default 10 seconds. */
+  readonly shutdownTimeout?: Duration.Input | undefined
+}
+
+/**
+ * One row of the activation listing.
+ *
+ * @since 0.1.0
+ */
+export interface ActivationInfo {
+  readonly address: ActorAddress
+  readonly state: string
+  readonly mailboxDepth: number
+  readonly runningTurns: number
+  readonly ageMillis: number
+}
+
+/**
+ * A message from untyped input (an admin API, a transport): decoded with the message's
+ * schema where it enters.
+ *
+ * @since 0.1.0
+ */
+export interface UntypedRequest {
+  readonly type: string
+  readonly id: string
+  readonly tag: string
+  readonly payload: unknown
+}
+
+/**
+ * The silo's services.
+ *
+ * @since 0.1.0
+ */
+export interface SiloShape {
+  /** @internal */
+  readonly router: LocalRouter
+  /** @internal */
+  readonly ref: (refClass: RefClass, type: string, id: string) => Effect.Effect<any, InvalidActorId>
+  /** The activations of one type (or all), with mailbox depth and age. */
+  readonly activations: (type?: string) => Effect.Effect<ReadonlyArray<ActivationInfo>>
+  /** Deactivates an activation, waiting for its finalizers; `false` if it was not active. */
+  readonly deactivate: (address: ActorAddress) => Effect.Effect<boolean>
+  /** Decodes and asks; the reply comes back encoded with the message's success schema. */
+  readonly dispatch: (
+    request: UntypedRequest
+  ) => Effect.Effect<unknown, UnknownActorType | UnknownMessage | InvalidActorId | MessageDecodeError | CallError | unknown>
+}
+
+/**
+ * @since 0.1.0
+ */
+export class Silo extends Context.Service<Silo, SiloShape>()("quark/Silo") {}
+
+const awaitStopped = (act: Activation): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
+
+const make = Effect.fnUntraced(function*(config: SiloConfig) {
+  const context = yield* Effect.context<never>()
+  const router = new LocalRouter(context, { ...defaultActorDefaults, ...config.defaults })
+  const shutdownTimeout = config.shutdownTimeout ?? Duration.seconds(10)
+
+  yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))
+  yield* Effect.addFinalizer(() => shutdown(router, shutdownTimeout))
+
+  const ref = (refClass: RefClass, type: string, id: string) => {
+    const reason = invalidIdReason(id)
+    return reason === undefined ?
+      Effect.succeed(new refClass(router, router.slot(type), id)) :
+      Effect.fail(new InvalidActorId({ type, id, reason }))
+  }
+
+  const activations = (type?: string) =>
+    Effect.clockWith((clock) =>
+      Effect.sync(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        const slots = type === undefined ? [...router.slots.values()] : [router.slots.get(type)].filter((s) => s)
+        return slots.flatMap((slot) =>
+          [...slot!.activations.values()].map((act): ActivationInfo => ({
+            address: act.address,
+            state: act.stateName,
+            mailboxDepth: act.mailboxDepth,
+            runningTurns: act.running,
+            ageMillis: act.state === ActivationState.Activating ? 0 : now - act.createdAtMillis
+          }))
+        )
+      })
+    )
+
+  const deactivate = (address: ActorAddress) =>
+    Effect.suspend(() => {
+      const act = router.slots.get(address.type)?.activations.get(address.id)
+      if (act === undefined) return Effect.succeed(false)
+      act.deactivate()
+      return Effect.as(awaitStopped(act), true)
+    })
+
+  const dispatch = (request: UntypedRequest) =>
+    Effect.suspend(() => {
+      const slot = router.slots.get(request.type)
+      const entry = slot?.registration?.messages[request.tag]
+      if (slot?.registration === undefined) return Effect.fail(new UnknownActorType({ type: request.type }))
+      if (entry === undefined) return Effect.fail(new UnknownMessage({ type: request.type, tag: request.tag }))
+      const reason = invalidIdReason(request.id)
+      if (reason !== undefined) return Effect.fail(new InvalidActorId({ type: request.type, id: request.id, reason }))
+      return Schema.decodeUnknownEffect(entry.payloadSchema)(request.payload).pipe(
+        Effect.mapError((error) =>
+          new MessageDecodeError({
+            address: { type: request.type, id: request.id },
+            tag: request.tag,
+            reason: error.message
+          })
+        ),
+        Effect.flatMap((payload) => router.ask(slot, request.id, entry, payload)),
+        Effect.flatMap((success) => Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)))
+      ) as Effect.Effect<unknown, unknown>
+    })
+
+  return Silo.of({ router, ref, activations, deactivate, dispatch })
+})
+
+/**
+ * Deactivates everything, waiting up to `timeout` for running turns and finalizers; then
+ * closes what is left and fails what still waits with `ActorUnavailable`.
+ */
+const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    router.shuttingDown = true
+    const all = [...router.slots.values()].flatMap((slot) => [...slot.activations.values()])
+    for (const act of all) act.deactivate()
+    return Effect.forEach(all, awaitStopped, { discard: true }).pipe(
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () =>
+          Effect.logWarning("silo shutdown timed out; closing the remaining activations").pipe(
+            Effect.andThen(Effect.forEach(all.filter((act) => act.state !== ActivationState.Stopped), forceStop, {
+              discard: true
+            }))
+          )
+      })
+    )
+  })
+
+const forceStop = (act: Activation): Effect.Effect<void> =>
+  Effect.flatMap(Scope.close(act.scope, Exit.void), () =>
+    Effect.sync(() => {
+      if (act.slot.activations.get(act.id) === act) act.slot.activations.delete(act.id)
+      const failure = Effect.fail(
+        new ActorUnavailable({ address: act.address, reason: "the silo shut down before the turn could run" })
+      )
+      for (const turn of act.mailbox?.takeAll() ?? []) {
+        if (turn.kind === TurnKind.Ask && turn.state === TurnState.Queued) {
+          turn.state = TurnState.Cancelled
+          turn.deliver(failure)
+        }
+      }
+      act.stopped()
+    }))
+
+/**
+ * The silo layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (config: SiloConfig = {}): Layer.Layer<Silo> => Layer.effect(Silo, make(config))
+
+/**
+ * A silo hosting the given implementations, for tests: `it.layer(Silo.layerTest(CounterLive))`.
+ * Built inside a test, its timers and passivation run on the `TestClock`.
+ *
+ * @since 0.1.0
+ */
+export const layerTest = <const Layers extends ReadonlyArray<Layer.Layer<never, any, any>>>(
+  ...implementations: Layers
+): Layer.Layer<Silo, Layer.Error<Layers[number]>, Exclude<Layer.Services<Layers[number]>, Silo>> =>
+  Layer.mergeAll(...(implementations as unknown as [Layer.Layer<never>])).pipe(
+    Layer.provideMerge(layer())
+  ) as any

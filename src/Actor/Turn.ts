@@ -1,0 +1,148 @@
+/**
+ * A turn: one message on its way through an activation. The same object is the mailbox
+ * entry while the message waits, the frame of the call chain while it runs (deadlock
+ * detection walks `caller` links), and the carrier of the request context.
+ *
+ * @since 0.1.0
+ */
+import { Context, type Effect, type Scheduler } from "effect"
+import type { Activation } from "./Activation.ts"
+
+/**
+ * How a message waits for its reply, if at all. `Frame` is not a message: a frame set by
+ * `withRequestContext`.
+ *
+ * @internal
+ */
+export const TurnKind = { Ask: 0, Tell: 1, Tick: 2, Frame: 3 } as const
+/** @internal */
+export type TurnKind = typeof TurnKind[keyof typeof TurnKind]
+
+/** @internal */
+export const TurnState = { Queued: 0, Running: 1, Ended: 2, Cancelled: 3 } as const
+/** @internal */
+export type TurnState = typeof TurnState[keyof typeof TurnState]
+
+/** Scheduling facts about one message tag of one actor type, computed at registration. @internal */
+export interface MessageInfo {
+  readonly tag: string
+  readonly readOnly: boolean
+  readonly interleave: boolean
+  /** Whether the turn counts as activity for idle passivation (false only for some timer ticks). */
+  readonly keepAlive: boolean
+}
+
+/** @internal */
+export const emptyMetadata: Readonly<Record<string, string>> = Object.freeze({})
+
+let nextSeq = 1
+
+/** @internal */
+export class Turn {
+  /** The activation this turn runs in (undefined for a context frame). */
+  activation: Activation | undefined
+  /** The turn that is waiting on this one: the call chain. Undefined for tells. */
+  readonly caller: Turn | undefined
+  readonly seq: number
+  readonly correlation: string | number
+  readonly metadata: Readonly<Record<string, string>>
+  readonly kind: TurnKind
+  readonly info: MessageInfo | undefined
+  readonly payload: unknown
+  state: TurnState = TurnState.Queued as TurnState
+  /** How a parked asker learns its fate: `granted` to run, or a failure. */
+  outcome: Effect.Effect<void, any> | undefined = undefined
+  /** Resumes the parked asker's fiber, once it has parked. */
+  resume: ((outcome: Effect.Effect<void, any>) => void) | undefined = undefined
+  /** The parked asker's dispatcher: resuming goes through it, never on the granting stack. */
+  dispatcher: Scheduler.SchedulerDispatcher | undefined = undefined
+  /** For ticks: called once the tick's turn ends, so the timer can schedule the next. */
+  onEnd: (() => void) | undefined = undefined
+
+  constructor(
+    kind: TurnKind,
+    activation: Activation | undefined,
+    caller: Turn | undefined,
+    correlation: string | number | undefined,
+    metadata: Readonly<Record<string, string>>,
+    info: MessageInfo | undefined,
+    payload: unknown
+  ) {
+    this.kind = kind
+    this.activation = activation
+    this.caller = caller
+    this.seq = nextSeq++
+    this.correlation = correlation ?? this.seq
+    this.metadata = metadata
+    this.info = info
+    this.payload = payload
+  }
+
+  /**
+   * A message turn sent from within `outer` (the sender's current turn or frame). Only an
+   * ask extends the chain: a one-way message does not wait, so it starts a new chain but
+   * keeps the request context.
+   */
+  static message(
+    kind: TurnKind,
+    activation: Activation | undefined,
+    outer: Turn | undefined,
+    info: MessageInfo,
+    payload: unknown
+  ): Turn {
+    return outer === undefined ?
+      new Turn(kind, activation, undefined, undefined, emptyMetadata, info, payload) :
+      new Turn(
+        kind,
+        activation,
+        kind === TurnKind.Ask ? outer : undefined,
+        outer.correlation,
+        outer.metadata,
+        info,
+        payload
+      )
+  }
+
+  /**
+   * Settles a parked asker. The fiber resumes on its own dispatcher, not synchronously:
+   * a synchronous resume would run the next turn inside the previous turn's `end`, and a
+   * long mailbox would become a deep stack.
+   */
+  deliver(outcome: Effect.Effect<void, any>): void {
+    this.outcome = outcome
+    if (this.resume !== undefined) this.dispatcher!.scheduleTask(() => this.resume!(outcome), 0)
+  }
+
+  /** A frame that only changes the request context, keeping the chain of `outer`. */
+  static contextFrame(
+    outer: Turn | undefined,
+    correlation: string | number | undefined,
+    metadata: Readonly<Record<string, string>>
+  ): Turn {
+    const frame = new Turn(TurnKind.Frame, undefined, outer, correlation, metadata, undefined, undefined)
+    frame.state = TurnState.Ended
+    return frame
+  }
+}
+
+/**
+ * The innermost turn (or request-context frame) of the running fiber.
+ *
+ * @internal
+ */
+export const CurrentTurn = Context.Reference<Turn | undefined>("quark/Turn/CurrentTurn", {
+  defaultValue: () => undefined
+})
+
+/**
+ * The running turn in `outer`'s chain that belongs to `target`, if any: the start of a
+ * cycle should `outer` now wait on `target`.
+ *
+ * @internal
+ */
+export const runningTurnOf = (outer: Turn | undefined, target: Activation): Turn | undefined => {
+  for (let t = outer; t !== undefined; t = t.caller) {
+    if (t.activation === target && t.state === TurnState.Running) return t
+  }
+  return undefined
+}

@@ -1,0 +1,17 @@
+/**
+ * The local actor runtime: contracts, refs, activations, mailboxes, turns, request
+ * context, timers and the silo that hosts them.
+ *
+ * @since 0.1.0
+ */
+export * as Actor from "./Actor.ts"
+export type { ActorRef } from "./ActorRef.ts"
+export { type ActorAddress, formatAddress, maxIdLength } from "./ActorAddress.ts"
+export { ActorContext, type ActorContextShape, type TimerOptions } from "./ActorContext.ts"
+export * from "./ActorError.ts"
+export * as ActorSchema from "./ActorSchema.ts"
+export type { CallOptions } from "./CallOptions.ts"
+export * as RequestContext from "./RequestContext.ts"
+export type { ActorDefaults, ActorTypeOptions, WhenFull } from "./Registration.ts"
+export { defaultActorDefaults } from "./Registration.ts"
+export * as Silo from "./Silo.ts"

@@ -1,0 +1,6 @@
+/**
+ * Quark: distributed virtual actors with supervision hierarchies, built on Effect.
+ *
+ * @since 0.1.0
+ */
+export * from "./Actor/index.ts"
