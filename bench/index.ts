@@ -1,0 +1,41 @@
+/**
+ * `npm run bench` runs every benchmark in one process and one run, interleaving rounds of
+ * the variants (A B C A B C ...) so that machine noise hits all of them alike, and prints a
+ * table with ratios to the baselines; `npm run bench -- --json` prints one JSON object per
+ * line instead. `--quick` runs fewer, smaller rounds (a smoke check, not a measurement).
+ */
+import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
+import { printResults, runInterleaved } from "./Harness.ts"
+import { activate, askConcurrent, askSequential, tell } from "./local.ts"
+
+const json = process.argv.includes("--json")
+const quick = process.argv.includes("--quick")
+const scale = quick ? 0.05 : 1
+const ops = (n: number) => Math.max(100, Math.round(n * scale))
+const rounds = quick ? 2 : 7
+const warmup = 1
+
+const disposables = [
+  await queueAsk(ops(100_000)),
+  await effectClusterAsk(ops(20_000)),
+  await askSequential(ops(1_000_000)),
+  await askConcurrent(ops(200_000)),
+  await tell(ops(2_000_000))
+]
+const variants = [plainCall(ops(1_000_000)), ...disposables, activate(ops(100_000))]
+
+try {
+  const results = await runInterleaved(variants, { rounds, warmup })
+  printResults(results, {
+    json,
+    ratios: [
+      ["local.ask.sequential", "baseline.effect-cluster.ask"],
+      ["local.ask.sequential", "baseline.queue-ask"],
+      ["local.ask.concurrent", "baseline.effect-cluster.ask"],
+      ["local.tell", "baseline.queue-ask"],
+      ["local.ask.sequential", "baseline.plain-call"]
+    ]
+  })
+} finally {
+  for (const d of disposables) await d.dispose()
+}
