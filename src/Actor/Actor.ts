@@ -40,8 +40,10 @@ import { Silo } from "./Silo.ts"
  *
  * @since 0.1.0
  */
-export type HandlersFrom<Rpcs extends Rpc.Any> = {
-  readonly [R in Rpcs as R["_tag"]]: (payload: Rpc.Payload<R>) => Effect.Effect<Rpc.Success<R>, Rpc.Error<R>>
+export type HandlersFrom<Rpcs extends Rpc.Any, Services = never> = {
+  readonly [R in Rpcs as R["_tag"]]: (
+    payload: Rpc.Payload<R>
+  ) => Effect.Effect<Rpc.Success<R>, Rpc.Error<R>, Services>
 }
 
 /**
@@ -57,16 +59,17 @@ export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
   /** A typed reference to the actor with this id; fails with `InvalidActorId` on an empty or oversized id. */
   readonly ref: (id: string) => Effect.Effect<ActorRef<Rpcs>, InvalidActorId, Silo>
   /** Types a handler table (identity at run time). */
-  readonly of: (handlers: HandlersFrom<Rpcs>) => HandlersFrom<Rpcs>
+  readonly of: <Services = never>(handlers: HandlersFrom<Rpcs, Services>) => HandlersFrom<Rpcs, Services>
   /**
    * The implementation: `build` runs once per activation, in the activation's scope (its
    * finalizers run at deactivation), and returns the handlers. State kept in that scope
-   * (a `Ref`, say) lives exactly as long as the activation.
+   * (a `Ref`, say) lives exactly as long as the activation. Handlers run with the services
+   * the layer was built with (the `Silo` among them, so they can call other actors).
    */
-  readonly toLayer: <E, R>(
-    build: Effect.Effect<HandlersFrom<Rpcs>, E, R>,
+  readonly toLayer: <E, R, Services = never>(
+    build: Effect.Effect<HandlersFrom<Rpcs, Services>, E, R>,
     options?: ActorTypeOptions
-  ) => Layer.Layer<never, never, Exclude<R, Scope.Scope | ActorContext> | Silo>
+  ) => Layer.Layer<never, never, Exclude<R, Scope.Scope | ActorContext> | Exclude<Services, Silo> | Silo>
 }
 
 /** Tags a message may not use: they are taken by the ref itself. */

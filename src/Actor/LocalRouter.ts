@@ -164,7 +164,8 @@ export class LocalRouter {
   private runAsk(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
     const act = turn.activation!
     const previous = fiber.context
-    fiber.setContext(Context.add(previous, CurrentTurn, turn))
+    // The turn runs with the actor's services (captured when its layer was built), not the caller's.
+    fiber.setContext(Context.add(act.slot.registration!.context, CurrentTurn, turn))
     let handled: Effect.Effect<any, any>
     try {
       handled = act.handlers![turn.info!.tag](turn.payload)
@@ -258,7 +259,7 @@ export class LocalRouter {
 
   private drain(act: Activation): Effect.Effect<void> {
     return Effect.withFiber((fiber) => {
-      const base = fiber.context
+      const base = act.slot.registration!.context
       let current: Turn | undefined
       // One closure per drainer, not per turn: it reads the turn being run.
       const onFailure = (cause: Cause.Cause<unknown>) => logOneWayFailure(current!, cause)

@@ -73,7 +73,7 @@ export interface Registration {
   readonly type: string
   readonly messages: Readonly<Record<string, MessageEntry>>
   readonly build: Effect.Effect<Handlers, unknown, Scope.Scope | ActorContext>
-  /** The services the activation effect needs, captured when the layer was built. */
+  /** The services the activation effect and the handlers need, captured when the layer was built. */
   readonly context: Context.Context<never>
   readonly options: ActorTypeOptions
 }
