@@ -23,6 +23,16 @@ export type ActivationState = typeof ActivationState[keyof typeof ActivationStat
 
 const stateNames = ["activating", "active", "deactivating", "stopped"] as const
 
+const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4 } as const
+
+/** @internal */
+export class Extras {
+  ready: Array<Turn> = []
+  timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
+  spaceWaiters: Array<() => void> | undefined = undefined
+  stopWaiters: Array<() => void> | undefined = undefined
+}
+
 /** The turn may start now. @internal */
 export const granted: Effect.Effect<void> = Effect.void
 
@@ -30,7 +40,6 @@ export const granted: Effect.Effect<void> = Effect.void
 export class Activation implements ActorContextShape {
   readonly slot: TypeSlot
   readonly id: string
-  readonly options: ResolvedOptions
   readonly scope: Scope.Closeable
   state: ActivationState = ActivationState.Activating as ActivationState
   handlers: Handlers | undefined = undefined
@@ -39,25 +48,60 @@ export class Activation implements ActorContextShape {
   running = 0
   /** Of those, turns of messages that are not read-only. */
   exclusiveRunning = 0
+  /** Present only while messages wait: most activations are idle most of the time. */
   mailbox: Mailbox | undefined = undefined
-  /** One-way turns granted and waiting for the drainer fiber. */
-  ready: Array<Turn> | undefined = undefined
-  draining = false
-  /** Turns that count as activity; the passivation sweep compares it between sweeps. */
+  /** Turns that counted as activity since the last passivation sweep. */
   activity = 0
-  seenActivity = 0
   idleSweeps = 0
-  keptAlive = false
-  deactivateWhenActive = false
-  timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
-  spaceWaiters: Array<() => void> | undefined = undefined
-  stopWaiters: Array<() => void> | undefined = undefined
+  private flags = 0
+  /** State few activations need, allocated on first use to keep idle activations small. */
+  private extras: Extras | undefined = undefined
 
-  constructor(slot: TypeSlot, id: string, options: ResolvedOptions, scope: Scope.Closeable) {
+  constructor(slot: TypeSlot, id: string, scope: Scope.Closeable) {
     this.slot = slot
     this.id = id
-    this.options = options
     this.scope = scope
+  }
+
+  get options(): ResolvedOptions {
+    return this.slot.options!
+  }
+
+  /** A drainer fiber is running this activation's one-way turns. */
+  get draining(): boolean {
+    return (this.flags & Flag.Draining) !== 0
+  }
+  set draining(on: boolean) {
+    this.flags = on ? this.flags | Flag.Draining : this.flags & ~Flag.Draining
+  }
+
+  /** Exempt from idle passivation. */
+  get keptAlive(): boolean {
+    return (this.flags & Flag.KeptAlive) !== 0
+  }
+  set keptAlive(on: boolean) {
+    this.flags = on ? this.flags | Flag.KeptAlive : this.flags & ~Flag.KeptAlive
+  }
+
+  /** Deactivate once the running turns end. */
+  get deactivateWhenActive(): boolean {
+    return (this.flags & Flag.DeactivateWhenActive) !== 0
+  }
+  set deactivateWhenActive(on: boolean) {
+    this.flags = on ? this.flags | Flag.DeactivateWhenActive : this.flags & ~Flag.DeactivateWhenActive
+  }
+
+  get rare(): Extras {
+    return this.extras ??= new Extras()
+  }
+
+  /** One-way turns granted and waiting for the drainer fiber. */
+  get ready(): Array<Turn> | undefined {
+    return this.extras?.ready
+  }
+
+  get timers(): Map<string, Fiber.Fiber<unknown, unknown>> | undefined {
+    return this.extras?.timers
   }
 
   get router(): LocalRouter {
@@ -162,6 +206,7 @@ export class Activation implements ActorContextShape {
         this.dispatch(turn)
         if (!readOnly) break
       }
+      if (mailbox.size === 0) this.mailbox = undefined
       this.wakeSenders()
     }
   }
@@ -177,7 +222,7 @@ export class Activation implements ActorContextShape {
     if (turn.kind === TurnKind.Ask) {
       turn.deliver(granted)
     } else {
-      ;(this.ready ??= []).push(turn)
+      this.rare.ready.push(turn)
       if (!this.draining) {
         this.draining = true
         this.router.startDrainer(this)
@@ -190,7 +235,7 @@ export class Activation implements ActorContextShape {
    * first free slot: waking per slot would switch fibers on every message.
    */
   private wakeSenders(): void {
-    const waiters = this.spaceWaiters
+    const waiters = this.extras?.spaceWaiters
     if (waiters === undefined || waiters.length === 0) return
     const depth = this.mailboxDepth
     if (depth * 2 > this.options.capacity) return
@@ -238,24 +283,27 @@ export class Activation implements ActorContextShape {
   /** Registers a callback for when the activation has stopped (immediately if it has). */
   onStopped(callback: () => void): void {
     if (this.state === ActivationState.Stopped) callback()
-    else (this.stopWaiters ??= []).push(callback)
+    else (this.rare.stopWaiters ??= []).push(callback)
   }
 
   stopped(): void {
     this.state = ActivationState.Stopped
     this.stopTimers()
-    const waiters = this.stopWaiters
-    this.stopWaiters = undefined
+    const extras = this.extras
+    if (extras === undefined) return
+    const waiters = extras.stopWaiters
+    extras.stopWaiters = undefined
     if (waiters !== undefined) for (const waiter of waiters) waiter()
-    const senders = this.spaceWaiters
-    this.spaceWaiters = undefined
+    const senders = extras.spaceWaiters
+    extras.spaceWaiters = undefined
     if (senders !== undefined) for (const sender of senders) sender()
   }
 
   private stopTimers(): void {
-    if (this.timers === undefined) return
-    for (const fiber of this.timers.values()) fiber.interruptUnsafe()
-    this.timers = undefined
+    const timers = this.extras?.timers
+    if (timers === undefined) return
+    this.extras!.timers = undefined
+    for (const fiber of timers.values()) fiber.interruptUnsafe()
   }
 
   // ---------------------------------------------------------------------------

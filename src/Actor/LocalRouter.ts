@@ -24,7 +24,7 @@ import {
   type SendError,
   UnknownActorType
 } from "./ActorError.ts"
-import { Activation, ActivationState } from "./Activation.ts"
+import { Activation, ActivationState, granted } from "./Activation.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import {
   type ActorDefaults,
@@ -127,7 +127,11 @@ export class LocalRouter {
       const created = this.create(slot, id)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
-      return Effect.flatMap(this.activate(created), () => this.awaitTurn(fiber, restore, turn))
+      return Effect.flatMap(
+        this.activate(created),
+        // Usually the activation granted this turn already (it was first in the mailbox).
+        () => turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
+      )
     }
     const cycle = act.state === ActivationState.Activating ? undefined : act.cycleFrom(outer)
     if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
@@ -196,9 +200,9 @@ export class LocalRouter {
       Effect.callback<void>((resume) => {
         const dispatcher = fiber.currentDispatcher
         const wake = () => dispatcher.scheduleTask(() => resume(Effect.void), 0)
-        ;(act.spaceWaiters ??= []).push(wake)
+        ;(act.rare.spaceWaiters ??= []).push(wake)
         return Effect.sync(() => {
-          const waiters = act.spaceWaiters
+          const waiters = act.rare.spaceWaiters
           const at = waiters === undefined ? -1 : waiters.indexOf(wake)
           if (at >= 0) waiters!.splice(at, 1)
         })
@@ -287,7 +291,7 @@ export class LocalRouter {
   // Activation
 
   private create(slot: TypeSlot, id: string): Activation {
-    const act = new Activation(slot, id, slot.options!, Scope.makeUnsafe())
+    const act = new Activation(slot, id, Scope.makeUnsafe())
     slot.activations.set(id, act)
     return act
   }
@@ -300,18 +304,29 @@ export class LocalRouter {
   private activate(act: Activation): Effect.Effect<void> {
     const registration = act.slot.registration!
     const context = Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, act)
-    return Effect.flatMap(Effect.exit(Effect.provideContext(registration.build, context)), (exit) =>
-      Effect.withFiber((fiber) => {
-        const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
-        if (Exit.isSuccess(exit) && missing === undefined) {
-          act.activated(exit.value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    return Effect.withFiber((fiber) => {
+      // The activation effect sees the actor's services only (a merge with the caller's
+      // context would copy it on every activation).
+      const previous = fiber.context
+      fiber.setContext(context)
+      return Effect.flatMap(
+        Effect.onExit(Effect.exit(registration.build), () => {
+          fiber.setContext(previous)
           return Effect.void
+        }),
+        (exit) => {
+          const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
+          if (Exit.isSuccess(exit) && missing === undefined) {
+            act.activated(exit.value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+            return Effect.void
+          }
+          const reason = missing !== undefined ?
+            `the implementation has no handler for "${missing}"` :
+            Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
+          return Effect.flatMap(Scope.close(act.scope, exit), () => Effect.sync(() => this.failActivation(act, reason)))
         }
-        const reason = missing !== undefined ?
-          `the implementation has no handler for "${missing}"` :
-          Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
-        return Effect.flatMap(Scope.close(act.scope, exit), () => Effect.sync(() => this.failActivation(act, reason)))
-      }))
+      ) as Effect.Effect<void>
+    })
   }
 
   private failActivation(act: Activation, reason: string): void {

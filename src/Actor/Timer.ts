@@ -44,11 +44,11 @@ export const startTimer = (
     const forgetWhenDone = Effect.ensuring(
       loop,
       Effect.sync(() => {
-        if (self !== undefined && act.timers?.get(name) === self) act.timers.delete(name)
+        if (self !== undefined && act.timers?.get(name) === self) act.timers!.delete(name)
       })
     )
     return Effect.map(Effect.forkIn(forgetWhenDone, act.scope), (fiber) => {
       self = fiber
-      ;(act.timers ??= new Map()).set(name, fiber)
+      ;(act.rare.timers ??= new Map()).set(name, fiber)
     })
   })
