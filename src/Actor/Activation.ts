@@ -31,6 +31,7 @@ export class Extras {
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
   spaceWaiters: Array<() => void> | undefined = undefined
   stopWaiters: Array<() => void> | undefined = undefined
+  failure: string | undefined = undefined
 }
 
 /** The turn may start now. @internal */
@@ -102,6 +103,14 @@ export class Activation implements ActorContextShape {
 
   get timers(): Map<string, Fiber.Fiber<unknown, unknown>> | undefined {
     return this.extras?.timers
+  }
+
+  /** Why the activation effect failed, once it has. */
+  get failure(): string | undefined {
+    return this.extras?.failure
+  }
+  set failure(reason: string | undefined) {
+    this.rare.failure = reason
   }
 
   get router(): LocalRouter {
@@ -218,7 +227,7 @@ export class Activation implements ActorContextShape {
   }
 
   /** Sends a granted turn on its way: an asker resumes in its own fiber, the rest go to the drainer. */
-  private dispatch(turn: Turn): void {
+  dispatch(turn: Turn): void {
     if (turn.kind === TurnKind.Ask) {
       turn.deliver(granted)
     } else {

@@ -24,7 +24,7 @@ import {
   type SendError,
   UnknownActorType
 } from "./ActorError.ts"
-import { Activation, ActivationState, granted } from "./Activation.ts"
+import { Activation, ActivationState } from "./Activation.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import {
   type ActorDefaults,
@@ -124,13 +124,17 @@ export class LocalRouter {
     }
     if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
     if (act === undefined) {
+      // The first caller builds the activation in its own fiber and holds its first turn;
+      // callers arriving meanwhile queue behind it.
       const created = this.create(slot, id)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
-      created.enqueue(turn)
+      created.begin(turn)
       return Effect.flatMap(
         this.activate(created),
-        // Usually the activation granted this turn already (it was first in the mailbox).
-        () => turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
+        () =>
+          created.state === ActivationState.Stopped ?
+            Effect.fail(new ActivationFailed({ address: created.address, reason: created.failure! })) :
+            this.runAsk(fiber, restore, turn)
       )
     }
     const cycle = act.state === ActivationState.Activating ? undefined : act.cycleFrom(outer)
@@ -230,9 +234,17 @@ export class LocalRouter {
     const outer = fiber.getRef(CurrentTurn)
     let act = slot.activations.get(id)
     if (act === undefined) {
-      act = this.create(slot, id)
-      act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
-      this.fork(this.activate(act))
+      const created = this.create(slot, id)
+      const turn = Turn.message(TurnKind.Tell, created, outer, info, payload)
+      created.begin(turn)
+      // A sender does not wait for the activation effect: it runs on a fiber of its own.
+      this.fork(Effect.flatMap(this.activate(created), () => {
+        if (created.state === ActivationState.Stopped) {
+          return Effect.logWarning(`${slot.name}/${id}.${info.tag}: one-way message dropped, activation failed`)
+        }
+        created.dispatch(turn)
+        return Effect.void
+      }))
       return Effect.void
     }
     if (act.state === ActivationState.Active && act.admits(info, undefined)) {
@@ -331,6 +343,7 @@ export class LocalRouter {
 
   private failActivation(act: Activation, reason: string): void {
     act.state = ActivationState.Stopped
+    act.failure = reason
     this.remove(act)
     const failure = Effect.fail(new ActivationFailed({ address: act.address, reason }))
     for (const turn of act.mailbox?.takeAll() ?? []) {
@@ -348,7 +361,13 @@ export class LocalRouter {
 
   /** Runs the finalizers of an activation whose turns have all ended, then hands its queue on. */
   finishDeactivation(act: Activation): void {
-    this.fork(Effect.flatMap(Scope.close(act.scope, Exit.void), () => Effect.sync(() => this.afterStop(act))))
+    // Yield first: this is called from the end of a turn, which is no place to run finalizers.
+    this.fork(
+      Effect.yieldNow.pipe(
+        Effect.andThen(Scope.close(act.scope, Exit.void)),
+        Effect.andThen(Effect.sync(() => this.afterStop(act)))
+      )
+    )
   }
 
   private afterStop(act: Activation): void {
