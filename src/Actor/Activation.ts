@@ -31,7 +31,6 @@ export class Extras {
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
   spaceWaiters: Array<() => void> | undefined = undefined
   stopWaiters: Array<() => void> | undefined = undefined
-  failure: string | undefined = undefined
 }
 
 /** The turn may start now. @internal */
@@ -105,14 +104,6 @@ export class Activation implements ActorContextShape {
     return this.extras?.timers
   }
 
-  /** Why the activation effect failed, once it has. */
-  get failure(): string | undefined {
-    return this.extras?.failure
-  }
-  set failure(reason: string | undefined) {
-    this.rare.failure = reason
-  }
-
   get router(): LocalRouter {
     return this.slot.router
   }
@@ -155,7 +146,7 @@ export class Activation implements ActorContextShape {
     if (start === undefined) return undefined
     const path: Array<ActorAddress> = [this.address]
     for (let t = outer; t !== undefined && t !== start; t = t.caller) {
-      if (t.activation !== undefined && t.kind !== TurnKind.Frame) path.push(t.activation.address)
+      if (t.activation !== undefined) path.push(t.activation.address)
     }
     path.push(this.address)
     return path.reverse()
@@ -200,6 +191,10 @@ export class Activation implements ActorContextShape {
       if (this.running === 0) this.deactivate()
       return
     }
+    this.grant()
+  }
+
+  private grant(): void {
     const mailbox = this.mailbox
     if (mailbox !== undefined) {
       let turn: Turn | undefined
@@ -227,7 +222,7 @@ export class Activation implements ActorContextShape {
   }
 
   /** Sends a granted turn on its way: an asker resumes in its own fiber, the rest go to the drainer. */
-  dispatch(turn: Turn): void {
+  private dispatch(turn: Turn): void {
     if (turn.kind === TurnKind.Ask) {
       turn.deliver(granted)
     } else {
@@ -270,7 +265,10 @@ export class Activation implements ActorContextShape {
     this.handlers = handlers
     this.createdAtMillis = nowMillis
     this.state = ActivationState.Active
-    this.next()
+    // The message that caused the activation is served even if a deactivation was asked
+    // for meanwhile; what queued behind it goes to the next activation.
+    this.grant()
+    if (this.deactivateWhenActive && this.running === 0) this.deactivate()
   }
 
   /**

@@ -24,7 +24,7 @@ import {
   type SendError,
   UnknownActorType
 } from "./ActorError.ts"
-import { Activation, ActivationState } from "./Activation.ts"
+import { Activation, ActivationState, granted } from "./Activation.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import {
   type ActorDefaults,
@@ -124,20 +124,14 @@ export class LocalRouter {
     }
     if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
     if (act === undefined) {
-      // The first caller builds the activation in its own fiber and holds its first turn;
-      // callers arriving meanwhile queue behind it.
       const created = this.create(slot, id)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
-      created.begin(turn)
-      return Effect.flatMap(
-        this.activate(created),
-        () =>
-          created.state === ActivationState.Stopped ?
-            Effect.fail(new ActivationFailed({ address: created.address, reason: created.failure! })) :
-            this.runAsk(fiber, restore, turn)
-      )
+      created.enqueue(turn)
+      this.activate(created, outer)
+      // A synchronous activation effect has already granted this turn (it was first).
+      return turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
     }
-    const cycle = act.state === ActivationState.Activating ? undefined : act.cycleFrom(outer)
+    const cycle = act.cycleFrom(outer)
     if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
     if (act.isFull()) {
       if ((options?.whenFull ?? act.options.whenFull) === "fail") {
@@ -234,17 +228,9 @@ export class LocalRouter {
     const outer = fiber.getRef(CurrentTurn)
     let act = slot.activations.get(id)
     if (act === undefined) {
-      const created = this.create(slot, id)
-      const turn = Turn.message(TurnKind.Tell, created, outer, info, payload)
-      created.begin(turn)
-      // A sender does not wait for the activation effect: it runs on a fiber of its own.
-      this.fork(Effect.flatMap(this.activate(created), () => {
-        if (created.state === ActivationState.Stopped) {
-          return Effect.logWarning(`${slot.name}/${id}.${info.tag}: one-way message dropped, activation failed`)
-        }
-        created.dispatch(turn)
-        return Effect.void
-      }))
+      act = this.create(slot, id)
+      act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
+      this.activate(act, undefined)
       return Effect.void
     }
     if (act.state === ActivationState.Active && act.admits(info, undefined)) {
@@ -309,48 +295,54 @@ export class LocalRouter {
   }
 
   /**
-   * Runs the activation effect once. Never fails: a failure is delivered to every waiting
-   * asker as `ActivationFailed`, the partial scope is closed, and the entry is removed so
-   * that the next call tries again.
+   * Runs the activation effect once, on a fiber of its own so that no caller's
+   * interruption can cut it short; it starts synchronously, so an activation effect that
+   * does not suspend has finished (and granted the first turn) when this returns. Never
+   * fails: a failure is delivered to every waiting asker as `ActivationFailed`, the partial
+   * scope is closed, and the entry is removed so that the next call tries again.
+   *
+   * The effect runs as a frame of the call chain of the caller that caused it, so an
+   * activation effect that calls back into its own caller (or itself) is a `Deadlock`.
    */
-  private activate(act: Activation): Effect.Effect<void> {
+  private activate(act: Activation, outer: Turn | undefined): void {
     const registration = act.slot.registration!
-    const context = Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, act)
-    return Effect.withFiber((fiber) => {
-      // The activation effect sees the actor's services only (a merge with the caller's
-      // context would copy it on every activation).
-      const previous = fiber.context
-      fiber.setContext(context)
-      return Effect.flatMap(
-        Effect.onExit(Effect.exit(registration.build), () => {
-          fiber.setContext(previous)
-          return Effect.void
-        }),
-        (exit) => {
-          const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
-          if (Exit.isSuccess(exit) && missing === undefined) {
-            act.activated(exit.value, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-            return Effect.void
-          }
-          const reason = missing !== undefined ?
-            `the implementation has no handler for "${missing}"` :
-            Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
-          return Effect.flatMap(Scope.close(act.scope, exit), () => Effect.sync(() => this.failActivation(act, reason)))
-        }
-      ) as Effect.Effect<void>
-    })
+    const frame = Turn.activationFrame(act, outer)
+    const context = Context.add(
+      Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, act),
+      CurrentTurn,
+      frame
+    )
+    const build = Effect.runForkWith(context)(registration.build)
+    const done = (exit: Exit.Exit<Handlers, unknown>) => {
+      frame.state = TurnState.Ended
+      const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
+      if (Exit.isSuccess(exit) && missing === undefined) {
+        act.activated(exit.value, Context.get(registration.context, Clock.Clock).currentTimeMillisUnsafe())
+        return
+      }
+      const reason = missing !== undefined ?
+        `the implementation has no handler for "${missing}"` :
+        Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
+      this.fork(Effect.flatMap(Scope.close(act.scope, exit), () => Effect.sync(() => this.failActivation(act, reason))))
+    }
+    const exit = build.pollUnsafe()
+    if (exit !== undefined) done(exit)
+    else build.addObserver(done)
   }
 
   private failActivation(act: Activation, reason: string): void {
     act.state = ActivationState.Stopped
-    act.failure = reason
     this.remove(act)
     const failure = Effect.fail(new ActivationFailed({ address: act.address, reason }))
+    let dropped = 0
     for (const turn of act.mailbox?.takeAll() ?? []) {
-      if (turn.kind === TurnKind.Ask && turn.state === TurnState.Queued) {
-        turn.state = TurnState.Cancelled
-        turn.deliver(failure)
-      }
+      if (turn.state !== TurnState.Queued) continue
+      turn.state = TurnState.Cancelled
+      if (turn.kind === TurnKind.Ask) turn.deliver(failure)
+      else dropped++
+    }
+    if (dropped > 0) {
+      this.fork(Effect.logWarning(`${act.slot.name}/${act.id}: ${dropped} one-way message(s) dropped, activation failed`))
     }
     act.stopped()
   }
@@ -389,7 +381,7 @@ export class LocalRouter {
           turn.activation = next
           next.enqueue(turn)
         }
-        this.fork(this.activate(next))
+        this.activate(next, undefined)
       }
     }
     act.stopped()

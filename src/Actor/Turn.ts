@@ -113,6 +113,25 @@ export class Turn {
     if (this.resume !== undefined) this.dispatcher!.scheduleTask(() => this.resume!(outcome), 0)
   }
 
+  /**
+   * The frame an activation effect runs in: it belongs to the activation and stays
+   * "running" until the effect ends, so a call from the effect back into its own chain is
+   * seen as a cycle.
+   */
+  static activationFrame(activation: Activation, outer: Turn | undefined): Turn {
+    const frame = new Turn(
+      TurnKind.Frame,
+      activation,
+      outer,
+      outer?.correlation,
+      outer?.metadata ?? emptyMetadata,
+      undefined,
+      undefined
+    )
+    frame.state = TurnState.Running
+    return frame
+  }
+
   /** A frame that only changes the request context, keeping the chain of `outer`. */
   static contextFrame(
     outer: Turn | undefined,
