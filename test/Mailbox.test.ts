@@ -14,6 +14,7 @@ import {
   Probe,
   probeLayer,
   ProbeState,
+  release,
   settle,
   waitUntil
 } from "./fixtures/MailboxProbe.ts"
@@ -26,7 +27,7 @@ const withProbe = <A, E>(
   options?: ActorTypeOptions
 ): Effect.Effect<A, E> => {
   const state = new ProbeState()
-  return Effect.provide(body(state), Silo.layerTest(probeLayer(state, options)))
+  return Effect.provide(release(state.abort, body(state)), Silo.layerTest(probeLayer(state, options)))
 }
 
 const depthIs = (n: number) => Effect.map(depthOf("Probe", "p"), (depth) => depth === n)
@@ -37,6 +38,14 @@ const idle = Effect.map(
 )
 
 const isDone = (fiber: Fiber.Fiber<unknown, unknown>) => fiber.pollUnsafe() !== undefined
+
+/** Runs `effect` in a fiber and fails (rather than hangs) unless it completes without the clock moving. */
+const answersAtOnce = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(effect)
+    yield* waitUntil("the call answered at once", () => isDone(fiber))
+    return yield* Fiber.join(fiber)
+  })
 
 describe("one turn at a time", () => {
   it.effect("10 concurrent asks never overlap", () =>
@@ -183,11 +192,62 @@ describe("always-interleave", () => {
         yield* waitUntil("the exclusive turn is running", () => state.entered("Work", 0))
         const queued = yield* Effect.forkChild(probe.Work({ n: 1 }))
         yield* waitUntil("a second ask queued", depthIs(1))
-        assert.deepStrictEqual(yield* probe.Peek(), { inside: 1, exclusive: 1 })
+        assert.deepStrictEqual(yield* answersAtOnce(probe.Peek()), { inside: 1, exclusive: 1 })
         assert.isFalse(state.exited("Work", 0))
         assert.isFalse(state.entered("Work", 1))
         yield* Deferred.succeed(gate, undefined)
         assert.deepStrictEqual(yield* Fiber.joinAll([work, queued]), [0, 1])
+      })
+    ))
+})
+
+describe("always-interleave beside one-way turns", () => {
+  it.effect("an always-interleave ask answers while a one-way turn is blocked", () =>
+    withProbe((state) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        state.hook = (_, n) => n === 0 ? Deferred.await(gate) : Effect.void
+        const probe = yield* Probe.ref("p")
+        yield* probe.Work({ n: -1 }) // activate
+        yield* probe.tell.Work({ n: 0 })
+        yield* waitUntil("the one-way turn is running", () => state.entered("Work", 0))
+        assert.deepStrictEqual(yield* answersAtOnce(probe.Peek()), { inside: 1, exclusive: 1 })
+        yield* Deferred.succeed(gate, undefined)
+        assert.strictEqual(yield* probe.Work({ n: 1 }), 1)
+      })
+    ))
+
+  it.effect("an always-interleave tell starts while a one-way turn is blocked", () =>
+    withProbe((state) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        state.hook = (_, n) => n === 0 ? Deferred.await(gate) : Effect.void
+        const probe = yield* Probe.ref("p")
+        yield* probe.Work({ n: -1 }) // activate
+        yield* probe.tell.Work({ n: 0 })
+        yield* waitUntil("the one-way turn is running", () => state.entered("Work", 0))
+        yield* probe.tell.Peek()
+        const started = yield* Effect.exit(waitUntil("the interleaved tell ran", () => state.log.includes("peek")))
+        const blocked = !state.exited("Work", 0)
+        yield* Deferred.succeed(gate, undefined)
+        assert.isTrue(Exit.isSuccess(started), "an always-interleave tell must not wait behind a running turn")
+        assert.isTrue(blocked)
+      })
+    ))
+
+  it.effect("an always-interleave tell starts while an ask's turn is blocked", () =>
+    withProbe((state) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        state.hook = (_, n) => n === 0 ? Deferred.await(gate) : Effect.void
+        const probe = yield* Probe.ref("p")
+        const work = yield* Effect.forkChild(probe.Work({ n: 0 }))
+        yield* waitUntil("the turn is running", () => state.entered("Work", 0))
+        yield* probe.tell.Peek()
+        yield* waitUntil("the interleaved tell ran", () => state.log.includes("peek"))
+        assert.isFalse(state.exited("Work", 0))
+        yield* Deferred.succeed(gate, undefined)
+        assert.strictEqual(yield* Fiber.join(work), 0)
       })
     ))
 })
@@ -277,6 +337,63 @@ describe("bounded mailbox", () => {
           assert.strictEqual(state.maxInside, 1)
         }),
       { mailboxCapacity: 3, whenFull: "suspend" }
+    ))
+
+  it.effect("a queued ask that was withdrawn (interrupted) frees its slot", () =>
+    withProbe(
+      (state) =>
+        Effect.gen(function*() {
+          const { fibers, gate, probe } = yield* fill(state)
+          yield* Fiber.interrupt(fibers[2])
+          // Two messages wait now; a fourth fits in the freed slot.
+          const fourth = yield* Effect.forkChild(probe.Work({ n: 4 }))
+          yield* settle()
+          const early = fourth.pollUnsafe()
+          yield* Deferred.succeed(gate, undefined)
+          assert.isUndefined(early, `the fourth ask waits in the mailbox, it is not rejected (got ${String(early)})`)
+          assert.strictEqual(yield* Fiber.join(fourth), 4)
+          assert.isFalse(state.entered("Work", 2))
+        }),
+      { mailboxCapacity: 3 }
+    ))
+
+  it.effect("a sender suspended on a full mailbox gets in when queued asks are withdrawn", () =>
+    withProbe(
+      (state) =>
+        Effect.gen(function*() {
+          const { fibers, gate, probe } = yield* fill(state)
+          const suspended = yield* Effect.forkChild(probe.Work({ n: 4 }, { whenFull: "suspend" }))
+          yield* settle()
+          assert.isFalse(isDone(suspended))
+          // Withdraw every queued ask: only the suspended sender's message should be left waiting.
+          yield* Fiber.interrupt(fibers[1])
+          yield* Fiber.interrupt(fibers[2])
+          yield* Fiber.interrupt(fibers[3])
+          yield* settle()
+          const depth = yield* depthOf("Probe", "p")
+          yield* Deferred.succeed(gate, undefined)
+          assert.strictEqual(depth, 1, "the suspended sender's message is the only one waiting")
+          assert.strictEqual(yield* Fiber.join(suspended), 4)
+        }),
+      { mailboxCapacity: 3 }
+    ))
+
+  it.effect("a per-call timeout also bounds the wait for room", () =>
+    withProbe(
+      (state) =>
+        Effect.gen(function*() {
+          const { fibers, gate, probe } = yield* fill(state)
+          const suspended = yield* Effect.forkChild(probe.Work({ n: 4 }, { whenFull: "suspend", timeout: "1 second" }))
+          yield* settle()
+          yield* TestClock.adjust("1 second")
+          const error = yield* Effect.flip(Fiber.join(suspended))
+          assert.instanceOf(error, CallTimeout)
+          yield* Deferred.succeed(gate, undefined)
+          yield* Fiber.joinAll(fibers)
+          assert.strictEqual(yield* probe.Work({ n: 5 }), 5)
+          assert.isFalse(state.entered("Work", 4))
+        }),
+      { mailboxCapacity: 3 }
     ))
 
   it.effect("a sender suspended on a full mailbox can be interrupted; its message never runs", () =>
@@ -417,6 +534,34 @@ describe("interruption", () => {
     ))
 })
 
+describe("interruption at grant time", () => {
+  it.effect("a caller interrupted just as its turn is granted leaves the activation working", () =>
+    withProbe((state) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        state.hook = (_, n) => n === 0 ? Deferred.await(gate) : Effect.void
+        const probe = yield* Probe.ref("p")
+        const first = yield* Effect.forkChild(probe.Work({ n: 0 }))
+        yield* waitUntil("the first turn is running", () => state.entered("Work", 0))
+        const second = yield* Effect.forkChild(probe.Work({ n: 1 }))
+        const third = yield* Effect.forkChild(probe.Work({ n: 2 }))
+        yield* waitUntil("two asks queued", depthIs(2))
+        yield* Deferred.succeed(gate, undefined)
+        yield* waitUntil("the second ask was granted", depthIs(1))
+        yield* Fiber.interrupt(second)
+        assert.strictEqual(yield* Fiber.join(first), 0)
+        assert.strictEqual(yield* Fiber.join(third), 2)
+        // Either it ran to the end before the interrupt, or it never entered, or it was interrupted.
+        const ran = state.runs.get("Work:1") ?? 0
+        assert.isAtMost(ran, 1)
+        if (ran === 1) assert.isTrue(state.exited("Work", 1))
+        assert.strictEqual(yield* probe.Work({ n: 3 }), 3)
+        assert.isTrue(yield* idle)
+        assert.strictEqual(state.inside, 0)
+      })
+    ))
+})
+
 describe("call timeouts", () => {
   it.effect("callTimeout per type fails with CallTimeout; the activation is not wedged", () =>
     withProbe(
@@ -462,6 +607,45 @@ describe("call timeouts", () => {
         assert.strictEqual(yield* probe.Work({ n: 2 }), 2)
         assert.isUndefined(state.runs.get("Work:1"))
         assert.isTrue(yield* idle)
+      })
+    ))
+
+  it.effect("a timeout also bounds a call that waits for a slow activation", () =>
+    withProbe((state) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        state.activationHook = () => Deferred.await(gate)
+        const probe = yield* Probe.ref("p")
+        const call = yield* Effect.forkChild(probe.Work({ n: 0 }, { timeout: "1 second" }))
+        yield* waitUntil("the activation effect is running", () => state.activations === 1)
+        yield* TestClock.adjust("1 second")
+        yield* settle()
+        const timedOut = isDone(call)
+        // Let the activation finish in any case, so the test ends.
+        yield* Deferred.succeed(gate, undefined)
+        assert.isTrue(timedOut, "the caller got its answer after 1 second")
+        const error = yield* Effect.flip(Fiber.join(call))
+        assert.instanceOf(error, CallTimeout)
+      })
+    ))
+
+  it.effect("a caller waiting for a slow activation can be interrupted", () =>
+    withProbe((state) =>
+      Effect.gen(function*() {
+        const gate = yield* Deferred.make<void>()
+        state.activationHook = () => Deferred.await(gate)
+        const probe = yield* Probe.ref("p")
+        const call = yield* Effect.forkChild(probe.Work({ n: 0 }))
+        yield* waitUntil("the activation effect is running", () => state.activations === 1)
+        const interrupter = yield* Effect.forkChild(Fiber.interrupt(call))
+        yield* settle()
+        const interrupted = isDone(call)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(interrupter)
+        assert.isTrue(interrupted, "interrupting the caller does not wait for the activation effect")
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(call)))
+        assert.isFalse(state.entered("Work", 0))
+        assert.strictEqual(yield* probe.Work({ n: 1 }), 1)
       })
     ))
 

@@ -6,8 +6,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
-import { Deadlock } from "../src/index.ts"
-import { ChainA, ChainB, ChainC, ChainRecorder, chainSilo, type ChainType, step } from "./fixtures/ChainActors.ts"
+import { Deadlock, Silo } from "../src/index.ts"
+import { ChainA, ChainB, ChainC, ChainRecorder, type ChainType, step, withChains } from "./fixtures/ChainActors.ts"
 import { depthOf, settle, waitUntil } from "./fixtures/MailboxProbe.ts"
 
 const A = { type: "ChainA", id: "a" }
@@ -22,6 +22,17 @@ const onlyDeadlock = (recorder: ChainRecorder, at: string) => {
   return error as Deadlock
 }
 
+/**
+ * Runs a call and fails, rather than hangs, unless it completes without the clock moving:
+ * a deadlock must be reported at once.
+ */
+const atOnce = <A, E>(effect: Effect.Effect<A, E, Silo.Silo>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(effect)
+    yield* waitUntil("the call completed at once", () => fiber.pollUnsafe() !== undefined)
+    return yield* Fiber.join(fiber)
+  })
+
 const hopsAt = (recorder: ChainRecorder, at: string) => recorder.contextsAt(at, "Hop").length
 
 describe("deadlock on non-reentrant types", () => {
@@ -29,58 +40,58 @@ describe("deadlock on non-reentrant types", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      const result = yield* a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a")] })
+      const result = yield* atOnce(a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a")] }))
       assert.strictEqual(result, "ChainA/a>ChainB/b!Deadlock")
       const deadlock = onlyDeadlock(recorder, "ChainB/b")
       assert.deepStrictEqual(deadlock.cycle, [A, B, A])
       assert.strictEqual(deadlock.message, "deadlock: ChainA/a -> ChainB/b -> ChainA/a")
       // The second A turn never started, and A is usable afterwards.
       assert.strictEqual(hopsAt(recorder, "ChainA/a"), 1)
-      assert.strictEqual(yield* a.Hop({ path: [] }), "ChainA/a")
-    }).pipe(Effect.provide(chainSilo(recorder)))
+      assert.strictEqual(yield* atOnce(a.Hop({ path: [] })), "ChainA/a")
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("A→B→C→A fails with Deadlock [A, B, C, A]", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      const result = yield* a.Hop({ path: [step("ChainB", "b"), step("ChainC", "c"), step("ChainA", "a")] })
+      const result = yield* atOnce(a.Hop({ path: [step("ChainB", "b"), step("ChainC", "c"), step("ChainA", "a")] }))
       assert.strictEqual(result, "ChainA/a>ChainB/b>ChainC/c!Deadlock")
       const deadlock = onlyDeadlock(recorder, "ChainC/c")
       assert.deepStrictEqual(deadlock.cycle, [A, B, C, A])
-      assert.strictEqual(yield* a.Hop({ path: [step("ChainC", "c")] }), "ChainA/a>ChainC/c")
-    }).pipe(Effect.provide(chainSilo(recorder)))
+      assert.strictEqual(yield* atOnce(a.Hop({ path: [step("ChainC", "c")] })), "ChainA/a>ChainC/c")
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("A→A (an actor asking itself) fails with Deadlock [A, A]", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      assert.strictEqual(yield* a.Hop({ path: [step("ChainA", "a")] }), "ChainA/a!Deadlock")
+      assert.strictEqual(yield* atOnce(a.Hop({ path: [step("ChainA", "a")] })), "ChainA/a!Deadlock")
       assert.deepStrictEqual(onlyDeadlock(recorder, "ChainA/a").cycle, [A, A])
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("the cycle names only the actors inside it: X→A→B→A gives [A, B, A]", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const c = yield* ChainC.ref("x")
-      const result = yield* c.Hop({ path: [step("ChainA", "a"), step("ChainB", "b"), step("ChainA", "a")] })
+      const result = yield* atOnce(c.Hop({ path: [step("ChainA", "a"), step("ChainB", "b"), step("ChainA", "a")] }))
       assert.strictEqual(result, "ChainC/x>ChainA/a>ChainB/b!Deadlock")
       assert.deepStrictEqual(onlyDeadlock(recorder, "ChainB/b").cycle, [A, B, A])
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("a request-context frame set inside a handler keeps the chain: still Deadlock [A, B, A]", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      const result = yield* a.Hop({
+      const result = yield* atOnce(a.Hop({
         path: [step("ChainB", "b", { metadata: { k: "v" } }), step("ChainA", "a", { correlationId: "other" })]
-      })
+      }))
       assert.strictEqual(result, "ChainA/a>ChainB/b!Deadlock")
       assert.deepStrictEqual(onlyDeadlock(recorder, "ChainB/b").cycle, [A, B, A])
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("a cycle closed after the middle call waited in B's mailbox is still found: [A, B, A]", () => {
@@ -101,9 +112,9 @@ describe("deadlock on non-reentrant types", () => {
       yield* waitUntil("A's call queued in B", Effect.map(depthOf("ChainB", "b"), (d) => d === 1))
       yield* Deferred.succeed(gate, undefined)
       assert.strictEqual(yield* Fiber.join(busy), "ChainB/b")
-      assert.strictEqual(yield* Fiber.join(chain), "ChainA/a>ChainB/b!Deadlock")
+      assert.strictEqual(yield* atOnce(Fiber.join(chain)), "ChainA/a>ChainB/b!Deadlock")
       assert.deepStrictEqual(onlyDeadlock(recorder, "ChainB/b").cycle, [A, B, A])
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("a cycle started by a one-way turn of A is found too: tell A→B→A gives [A, B, A]", () => {
@@ -113,17 +124,17 @@ describe("deadlock on non-reentrant types", () => {
       yield* a.tell.Hop({ path: [step("ChainB", "b"), step("ChainA", "a")] })
       yield* waitUntil("the one-way chain hit the cycle", () => recorder.errors.length === 1)
       assert.deepStrictEqual(onlyDeadlock(recorder, "ChainB/b").cycle, [A, B, A])
-      assert.strictEqual(yield* a.Hop({ path: [step("ChainB", "b")] }), "ChainA/a>ChainB/b")
-    }).pipe(Effect.provide(chainSilo(recorder)))
+      assert.strictEqual(yield* atOnce(a.Hop({ path: [step("ChainB", "b")] })), "ChainA/a>ChainB/b")
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("the same id on another type is another actor: A→B(a)→… is no cycle", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      assert.strictEqual(yield* a.Hop({ path: [step("ChainB", "a"), step("ChainC", "a")] }), "ChainA/a>ChainB/a>ChainC/a")
+      assert.strictEqual(yield* atOnce(a.Hop({ path: [step("ChainB", "a"), step("ChainC", "a")] })), "ChainA/a>ChainB/a>ChainC/a")
       assert.strictEqual(recorder.errors.length, 0)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 })
 
@@ -134,24 +145,24 @@ describe("reentrant types", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      const result = yield* a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a")] })
+      const result = yield* atOnce(a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a")] }))
       assert.strictEqual(result, "ChainA/a>ChainB/b>ChainA/a")
       assert.strictEqual(recorder.errors.length, 0)
       assert.strictEqual(hopsAt(recorder, "ChainA/a"), 2)
-      const deep = yield* a.Hop({ path: [step("ChainB", "b"), step("ChainC", "c"), step("ChainA", "a")] })
+      const deep = yield* atOnce(a.Hop({ path: [step("ChainB", "b"), step("ChainC", "c"), step("ChainA", "a")] }))
       assert.strictEqual(deep, "ChainA/a>ChainB/b>ChainC/c>ChainA/a")
       assert.strictEqual(recorder.errors.length, 0)
-    }).pipe(Effect.provide(chainSilo(recorder, reentrantA)))
+    }).pipe((body) => withChains(recorder, body, reentrantA))
   })
 
   it.effect("reentrancy is per type: A→B→A→B still deadlocks on the non-reentrant B, cycle [B, A, B]", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      const result = yield* a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a"), step("ChainB", "b")] })
+      const result = yield* atOnce(a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a"), step("ChainB", "b")] }))
       assert.strictEqual(result, "ChainA/a>ChainB/b>ChainA/a!Deadlock")
       assert.deepStrictEqual(onlyDeadlock(recorder, "ChainA/a").cycle, [B, A, B])
-    }).pipe(Effect.provide(chainSilo(recorder, reentrantA)))
+    }).pipe((body) => withChains(recorder, body, reentrantA))
   })
 
   it.effect("reentrancy is per call chain: an outside caller still waits for the running turn", () => {
@@ -175,7 +186,7 @@ describe("reentrant types", () => {
       assert.strictEqual(yield* Fiber.join(chain), "ChainA/a>ChainB/b>ChainA/a")
       assert.strictEqual(yield* Fiber.join(outsider), "ChainA/a")
       assert.strictEqual(recorder.errors.length, 0)
-    }).pipe(Effect.provide(chainSilo(recorder, reentrantA)))
+    }).pipe((body) => withChains(recorder, body, reentrantA))
   })
 })
 
@@ -184,11 +195,11 @@ describe("always-interleave re-entry", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {
       const a = yield* ChainA.ref("a")
-      const result = yield* a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a", { peek: true })] })
+      const result = yield* atOnce(a.Hop({ path: [step("ChainB", "b"), step("ChainA", "a", { peek: true })] }))
       assert.strictEqual(result, "ChainA/a>ChainB/b>ChainA/a:peek")
       assert.strictEqual(recorder.errors.length, 0)
       assert.strictEqual(recorder.contextsAt("ChainA/a", "Peek").length, 1)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 })
 
@@ -206,7 +217,7 @@ describe("no false deadlock through one-way messages", () => {
       yield* waitUntil("B relayed", () => recorder.relayed.length === 1)
       assert.deepStrictEqual(recorder.relayed, [{ at: "ChainB/b", result: "ChainB/b>ChainA/a" }])
       assert.strictEqual(recorder.errors.length, 0)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("A tells B, then B asks A while A is still busy: B waits (no Deadlock) and completes", () => {
@@ -225,7 +236,7 @@ describe("no false deadlock through one-way messages", () => {
       yield* waitUntil("B relayed", () => recorder.relayed.length === 1)
       assert.deepStrictEqual(recorder.relayed, [{ at: "ChainB/b", result: "ChainB/b>ChainA/a" }])
       assert.strictEqual(recorder.errors.length, 0)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 })
 

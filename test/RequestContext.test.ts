@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import { RequestContext } from "../src/index.ts"
-import { ChainA, ChainRecorder, chainSilo, step } from "./fixtures/ChainActors.ts"
+import { ChainA, ChainRecorder, step, withChains } from "./fixtures/ChainActors.ts"
 import { depthOf, waitUntil } from "./fixtures/MailboxProbe.ts"
 
 const only = (recorder: ChainRecorder, at: string, tag: string) => {
@@ -38,7 +38,7 @@ describe("RequestContext", () => {
         assert.notStrictEqual(ctx.requestId, "")
       }
       assert.strictEqual(new Set([atA.requestId, atB.requestId, atC.requestId]).size, 3)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("two calls under one context share the correlationId and get distinct requestIds", () => {
@@ -53,7 +53,7 @@ describe("RequestContext", () => {
       assert.strictEqual(contexts[0].correlationId, "corr-2")
       assert.strictEqual(contexts[1].correlationId, "corr-2")
       assert.notStrictEqual(contexts[0].requestId, contexts[1].requestId)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("without a context, a call still has a correlationId that its nested calls share", () => {
@@ -70,7 +70,7 @@ describe("RequestContext", () => {
       assert.notStrictEqual(a1.correlationId, a2.correlationId, "separate outside calls are separate requests")
       assert.deepStrictEqual(a1.metadata, {})
       assert.deepStrictEqual(b1.metadata, {})
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("the context does not outlive withRequestContext", () => {
@@ -86,7 +86,7 @@ describe("RequestContext", () => {
       assert.notStrictEqual(after.correlationId, "corr-3")
       assert.deepStrictEqual(after.metadata, {})
       assert.deepStrictEqual(yield* RequestContext.current, { requestId: "", correlationId: "", metadata: {} })
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("nested withRequestContext merges metadata and keeps the outer correlationId", () => {
@@ -99,7 +99,7 @@ describe("RequestContext", () => {
       const atA = only(recorder, "ChainA/a", "Hop")
       assert.strictEqual(atA.correlationId, "corr-4")
       assert.deepStrictEqual(atA.metadata, { user: "alice", role: "admin", tenant: "t1" })
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("a handler can add metadata or a new correlationId for its own nested calls", () => {
@@ -119,7 +119,7 @@ describe("RequestContext", () => {
       assert.deepStrictEqual(atB.metadata, { user: "alice", hop: "b" })
       assert.strictEqual(atC.correlationId, "corr-6")
       assert.deepStrictEqual(atC.metadata, { user: "alice", hop: "b" })
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("a tell carries the context, and so do the calls its handler makes", () => {
@@ -137,7 +137,7 @@ describe("RequestContext", () => {
         assert.deepStrictEqual(ctx.metadata, { user: "carol" })
       }
       assert.notStrictEqual(atA.requestId, atB.requestId)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("a tell sent from inside a handler carries the handler's context", () => {
@@ -156,7 +156,7 @@ describe("RequestContext", () => {
         assert.deepStrictEqual(ctx.metadata, { user: "dave" })
       }
       assert.strictEqual(new Set([kick.requestId, relay.requestId, nested.requestId]).size, 3)
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 
   it.effect("queued asks and tells each see their own context when their turn comes", () => {
@@ -194,6 +194,6 @@ describe("RequestContext", () => {
           ["ChainA/a", "t3", "t3"]
         ]
       )
-    }).pipe(Effect.provide(chainSilo(recorder)))
+    }).pipe((body) => withChains(recorder, body))
   })
 })

@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Silo } from "../src/index.ts"
-import { depthOf, settle, waitUntil } from "./fixtures/MailboxProbe.ts"
+import { depthOf, release, settle, waitUntil } from "./fixtures/MailboxProbe.ts"
 import { type TickerConfig, Ticker, tickerLayer, TickerState } from "./fixtures/TimerTicker.ts"
 
 const address = { type: "Ticker", id: "t" }
@@ -17,7 +17,10 @@ const withTicker = <A, E>(
   config?: TickerConfig
 ): Effect.Effect<A, E> => {
   const state = new TickerState()
-  return Effect.provide(body(state), Silo.layerTest(tickerLayer(state, config)))
+  return Effect.provide(
+    release(state.abort, body(state)),
+    Silo.layerTest(tickerLayer(state, config))
+  )
 }
 
 /** Activates the ticker with a no-op turn. */
@@ -211,6 +214,21 @@ describe("stopping timers", () => {
           yield* TestClock.adjust("10 seconds")
           assert.strictEqual(state.count("tick"), 3)
           assert.isFalse(yield* ticker.CancelTimer({ name: "never-started" }))
+        }),
+      { timers: [{ name: "tick", options: { period: "1 second" } }] }
+    ))
+
+  it.effect("a timer can cancel itself from its own tick", () =>
+    withTicker(
+      (state) =>
+        Effect.gen(function*() {
+          state.tickHook = (name, count) =>
+            count === 2 ? Effect.asVoid(state.context!.cancelTimer(name)) : Effect.void
+          yield* activate
+          yield* TestClock.adjust("10 seconds")
+          assert.strictEqual(state.count("tick"), 2)
+          assert.isFalse(yield* state.context!.cancelTimer("tick"))
+          assert.strictEqual(state.inside, 0)
         }),
       { timers: [{ name: "tick", options: { period: "1 second" } }] }
     ))

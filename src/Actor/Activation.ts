@@ -199,10 +199,6 @@ export class Activation implements ActorContextShape {
     if (mailbox !== undefined) {
       let turn: Turn | undefined
       while ((turn = mailbox.peek()) !== undefined) {
-        if (turn.state === TurnState.Cancelled) {
-          mailbox.shift()
-          continue
-        }
         const readOnly = turn.info!.readOnly
         if (this.running > 0 && !(readOnly && this.exclusiveRunning === 0)) break
         mailbox.shift()
@@ -221,10 +217,16 @@ export class Activation implements ActorContextShape {
     this.dispatch(turn)
   }
 
-  /** Sends a granted turn on its way: an asker resumes in its own fiber, the rest go to the drainer. */
+  /**
+   * Sends a granted turn on its way: an asker resumes in its own fiber; a one-way turn
+   * that may run beside others (read-only, interleaving) gets a fiber of its own; the
+   * rest go, in order, to the drainer.
+   */
   private dispatch(turn: Turn): void {
     if (turn.kind === TurnKind.Ask) {
       turn.deliver(granted)
+    } else if (this.running > 1) {
+      this.router.runBeside(turn)
     } else {
       this.rare.ready.push(turn)
       if (!this.draining) {
@@ -250,7 +252,7 @@ export class Activation implements ActorContextShape {
   /** Withdraws a parked asker that was interrupted (or timed out) before or just after its grant. */
   cancel(turn: Turn): void {
     if (turn.state === TurnState.Queued) {
-      turn.state = TurnState.Cancelled
+      this.mailbox!.withdraw(turn)
       this.wakeSenders()
     } else if (turn.state === TurnState.Running) {
       this.end(turn)

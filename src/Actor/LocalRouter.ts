@@ -259,6 +259,19 @@ export class LocalRouter {
     this.fork(this.drain(act))
   }
 
+  /** Runs a one-way turn that was granted beside other running turns on a fiber of its own. */
+  runBeside(turn: Turn): void {
+    const act = turn.activation!
+    this.fork(
+      Effect.yieldNow.pipe(
+        Effect.andThen(Effect.catchCause(oneWayEffect(turn), (cause) => logOneWayFailure(turn, cause))),
+        Effect.provideService(CurrentTurn, turn),
+        Effect.provideContext(act.slot.registration!.context),
+        Effect.onExit(() => Effect.sync(() => act.end(turn)))
+      )
+    )
+  }
+
   private drain(act: Activation): Effect.Effect<void> {
     return Effect.withFiber((fiber) => {
       const base = act.slot.registration!.context

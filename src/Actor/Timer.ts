@@ -33,7 +33,7 @@ export const startTimer = (
         else act.enqueue(turn)
         // A cancelled timer withdraws its tick if the tick has not started.
         return Effect.sync(() => {
-          if (turn.state === TurnState.Queued) turn.state = TurnState.Cancelled
+          if (turn.state === TurnState.Queued) act.cancel(turn)
         })
       })
     )
