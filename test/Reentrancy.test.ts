@@ -117,6 +117,37 @@ describe("deadlock on non-reentrant types", () => {
     }).pipe((body) => withChains(recorder, body))
   })
 
+  // A waits in B's mailbox while B's running turn, which an outside caller started, calls A:
+  // no call chain joins them, so this is found through the wait-for link A → B's mailbox.
+  const crossedWaits = (bPath: Array<ReturnType<typeof step>>, expected: string, cycle: Array<typeof A>) => {
+    const recorder = new ChainRecorder()
+    return Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      let first = true
+      recorder.hooks.set("ChainB/b:Hop", () => {
+        if (!first) return Effect.void
+        first = false
+        return Deferred.await(gate)
+      })
+      const b = yield* ChainB.ref("b")
+      const outside = yield* Effect.forkChild(b.Hop({ path: bPath }))
+      yield* waitUntil("B is busy", () => hopsAt(recorder, "ChainB/b") === 1)
+      const a = yield* ChainA.ref("a")
+      const waiting = yield* Effect.forkChild(a.Hop({ path: [step("ChainB", "b")] }))
+      yield* waitUntil("A's call queued in B", Effect.map(depthOf("ChainB", "b"), (d) => d === 1))
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual(yield* atOnce(Fiber.join(outside)), expected)
+      assert.strictEqual(yield* atOnce(Fiber.join(waiting)), "ChainA/a>ChainB/b")
+      assert.deepStrictEqual(onlyDeadlock(recorder, expected.split("!")[0].split(">").at(-1)!).cycle, cycle)
+    }).pipe((body) => withChains(recorder, body))
+  }
+
+  it.effect("A waits in B's mailbox while B's turn (started from outside) asks A: Deadlock [B, A, B]", () =>
+    crossedWaits([step("ChainA", "a")], "ChainB/b!Deadlock", [B, A, B]))
+
+  it.effect("the same through a third actor: B→C→A while A waits on B gives [B, C, A, B]", () =>
+    crossedWaits([step("ChainC", "c"), step("ChainA", "a")], "ChainB/b>ChainC/c!Deadlock", [B, C, A, B]))
+
   it.effect("a cycle started by a one-way turn of A is found too: tell A→B→A gives [A, B, A]", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {

@@ -31,7 +31,12 @@ export class Extras {
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
   spaceWaiters: Array<() => void> | undefined = undefined
   stopWaiters: Array<() => void> | undefined = undefined
+  /** The activation in whose mailbox a running turn of this one is parked. */
+  blockedOn: Activation | undefined = undefined
 }
+
+/** Wait-for links followed before giving up; a real cycle is far shorter. */
+const maxWaitHops = 64
 
 /** The turn may start now. @internal */
 export const granted: Effect.Effect<void> = Effect.void
@@ -55,7 +60,7 @@ export class Activation implements ActorContextShape {
   idleSweeps = 0
   private flags = 0
   /** State few activations need, allocated on first use to keep idle activations small. */
-  private extras: Extras | undefined = undefined
+  extras: Extras | undefined = undefined
 
   constructor(slot: TypeSlot, id: string, scope: Scope.Closeable) {
     this.slot = slot
@@ -138,18 +143,43 @@ export class Activation implements ActorContextShape {
 
   /**
    * The cycle this call would close by waiting here, or `undefined`. Only called when the
-   * activation is busy: a running turn of this activation in the caller's chain is waiting
-   * (directly or through others) on the caller.
+   * activation is busy. Two kinds of wait are followed: the caller's chain (a running turn
+   * of an activation in it is waiting, inline, on the caller) and `blockedOn` links (a
+   * running turn of the activation is parked in another activation's mailbox). So both
+   * A→B→A and "A waits in B's mailbox while B's turn calls A" are found.
    */
   cycleFrom(outer: Turn | undefined): Array<ActorAddress> | undefined {
-    const start = runningTurnOf(outer, this)
-    if (start === undefined) return undefined
-    const path: Array<ActorAddress> = [this.address]
-    for (let t = outer; t !== undefined && t !== start; t = t.caller) {
-      if (t.activation !== undefined) path.push(t.activation.address)
+    const waits: Array<ActorAddress> = []
+    let blocked: Activation | undefined = this
+    for (let hops = 0; blocked !== undefined && hops < maxWaitHops; hops++) {
+      const start = runningTurnOf(outer, blocked)
+      if (start !== undefined) {
+        const chain: Array<ActorAddress> = []
+        for (let t = outer; t !== undefined && t !== start; t = t.caller) {
+          if (t.activation !== undefined) chain.push(t.activation.address)
+        }
+        chain.push(blocked.address)
+        return [...chain.reverse(), ...waits, blocked.address]
+      }
+      waits.push(blocked.address)
+      blocked = blocked.extras?.blockedOn
     }
-    path.push(this.address)
-    return path.reverse()
+    return undefined
+  }
+
+  /** The activations of `chain` now wait on this activation's mailbox (see `cycleFrom`). */
+  markBlocked(chain: Turn | undefined): void {
+    for (let t = chain; t !== undefined; t = t.caller) {
+      if (t.activation !== undefined && t.activation !== this) t.activation.rare.blockedOn = this
+    }
+  }
+
+  /** The parked turn left the mailbox: its chain no longer waits here. */
+  private unmarkBlocked(turn: Turn): void {
+    for (let t = turn.caller; t !== undefined; t = t.caller) {
+      const extras = t.activation?.extras
+      if (extras !== undefined && extras.blockedOn === this) extras.blockedOn = undefined
+    }
   }
 
   isFull(): boolean {
@@ -224,6 +254,7 @@ export class Activation implements ActorContextShape {
    */
   private dispatch(turn: Turn): void {
     if (turn.kind === TurnKind.Ask) {
+      this.unmarkBlocked(turn)
       turn.deliver(granted)
     } else if (this.running > 1) {
       this.router.runBeside(turn)
@@ -252,6 +283,7 @@ export class Activation implements ActorContextShape {
   /** Withdraws a parked asker that was interrupted (or timed out) before or just after its grant. */
   cancel(turn: Turn): void {
     if (turn.state === TurnState.Queued) {
+      this.unmarkBlocked(turn)
       this.mailbox!.withdraw(turn)
       this.wakeSenders()
     } else if (turn.state === TurnState.Running) {

@@ -144,6 +144,7 @@ export class LocalRouter {
     }
     const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
     act.enqueue(turn)
+    act.markBlocked(outer)
     return this.awaitTurn(fiber, restore, turn)
   }
 
