@@ -226,37 +226,41 @@ export class Activation implements ActorContextShape {
 
   private grant(): void {
     const mailbox = this.mailbox
-    if (mailbox !== undefined) {
-      let turn: Turn | undefined
-      while ((turn = mailbox.peek()) !== undefined) {
-        const readOnly = turn.info!.readOnly
-        if (this.running > 0 && !(readOnly && this.exclusiveRunning === 0)) break
-        mailbox.shift()
-        this.begin(turn)
-        this.dispatch(turn)
-        if (!readOnly) break
+    if (mailbox === undefined) return
+    // Askers are resumed only once the bookkeeping is done: a resumed asker may run its
+    // whole turn, and end it, before `deliver` returns.
+    let askers: Array<Turn> | undefined
+    let turn: Turn | undefined
+    while ((turn = mailbox.peek()) !== undefined) {
+      const readOnly = turn.info!.readOnly
+      if (this.running > 0 && !(readOnly && this.exclusiveRunning === 0)) break
+      mailbox.shift()
+      this.begin(turn)
+      if (turn.kind === TurnKind.Ask) {
+        this.unmarkBlocked(turn)
+        ;(askers ??= []).push(turn)
+      } else {
+        this.dispatchOneWay(turn)
       }
-      if (mailbox.size === 0) this.mailbox = undefined
-      this.wakeSenders()
+      if (!readOnly) break
     }
+    if (mailbox.size === 0 && this.mailbox === mailbox) this.mailbox = undefined
+    this.wakeSenders()
+    if (askers !== undefined) for (const asker of askers) asker.deliver(granted)
   }
 
   /** Starts a one-way turn that `admits` let through. */
   startOneWay(turn: Turn): void {
     this.begin(turn)
-    this.dispatch(turn)
+    this.dispatchOneWay(turn)
   }
 
   /**
-   * Sends a granted turn on its way: an asker resumes in its own fiber; a one-way turn
-   * that may run beside others (read-only, interleaving) gets a fiber of its own; the
-   * rest go, in order, to the drainer.
+   * A one-way turn that may run beside others (read-only, interleaving) gets a fiber of
+   * its own; the rest go, in order, to the drainer.
    */
-  private dispatch(turn: Turn): void {
-    if (turn.kind === TurnKind.Ask) {
-      this.unmarkBlocked(turn)
-      turn.deliver(granted)
-    } else if (this.running > 1) {
+  private dispatchOneWay(turn: Turn): void {
+    if (this.running > 1) {
       this.router.runBeside(turn)
     } else {
       this.rare.ready.push(turn)

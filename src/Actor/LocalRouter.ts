@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scheduler, Scope } from "effect"
 import { ActorContext } from "./ActorContext.ts"
 import {
   ActivationFailed,
@@ -41,6 +41,13 @@ export class TypeSlot {
   readonly router: LocalRouter
   registration: Registration | undefined = undefined
   options: ResolvedOptions | undefined = undefined
+  /**
+   * What a turn runs with: the services the implementation's layer was built with, and no
+   * preemption. The scheduler's fairness yield would park a fiber mid-turn while it holds
+   * the activation, making every caller queued on it wait a whole scheduling round; a turn
+   * still yields whenever it waits. Turns should be short, as in Orleans.
+   */
+  turnContext: Context.Context<never> = Context.empty()
   readonly activations = new Map<string, Activation>()
 
   constructor(name: string, router: LocalRouter) {
@@ -83,6 +90,7 @@ export class LocalRouter {
       }
       slot.registration = registration
       slot.options = resolveOptions(registration.options, this.defaults)
+      slot.turnContext = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
       return Effect.void
     })
   }
@@ -168,7 +176,7 @@ export class LocalRouter {
     const act = turn.activation!
     const previous = fiber.context
     // The turn runs with the actor's services (captured when its layer was built), not the caller's.
-    fiber.setContext(Context.add(act.slot.registration!.context, CurrentTurn, turn))
+    fiber.setContext(Context.add(act.slot.turnContext, CurrentTurn, turn))
     let handled: Effect.Effect<any, any>
     try {
       handled = act.handlers![turn.info!.tag](turn.payload)
@@ -267,7 +275,7 @@ export class LocalRouter {
       Effect.yieldNow.pipe(
         Effect.andThen(Effect.catchCause(oneWayEffect(turn), (cause) => logOneWayFailure(turn, cause))),
         Effect.provideService(CurrentTurn, turn),
-        Effect.provideContext(act.slot.registration!.context),
+        Effect.provideContext(act.slot.turnContext),
         Effect.onExit(() => Effect.sync(() => act.end(turn)))
       )
     )
@@ -275,7 +283,9 @@ export class LocalRouter {
 
   private drain(act: Activation): Effect.Effect<void> {
     return Effect.withFiber((fiber) => {
-      const base = act.slot.registration!.context
+      const base = act.slot.turnContext
+      // Between turns the drainer runs with its own context, so it yields to other fibers.
+      const between = fiber.context
       let current: Turn | undefined
       // One closure per drainer, not per turn: it reads the turn being run.
       const onFailure = (cause: Cause.Cause<unknown>) => logOneWayFailure(current!, cause)
@@ -284,6 +294,7 @@ export class LocalRouter {
         while ((current = act.ready!.shift()) !== undefined) {
           fiber.setContext(Context.add(base, CurrentTurn, current))
           yield* Effect.catchCause(oneWayEffect(current), onFailure)
+          fiber.setContext(between)
           const done = current
           current = undefined
           done.activation!.end(done)

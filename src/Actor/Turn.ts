@@ -37,6 +37,10 @@ export const emptyMetadata: Readonly<Record<string, string>> = Object.freeze({})
 
 let nextSeq = 1
 
+/** Synchronous resumes in progress on the stack, and the most allowed (see `deliver`). */
+let resumeDepth = 0
+const maxResumeDepth = 8
+
 /** @internal */
 export class Turn {
   /** The activation this turn runs in (undefined for a context frame). */
@@ -104,13 +108,25 @@ export class Turn {
   }
 
   /**
-   * Settles a parked asker. The fiber resumes on its own dispatcher, not synchronously:
-   * a synchronous resume would run the next turn inside the previous turn's `end`, and a
-   * long mailbox would become a deep stack.
+   * Settles a parked asker. It resumes synchronously, so a granted turn runs at once
+   * instead of waiting a whole scheduling round while it holds the activation; past a
+   * small nesting depth it resumes through its dispatcher instead, so that a long line of
+   * handoffs does not become a deep stack.
    */
   deliver(outcome: Effect.Effect<void, any>): void {
     this.outcome = outcome
-    if (this.resume !== undefined) this.dispatcher!.scheduleTask(() => this.resume!(outcome), 0)
+    const resume = this.resume
+    if (resume === undefined) return
+    if (resumeDepth < maxResumeDepth) {
+      resumeDepth++
+      try {
+        resume(outcome)
+      } finally {
+        resumeDepth--
+      }
+    } else {
+      this.dispatcher!.scheduleTask(() => resume(outcome), 0)
+    }
   }
 
   /**
