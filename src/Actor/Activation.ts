@@ -55,8 +55,10 @@ export class Activation implements ActorContextShape {
   exclusiveRunning = 0
   /** Present only while messages wait: most activations are idle most of the time. */
   mailbox: Mailbox | undefined = undefined
-  /** Turns that counted as activity since the last passivation sweep. */
-  activity = 0
+  /**
+   * Consecutive passivation sweeps that found the activation idle. A turn sets it to -1,
+   * so the sweep interval in which the turn ran does not count.
+   */
   idleSweeps = 0
   private flags = 0
   /** State few activations need, allocated on first use to keep idle activations small. */
@@ -193,7 +195,7 @@ export class Activation implements ActorContextShape {
     turn.state = TurnState.Running
     this.running++
     if (!turn.info!.readOnly) this.exclusiveRunning++
-    if (turn.kind !== TurnKind.Tick || turn.info!.keepAlive) this.activity++
+    if (turn.kind !== TurnKind.Tick || turn.info!.keepAlive) this.idleSweeps = -1
   }
 
   /** Ends a running turn and hands the activation to whatever may run next. */

@@ -1,8 +1,7 @@
 /**
  * Idle passivation. One sweep per interval walks the activations instead of a timer per
- * activation, and the call path never reads the clock: each turn bumps a counter that the sweep
- * resets, and an activation whose counter stayed at zero for enough consecutive sweeps
- * is idle. So an
+ * activation, and the call path never reads the clock: each turn resets a count of idle
+ * sweeps, and an activation idle for enough consecutive sweeps is passivated. So an
  * activation is passivated between `idleTimeout` and `idleTimeout + interval` after its
  * last turn.
  *
@@ -17,13 +16,11 @@ export const sweep = (router: LocalRouter, intervalMillis: number): void => {
   for (const slot of router.slots.values()) {
     for (const act of slot.activations.values()) {
       if (act.state !== ActivationState.Active || act.keptAlive || act.options.idleMillis === Infinity) continue
-      if (act.running > 0 || act.mailboxDepth > 0 || act.activity !== 0) {
-        act.activity = 0
-        act.idleSweeps = 0
+      if (act.running > 0 || act.mailboxDepth > 0) {
+        act.idleSweeps = -1
         continue
       }
-      act.idleSweeps++
-      if (act.idleSweeps * intervalMillis >= act.options.idleMillis) act.deactivate()
+      if (++act.idleSweeps * intervalMillis >= act.options.idleMillis) act.deactivate()
     }
   }
 }
