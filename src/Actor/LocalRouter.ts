@@ -284,17 +284,20 @@ export class LocalRouter {
   private drain(act: Activation): Effect.Effect<void> {
     return Effect.withFiber((fiber) => {
       const base = act.slot.turnContext
-      // Between turns the drainer runs with its own context, so it yields to other fibers.
-      const between = fiber.context
       let current: Turn | undefined
       // One closure per drainer, not per turn: it reads the turn being run.
       const onFailure = (cause: Cause.Cause<unknown>) => logOneWayFailure(current!, cause)
       const loop = Effect.gen(function*() {
         yield* Effect.yieldNow
+        let sinceYield = 0
         while ((current = act.ready!.shift()) !== undefined) {
+          // Turns run unpreempted (see `turnContext`), so the drainer yields on its own.
+          if (++sinceYield === drainerBatch) {
+            sinceYield = 0
+            yield* Effect.yieldNow
+          }
           fiber.setContext(Context.add(base, CurrentTurn, current))
           yield* Effect.catchCause(oneWayEffect(current), onFailure)
-          fiber.setContext(between)
           const done = current
           current = undefined
           done.activation!.end(done)
@@ -412,6 +415,9 @@ export class LocalRouter {
     act.stopped()
   }
 }
+
+/** One-way turns a drainer runs before it lets other fibers in. */
+const drainerBatch = 256
 
 const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
   if (turn.kind === TurnKind.Tick) return turn.payload as Effect.Effect<void>
