@@ -23,10 +23,15 @@ const CounterLive = Counter.toLayer(
   { mailboxCapacity: 10_000, whenFull: "suspend" }
 )
 
+/** An actor whose activations share one handler table and have no state: what remains is Quark's. */
+const Bare = Actor.make("BenchBare", [Get])
+const bareHandlers = Bare.of({ Get: () => Effect.succeed(0) })
+const BareLive = Bare.toLayer(Effect.succeed(bareHandlers))
+
 type Runtime = ManagedRuntime.ManagedRuntime<Silo.Silo, never>
 
 const makeRuntime = async (): Promise<Runtime> => {
-  const runtime = ManagedRuntime.make(CounterLive.pipe(Layer.provideMerge(Silo.layer())))
+  const runtime = ManagedRuntime.make(Layer.mergeAll(CounterLive, BareLive).pipe(Layer.provideMerge(Silo.layer())))
   await runtime.context()
   return runtime
 }
@@ -126,11 +131,14 @@ const gc = (): void => (globalThis as { gc?: () => void }).gc?.()
 
 /**
  * Fresh activations per second (one ask each, to a new id, in a fresh silo per round),
- * and the heap growth per idle activation after GC.
+ * and the heap growth per idle activation after GC: `bytesPerActor` for the counter (its
+ * id, state and handlers included), `quarkBytesPerActor` for stateless activations that
+ * share one handler table, with ids allocated beforehand (Quark's own share).
  */
 export const activate = (opsPerRound: number): Variant => {
   const id = "local.activate"
   let bytesPerActor = Number.NaN
+  let quarkBytesPerActor = Number.NaN
   return {
     id,
     round: async () => {
@@ -153,11 +161,20 @@ export const activate = (opsPerRound: number): Variant => {
         bytesPerActor = Math.round((process.memoryUsage().heapUsed - heapBefore) / opsPerRound)
         const listed = await runtime.runPromise(Effect.flatMap(Silo.Silo, (silo) => silo.activations("BenchCounter")))
         check(id, listed.length, opsPerRound)
+
+        const ids = Array.from({ length: opsPerRound }, (_, i) => `b-${i}`)
+        gc()
+        const bareBefore = process.memoryUsage().heapUsed
+        await runtime.runPromise(Effect.forEach(ids, (bareId) => Effect.flatMap(Bare.ref(bareId), (ref) => ref.Get()), {
+          discard: true
+        }))
+        gc()
+        quarkBytesPerActor = Math.round((process.memoryUsage().heapUsed - bareBefore) / opsPerRound)
         return { ops: opsPerRound, elapsedNs }
       } finally {
         await runtime.dispose()
       }
     },
-    extra: () => ({ bytesPerActor })
+    extra: () => ({ bytesPerActor, quarkBytesPerActor })
   }
 }
