@@ -12,6 +12,7 @@
  * @internal
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scheduler, Scope } from "effect"
+import { identity } from "effect/Function"
 import { ActorContext } from "./ActorContext.ts"
 import {
   ActivationFailed,
@@ -142,13 +143,7 @@ export class LocalRouter {
     const cycle = act.cycleFrom(outer)
     if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
     if (act.isFull()) {
-      if ((options?.whenFull ?? act.options.whenFull) === "fail") {
-        return Effect.fail(new MailboxFull({ address: act.address, capacity: act.options.capacity }))
-      }
-      return Effect.flatMap(
-        restore(this.waitForRoom(act)),
-        () => Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
-      )
+      return this.whenFull(act, options, restore, (fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
     }
     const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
     act.enqueue(turn)
@@ -201,6 +196,19 @@ export class LocalRouter {
     return new ActorUnavailable({ address: { type: slot.name, id }, reason: "the silo is shutting down" })
   }
 
+  /** A send found the mailbox full: fail, or wait for room and `retry` the whole send. */
+  private whenFull<A, E>(
+    act: Activation,
+    options: CallOptions | undefined,
+    restore: Restore,
+    retry: (fiber: Fiber.Fiber<unknown, unknown>) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | MailboxFull> {
+    if ((options?.whenFull ?? act.options.whenFull) === "fail") {
+      return Effect.fail(new MailboxFull({ address: act.address, capacity: act.options.capacity }))
+    }
+    return Effect.flatMap(restore(this.waitForRoom(act)), () => Effect.withFiber(retry))
+  }
+
   /** Waits until the mailbox has room or the activation stops; the sender then tries again. */
   private waitForRoom(act: Activation): Effect.Effect<void> {
     return Effect.withFiber((fiber) =>
@@ -247,13 +255,7 @@ export class LocalRouter {
       return Effect.void
     }
     if (act.isFull()) {
-      if ((options?.whenFull ?? act.options.whenFull) === "fail") {
-        return Effect.fail(new MailboxFull({ address: act.address, capacity: act.options.capacity }))
-      }
-      return Effect.flatMap(
-        this.waitForRoom(act),
-        () => Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options))
-      )
+      return this.whenFull(act, options, identity, (fiber) => this.tellIn(fiber, slot, id, info, payload, options))
     }
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void
