@@ -4,3 +4,4 @@
  * @since 0.1.0
  */
 export * from "./Actor/index.ts"
+export * from "./Supervision/index.ts"

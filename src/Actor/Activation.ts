@@ -8,8 +8,15 @@
  * @internal
  */
 import { Effect, type Fiber, type Scope } from "effect"
+import type { Silo } from "./Silo.ts"
+import type { Failure } from "../Supervision/Failure.ts"
+import { RestartHistory } from "../Supervision/RestartHistory.ts"
 import type { ActorAddress } from "./ActorAddress.ts"
-import type { ActorContextShape, TimerOptions } from "./ActorContext.ts"
+import type { Rpc } from "effect/rpc"
+import type { Actor, HandlersFrom } from "./Actor.ts"
+import type { ActorContext, ActorContextShape, ChildOptions, Termination, TimerOptions } from "./ActorContext.ts"
+import type { ActorRef, AnyActorRef } from "./ActorRef.ts"
+import * as Children from "./Children.ts"
 import type { LocalRouter, TypeSlot } from "./LocalRouter.ts"
 import { Mailbox } from "./Mailbox.ts"
 import { startTimer } from "./Timer.ts"
@@ -17,13 +24,13 @@ import type { Handlers, ResolvedOptions } from "./Registration.ts"
 import { type MessageInfo, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
 
 /** @internal */
-export const ActivationState = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3 } as const
+export const ActivationState = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Suspended: 4 } as const
 /** @internal */
 export type ActivationState = typeof ActivationState[keyof typeof ActivationState]
 
-const stateNames = ["activating", "active", "deactivating", "stopped"] as const
+const stateNames = ["activating", "active", "deactivating", "stopped", "suspended"] as const
 
-const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4 } as const
+const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4, SuspendWhenActive: 8 } as const
 
 /** @internal */
 export class Extras {
@@ -33,6 +40,22 @@ export class Extras {
   stopWaiters: Array<() => void> | undefined = undefined
   /** The activation in whose mailbox a running turn of this one is parked. */
   blockedOn: Activation | undefined = undefined
+  /** Of a child actor: the activation that spawned it. */
+  parent: Activation | undefined = undefined
+  /** Spawned children, in spawn order. */
+  children: Array<Activation> | undefined = undefined
+  childNames = 0
+  watchers: Array<(termination: Termination) => void> | undefined = undefined
+  /** The failure waiting for the supervisor's decision. */
+  failure: Failure | undefined = undefined
+  supervising = false
+  /** Suspended because its failure was escalated: resumes if the parent resumes. */
+  escalated = false
+  history: RestartHistory | undefined = undefined
+  /** Activation effects run so far: more than one after a restart. */
+  incarnation = 0
+  stopping = false
+  settledWaiters: Array<() => void> | undefined = undefined
 }
 
 /** Wait-for links followed before giving up; a real cycle is far shorter. */
@@ -45,7 +68,8 @@ export const granted: Effect.Effect<void> = Effect.void
 export class Activation implements ActorContextShape {
   readonly slot: TypeSlot
   readonly id: string
-  readonly scope: Scope.Closeable
+  /** Replaced on restart: each incarnation has its own. */
+  scope: Scope.Closeable
   state: ActivationState = ActivationState.Activating as ActivationState
   handlers: Handlers | undefined = undefined
   createdAtMillis = 0
@@ -90,6 +114,14 @@ export class Activation implements ActorContextShape {
     this.flags = on ? this.flags | Flag.KeptAlive : this.flags & ~Flag.KeptAlive
   }
 
+  /** Suspend, not activate, once the activation effect ends (a stop or restart is waiting). */
+  get suspendWhenActive(): boolean {
+    return (this.flags & Flag.SuspendWhenActive) !== 0
+  }
+  set suspendWhenActive(on: boolean) {
+    this.flags = on ? this.flags | Flag.SuspendWhenActive : this.flags & ~Flag.SuspendWhenActive
+  }
+
   /** Deactivate once the running turns end. */
   get deactivateWhenActive(): boolean {
     return (this.flags & Flag.DeactivateWhenActive) !== 0
@@ -109,6 +141,10 @@ export class Activation implements ActorContextShape {
 
   get timers(): Map<string, Fiber.Fiber<unknown, unknown>> | undefined {
     return this.extras?.timers
+  }
+
+  get parent(): Activation | undefined {
+    return this.extras?.parent
   }
 
   get router(): LocalRouter {
@@ -218,6 +254,10 @@ export class Activation implements ActorContextShape {
       if (this.running === 0) this.router.finishDeactivation(this)
       return
     }
+    if (this.state === ActivationState.Suspended) {
+      if (this.running === 0) this.settled()
+      return
+    }
     if (this.state !== ActivationState.Active) return
     if (this.deactivateWhenActive) {
       if (this.running === 0) this.deactivate()
@@ -304,6 +344,13 @@ export class Activation implements ActorContextShape {
   activated(handlers: Handlers, nowMillis: number): void {
     this.handlers = handlers
     this.createdAtMillis = nowMillis
+    // A stop or restart waiting, or a child's escalation during the activation effect.
+    if (this.suspendWhenActive || this.extras?.failure !== undefined) {
+      this.suspendWhenActive = false
+      this.state = ActivationState.Suspended
+      this.next()
+      return
+    }
     this.state = ActivationState.Active
     // The message that caused the activation is served even if a deactivation was asked
     // for meanwhile; what queued behind it goes to the next activation.
@@ -338,6 +385,7 @@ export class Activation implements ActorContextShape {
     this.stopTimers()
     const extras = this.extras
     if (extras === undefined) return
+    this.fireSettled()
     const waiters = extras.stopWaiters
     extras.stopWaiters = undefined
     if (waiters !== undefined) for (const waiter of waiters) waiter()
@@ -346,7 +394,70 @@ export class Activation implements ActorContextShape {
     if (senders !== undefined) for (const sender of senders) sender()
   }
 
-  private stopTimers(): void {
+  // ---------------------------------------------------------------------------
+  // Supervision (decisions are made in Supervisor.ts; this is the state they act on)
+
+  /** A turn (or the activation effect) failed: no new turns until the supervisor decides. */
+  fail(failure: Failure): void {
+    const extras = this.rare
+    if (extras.failure === undefined) extras.failure = failure
+    if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
+  }
+
+  /** Grants no new turns (a supervisor is about to restart or stop this activation). */
+  suspend(): void {
+    if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
+    else if (this.state === ActivationState.Activating) this.suspendWhenActive = true
+  }
+
+  /** Calls back once no turn runs and none will be granted (or the activation stopped). */
+  onSettled(callback: () => void): void {
+    if (
+      this.state === ActivationState.Stopped ||
+      (this.state === ActivationState.Suspended && this.running === 0)
+    ) {
+      callback()
+    } else {
+      ;(this.rare.settledWaiters ??= []).push(callback)
+    }
+  }
+
+  /** Goes on with the next message (the supervisor's `resume`), and so do children suspended by escalating. */
+  resume(): void {
+    const extras = this.rare
+    extras.failure = undefined
+    extras.supervising = false
+    extras.escalated = false
+    if (this.state !== ActivationState.Suspended) return
+    this.state = ActivationState.Active
+    for (const child of extras.children ?? []) if (child.extras?.escalated) child.resume()
+    this.next()
+  }
+
+  private settled(): void {
+    const extras = this.extras
+    if (extras === undefined) return
+    if (extras.failure !== undefined && !extras.supervising) {
+      extras.supervising = true
+      this.router.supervise(this)
+    }
+    this.fireSettled()
+  }
+
+  private fireSettled(): void {
+    const waiters = this.extras?.settledWaiters
+    if (waiters === undefined) return
+    this.extras!.settledWaiters = undefined
+    for (const waiter of waiters) waiter()
+  }
+
+  /** Queues an internal one-way turn: a timer tick, a termination notice. */
+  post(turn: Turn): void {
+    if (this.state === ActivationState.Active && this.admits(turn.info!, undefined)) this.startOneWay(turn)
+    else this.enqueue(turn)
+  }
+
+  stopTimers(): void {
     const timers = this.extras?.timers
     if (timers === undefined) return
     this.extras!.timers = undefined
@@ -374,6 +485,22 @@ export class Activation implements ActorContextShape {
 
   startTimer(name: string, tick: Effect.Effect<void>, options?: TimerOptions): Effect.Effect<void> {
     return startTimer(this, name, tick, options ?? {})
+  }
+
+  spawn<Type extends string, Rpcs extends Rpc.Any, E>(
+    contract: Actor<Type, Rpcs>,
+    build: Effect.Effect<HandlersFrom<Rpcs, Silo>, E, Scope.Scope | ActorContext | Silo>,
+    options?: ChildOptions
+  ): Effect.Effect<ActorRef<Rpcs>> {
+    return Children.spawn(this, contract as unknown as Children.Spawnable, build, options)
+  }
+
+  stop(child: AnyActorRef): Effect.Effect<void> {
+    return Children.stop(child)
+  }
+
+  watch(child: AnyActorRef, onTerminated: (termination: Termination) => Effect.Effect<void>): Effect.Effect<void> {
+    return Children.watch(this, child, onTerminated)
   }
 
   cancelTimer(name: string): Effect.Effect<boolean> {

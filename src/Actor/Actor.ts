@@ -29,7 +29,7 @@ import { Context, Effect, Layer, Schema, type Scope } from "effect"
 import type { Rpc } from "effect/rpc"
 import type { ActorContext } from "./ActorContext.ts"
 import type { InvalidActorId } from "./ActorError.ts"
-import { makeRefClass, type ActorRef } from "./ActorRef.ts"
+import { makeRefClass, type ActorRef, type RefClass } from "./ActorRef.ts"
 import { AlwaysInterleave, ReadOnly } from "./ActorSchema.ts"
 import type { ActorTypeOptions, Handlers, MessageEntry } from "./Registration.ts"
 import { Silo } from "./Silo.ts"
@@ -56,6 +56,8 @@ export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
   readonly rpcs: ReadonlyArray<Rpcs>
   /** @internal */
   readonly messages: Readonly<Record<string, MessageEntry>>
+  /** @internal */
+  readonly refClass: RefClass
   /** A typed reference to the actor with this id; fails with `InvalidActorId` on an empty or oversized id. */
   readonly ref: (id: string) => Effect.Effect<ActorRef<Rpcs>, InvalidActorId, Silo>
   /** Types a handler table (identity at run time). */
@@ -105,6 +107,7 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
     type,
     rpcs: rpcs as ReadonlyArray<Rpcs[number]>,
     messages,
+    refClass: RefClass,
     ref: (id) => Effect.flatMap(Silo, (silo) => silo.ref(RefClass, type, id)),
     of: (handlers) => handlers,
     toLayer: (build, options) =>

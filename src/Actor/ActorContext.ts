@@ -4,8 +4,14 @@
  *
  * @since 0.1.0
  */
-import { Context, type Duration, type Effect } from "effect"
+import { Context, type Duration, type Effect, type Scope } from "effect"
+import type { Rpc } from "effect/rpc"
+import type { Failure } from "../Supervision/Failure.ts"
+import type { Actor, HandlersFrom } from "./Actor.ts"
 import type { ActorAddress } from "./ActorAddress.ts"
+import type { ActorRef, AnyActorRef } from "./ActorRef.ts"
+import type { ActorTypeOptions } from "./Registration.ts"
+import type { Silo } from "./Silo.ts"
 
 /**
  * Options of a volatile timer.
@@ -19,6 +25,30 @@ export interface TimerOptions {
   readonly period?: Duration.Input | undefined
   /** Whether ticks count as activity, keeping the actor from idle passivation. Default false. */
   readonly keepAlive?: boolean | undefined
+}
+
+/**
+ * Options of a child actor: its name (unique among its siblings; default `Type-n`) and the
+ * options of an actor type that apply to a child (its mailbox, its own `supervisor` for
+ * its children, `fatal`, `callTimeout`). Its failures are decided by its parent's
+ * `supervisor`; it is never passivated.
+ *
+ * @since 0.1.0
+ */
+export interface ChildOptions extends Omit<ActorTypeOptions, "idleTimeout" | "rootSupervisor"> {
+  readonly name?: string | undefined
+}
+
+/**
+ * Why a child actor ended, as its watchers learn it.
+ *
+ * @since 0.1.0
+ */
+export interface Termination {
+  readonly address: ActorAddress
+  readonly reason: string
+  /** The failure that stopped it, if its supervisor stopped it. */
+  readonly failure: Failure | undefined
 }
 
 /**
@@ -44,6 +74,23 @@ export interface ActorContextShape {
   ) => Effect.Effect<void>
   /** Cancels the timer `name`; `false` when there was none. */
   readonly cancelTimer: (name: string) => Effect.Effect<boolean>
+  /**
+   * Spawns a child actor running `build`, supervised by this actor's `supervisor`
+   * strategy; it starts at once and its ref is usable at once (calls queue until it is
+   * built). Its handlers see the services this actor's implementation was built with.
+   */
+  readonly spawn: <Type extends string, Rpcs extends Rpc.Any, E>(
+    contract: Actor<Type, Rpcs>,
+    build: Effect.Effect<HandlersFrom<Rpcs, Silo>, E, Scope.Scope | ActorContext | Silo>,
+    options?: ChildOptions
+  ) => Effect.Effect<ActorRef<Rpcs>>
+  /** Stops a child and its children, after its running turns; its waiting asks fail with `ActorStopped`. */
+  readonly stop: (child: AnyActorRef) => Effect.Effect<void>
+  /** Runs `onTerminated` as a turn of this actor when the child ends, with why. */
+  readonly watch: (
+    child: AnyActorRef,
+    onTerminated: (termination: Termination) => Effect.Effect<void>
+  ) => Effect.Effect<void>
 }
 
 /**

@@ -152,6 +152,22 @@ export class ActorUnavailable extends Schema.TaggedError<ActorUnavailable>()("Ac
 }
 
 /**
+ * The actor was stopped by its supervisor (or, for a child actor, by its parent) with this
+ * message still waiting, or the call went to a child that no longer exists. A virtual
+ * actor activates again on its next call.
+ *
+ * @since 0.1.0
+ */
+export class ActorStopped extends Schema.TaggedError<ActorStopped>()("ActorStopped", {
+  address: ActorAddress,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)} was stopped: ${this.reason}`
+  }
+}
+
+/**
  * Every error a call can end in besides the message's declared errors.
  *
  * @since 0.1.0
@@ -164,10 +180,11 @@ export type CallError =
   | CallTimeout
   | ActorDefect
   | ActorUnavailable
+  | ActorStopped
 
 /**
  * Every error a one-way send can end in: it only waits for the mailbox to accept it.
  *
  * @since 0.1.0
  */
-export type SendError = UnknownActorType | MailboxFull | ActorUnavailable
+export type SendError = UnknownActorType | MailboxFull | ActorUnavailable | ActorStopped

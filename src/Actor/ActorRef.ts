@@ -34,6 +34,15 @@ export type ActorRef<Rpcs extends Rpc.Any> =
     readonly [R in Rpcs as R["_tag"]]: (...args: Args<R>) => Effect.Effect<Rpc.Success<R>, Rpc.Error<R> | CallError>
   }
 
+/**
+ * Any actor ref, whatever its messages.
+ *
+ * @since 0.1.0
+ */
+export interface AnyActorRef {
+  readonly address: ActorAddress
+}
+
 /** The fields every ref instance carries; methods live on a per-contract prototype. @internal */
 export interface RefFields {
   readonly router: LocalRouter

@@ -11,12 +11,14 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scheduler, Scope } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Predicate, Scheduler, Scope } from "effect"
 import { identity } from "effect/Function"
+import * as Failure from "../Supervision/Failure.ts"
 import { ActorContext } from "./ActorContext.ts"
 import {
   ActivationFailed,
   ActorDefect,
+  ActorStopped,
   ActorUnavailable,
   type CallError,
   CallTimeout,
@@ -34,6 +36,7 @@ import {
   resolveOptions,
   type ResolvedOptions
 } from "./Registration.ts"
+import { stopChildren, supervise } from "./Supervisor.ts"
 import { CurrentTurn, type MessageInfo, Turn, TurnKind, TurnState } from "./Turn.ts"
 
 /** One actor type's place in the router; refs hold it so a call skips the type lookup. @internal */
@@ -50,6 +53,8 @@ export class TypeSlot {
    */
   turnContext: Context.Context<never> = Context.empty()
   readonly activations = new Map<string, Activation>()
+  /** False for a child actor's slot: a missing activation is a stopped child, not one to create. */
+  virtual = true
 
   constructor(name: string, router: LocalRouter) {
     this.name = name
@@ -133,6 +138,7 @@ export class LocalRouter {
     }
     if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
     if (act === undefined) {
+      if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
       const created = this.create(slot, id)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
@@ -178,8 +184,13 @@ export class LocalRouter {
     } catch (defect) {
       handled = Effect.die(defect)
     }
+    const fatal = act.options.fatal
+    if (fatal !== undefined) handled = Effect.tapError(handled, (error) => failIfFatal(act, fatal, error))
     return Effect.onExit(
-      restore(Effect.catchDefect(handled, (defect) => Effect.fail(this.defect(act, turn, defect)))),
+      restore(Effect.catchDefect(handled, (defect) => {
+        act.fail(Failure.defect(defect))
+        return Effect.fail(this.defect(act, turn, defect))
+      })),
       () => {
         fiber.setContext(previous)
         act.end(turn)
@@ -245,6 +256,7 @@ export class LocalRouter {
     const outer = fiber.getRef(CurrentTurn)
     let act = slot.activations.get(id)
     if (act === undefined) {
+      if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
       act = this.create(slot, id)
       act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
       this.activate(act, undefined)
@@ -318,7 +330,7 @@ export class LocalRouter {
   // ---------------------------------------------------------------------------
   // Activation
 
-  private create(slot: TypeSlot, id: string): Activation {
+  create(slot: TypeSlot, id: string): Activation {
     const act = new Activation(slot, id, Scope.makeUnsafe())
     slot.activations.set(id, act)
     return act
@@ -334,7 +346,7 @@ export class LocalRouter {
    * The effect runs as a frame of the call chain of the caller that caused it, so an
    * activation effect that calls back into its own caller (or itself) is a `Deadlock`.
    */
-  private activate(act: Activation, outer: Turn | undefined): void {
+  activate(act: Activation, outer: Turn | undefined): void {
     const registration = act.slot.registration!
     const frame = Turn.activationFrame(act, outer)
     const context = Context.add(
@@ -353,7 +365,16 @@ export class LocalRouter {
       const reason = missing !== undefined ?
         `the implementation has no handler for "${missing}"` :
         Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
-      this.fork(Effect.flatMap(Scope.close(act.scope, exit), () => Effect.sync(() => this.failActivation(act, reason))))
+      // A virtual actor's first activation effect fails its callers; the effect of a child,
+      // or of any restart, fails the actor, and its supervisor decides.
+      const supervised = act.parent !== undefined || act.rare.incarnation > 0
+      this.fork(Effect.flatMap(Scope.close(act.scope, exit), () =>
+        Effect.sync(() => {
+          if (!supervised) return this.failActivation(act, reason)
+          act.state = ActivationState.Suspended
+          act.fail(Failure.activationFailed(reason))
+          act.next()
+        })))
     }
     const exit = build.pollUnsafe()
     if (exit !== undefined) done(exit)
@@ -363,21 +384,31 @@ export class LocalRouter {
   private failActivation(act: Activation, reason: string): void {
     act.state = ActivationState.Stopped
     this.remove(act)
-    const failure = Effect.fail(new ActivationFailed({ address: act.address, reason }))
+    this.rejectQueued(act, new ActivationFailed({ address: act.address, reason }))
+    act.stopped()
+  }
+
+  /** Fails every waiting ask with `error`; one-way messages are dropped (and logged). */
+  rejectQueued(act: Activation, error: CallError): void {
+    const failure = Effect.fail(error)
     let dropped = 0
     for (const turn of act.mailbox?.takeAll() ?? []) {
       if (turn.state !== TurnState.Queued) continue
       turn.state = TurnState.Cancelled
       if (turn.kind === TurnKind.Ask) turn.deliver(failure)
-      else dropped++
+      else if (turn.kind === TurnKind.Tell) dropped++
     }
     if (dropped > 0) {
-      this.fork(Effect.logWarning(`${act.slot.name}/${act.id}: ${dropped} one-way message(s) dropped, activation failed`))
+      this.fork(Effect.logWarning(`${act.slot.name}/${act.id}: ${dropped} one-way message(s) dropped: ${error.message}`))
     }
-    act.stopped()
   }
 
-  private remove(act: Activation): void {
+  /** Hands an activation whose turns have all ended, and whose failure is recorded, to its supervisor. */
+  supervise(act: Activation): void {
+    this.fork(Effect.andThen(Effect.yieldNow, supervise(act)))
+  }
+
+  remove(act: Activation): void {
     if (act.slot.activations.get(act.id) === act) act.slot.activations.delete(act.id)
   }
 
@@ -386,6 +417,7 @@ export class LocalRouter {
     // Yield first: this is called from the end of a turn, which is no place to run finalizers.
     this.fork(
       Effect.yieldNow.pipe(
+        Effect.andThen(stopChildren(act, "its parent deactivated")),
         Effect.andThen(Scope.close(act.scope, Exit.void)),
         Effect.andThen(Effect.sync(() => this.afterStop(act)))
       )
@@ -404,7 +436,7 @@ export class LocalRouter {
           turn.state = TurnState.Cancelled
           if (turn.kind === TurnKind.Ask) turn.deliver(failure)
         }
-      } else {
+      } else if (act.slot.virtual) {
         // Messages that arrived during deactivation go, in order, to the next activation.
         const next = this.create(act.slot, act.id)
         for (const turn of waiting) {
@@ -430,14 +462,31 @@ const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
   }
 }
 
-/** A one-way turn has nobody to report to: defects are logged as errors, failures at debug. */
+/**
+ * A one-way turn has nobody to report to: a defect goes to the supervisor and the log, a
+ * fatal error to the supervisor, any other failure to the debug log.
+ */
 const logOneWayFailure = (turn: Turn, cause: Cause.Cause<unknown>): Effect.Effect<void> => {
   const act = turn.activation!
   const where = `${act.slot.name}/${act.id}.${turn.info!.tag}`
-  return Cause.hasDies(cause) ?
-    Effect.logError(`${where} died in a one-way turn`, cause) :
-    Effect.logDebug(`${where} failed in a one-way turn`, cause)
+  const defect = cause.reasons.find(Cause.isDieReason)
+  if (defect !== undefined) {
+    act.fail(Failure.defect(defect.defect))
+    return Effect.logError(`${where} died in a one-way turn`, cause)
+  }
+  const error = cause.reasons.find(Cause.isFailReason)
+  if (error !== undefined && act.options.fatal !== undefined) failIfFatal(act, act.options.fatal, error.error)
+  return Effect.logDebug(`${where} failed in a one-way turn`, cause)
 }
+
+/** Hands a declared error the type calls fatal to the supervisor; the caller still gets it. */
+const failIfFatal = (act: Activation, fatal: ReadonlySet<string>, error: unknown): Effect.Effect<void> => {
+  if (Predicate.hasProperty(error, "_tag") && fatal.has(error._tag as string)) act.fail(Failure.fatalError(error))
+  return Effect.void
+}
+
+const stoppedChild = (slot: TypeSlot, id: string): ActorStopped =>
+  new ActorStopped({ address: { type: slot.name, id }, reason: "the child actor has stopped" })
 
 const missingHandler = (registration: Registration, handlers: Handlers): string | undefined => {
   for (const tag in registration.messages) {

@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Duration, type Context, type Effect, type Scope } from "effect"
+import * as Supervisor from "../Supervision/Strategy.ts"
 import type { ActorContext } from "./ActorContext.ts"
 import type { MessageInfo } from "./Turn.ts"
 
@@ -31,6 +32,15 @@ export interface ActorTypeOptions {
   readonly reentrant?: boolean | undefined
   /** Fail an ask with `CallTimeout` after this long. Default: no timeout for local calls. */
   readonly callTimeout?: Duration.Input | undefined
+  /** How this actor supervises the children it spawns. Default `Supervisor.oneForOne()`. */
+  readonly supervisor?: Supervisor.Strategy | undefined
+  /**
+   * How the silo root supervises this virtual actor type's activations. Default
+   * `Supervisor.resume`: a failed turn fails its call and the activation goes on.
+   */
+  readonly rootSupervisor?: Supervisor.Strategy | undefined
+  /** `_tag`s of declared errors that are failures (go to the supervisor), not just replies. */
+  readonly fatal?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -85,7 +95,12 @@ export interface ResolvedOptions {
   readonly whenFull: WhenFull
   readonly reentrant: boolean
   readonly callTimeout: Duration.Duration | undefined
+  readonly supervisor: Supervisor.Strategy
+  readonly rootSupervisor: Supervisor.Strategy
+  readonly fatal: ReadonlySet<string> | undefined
 }
+
+const defaultChildSupervisor = Supervisor.oneForOne()
 
 /** @internal */
 export const resolveOptions = (options: ActorTypeOptions, defaults: ActorDefaults): ResolvedOptions => {
@@ -95,6 +110,9 @@ export const resolveOptions = (options: ActorTypeOptions, defaults: ActorDefault
     capacity: options.mailboxCapacity ?? defaults.mailboxCapacity,
     whenFull: options.whenFull ?? defaults.whenFull,
     reentrant: options.reentrant ?? false,
-    callTimeout: options.callTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.callTimeout)
+    callTimeout: options.callTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.callTimeout),
+    supervisor: options.supervisor ?? defaultChildSupervisor,
+    rootSupervisor: options.rootSupervisor ?? Supervisor.resume,
+    fatal: options.fatal === undefined || options.fatal.length === 0 ? undefined : new Set(options.fatal)
   }
 }

@@ -19,7 +19,7 @@ import type { RefClass } from "./ActorRef.ts"
 import { LocalRouter } from "./LocalRouter.ts"
 import { runSweeper } from "./Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./Registration.ts"
-import { TurnKind, TurnState } from "./Turn.ts"
+import { stopChildren } from "./Supervisor.ts"
 
 /**
  * Silo configuration; every field has a documented default.
@@ -176,20 +176,17 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
   })
 
 const forceStop = (act: Activation): Effect.Effect<void> =>
-  Effect.flatMap(Scope.close(act.scope, Exit.void), () =>
-    Effect.sync(() => {
-      if (act.slot.activations.get(act.id) === act) act.slot.activations.delete(act.id)
-      const failure = Effect.fail(
+  stopChildren(act, "the silo shut down").pipe(
+    Effect.andThen(Scope.close(act.scope, Exit.void)),
+    Effect.andThen(Effect.sync(() => {
+      act.router.remove(act)
+      act.router.rejectQueued(
+        act,
         new ActorUnavailable({ address: act.address, reason: "the silo shut down before the turn could run" })
       )
-      for (const turn of act.mailbox?.takeAll() ?? []) {
-        if (turn.kind === TurnKind.Ask && turn.state === TurnState.Queued) {
-          turn.state = TurnState.Cancelled
-          turn.deliver(failure)
-        }
-      }
       act.stopped()
     }))
+  )
 
 /**
  * The silo layer.

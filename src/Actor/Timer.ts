@@ -29,8 +29,7 @@ export const startTimer = (
         const turn = new Turn(TurnKind.Tick, act, undefined, undefined, emptyMetadata, info, tick)
         const dispatcher = fiber.currentDispatcher
         turn.onEnd = () => dispatcher.scheduleTask(() => resume(Effect.void), 0)
-        if (act.state === ActivationState.Active && act.admits(info, undefined)) act.startOneWay(turn)
-        else act.enqueue(turn)
+        act.post(turn)
         // A cancelled timer withdraws its tick if the tick has not started.
         return Effect.sync(() => {
           if (turn.state === TurnState.Queued) act.cancel(turn)

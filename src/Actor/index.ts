@@ -5,9 +5,15 @@
  * @since 0.1.0
  */
 export * as Actor from "./Actor.ts"
-export type { ActorRef } from "./ActorRef.ts"
+export type { ActorRef, AnyActorRef } from "./ActorRef.ts"
 export { type ActorAddress, formatAddress, maxIdLength } from "./ActorAddress.ts"
-export { ActorContext, type ActorContextShape, type TimerOptions } from "./ActorContext.ts"
+export {
+  ActorContext,
+  type ActorContextShape,
+  type ChildOptions,
+  type Termination,
+  type TimerOptions
+} from "./ActorContext.ts"
 export * from "./ActorError.ts"
 export * as ActorSchema from "./ActorSchema.ts"
 export type { CallOptions } from "./CallOptions.ts"

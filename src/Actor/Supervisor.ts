@@ -1,0 +1,179 @@
+/**
+ * The silo's side of supervision: applies a strategy's directive to a failed activation.
+ *
+ * The decision path, top-down:
+ * 1. A turn dies (or fails with an error the type declares fatal), or an activation effect
+ *    of a child or of a restart fails. The call that failed gets its error; the activation
+ *    grants no new turns and, once its running turns have ended, is handed here.
+ * 2. The strategy is the parent's `supervisor` for a child actor, the type's
+ *    `rootSupervisor` for a virtual actor. Its decider maps the failure to a directive.
+ * 3. `restart` counts against the restart budget (`maxRestarts` within `within`); over
+ *    it, or once the backoff schedule ends, the directive becomes `onLimit` ("stop", or
+ *    "escalate" when there is a parent). A `resume` of a failed activation effect, which
+ *    left nothing to resume, becomes `stop`; an `escalate` at the root becomes `stop`.
+ * 4. `resume`: the activation goes on with its next message, state kept.
+ *    `restart`: the affected activations (the failed one; all siblings for all-for-one;
+ *    it and later siblings for rest-for-one) finish their running turns, their children
+ *    are stopped, their finalizers run; after the backoff delay their activation effects
+ *    run again. Their mailboxes are kept, so queued messages reach the new incarnation
+ *    in order.
+ *    `stop`: the affected activations finish their running turns, their children stop
+ *    (deepest first), their finalizers run, waiting asks fail with `ActorStopped`,
+ *    watchers are told. A virtual actor activates again on its next call.
+ *    `escalate`: the child stays suspended and its parent fails with the child's failure,
+ *    which the parent's own supervisor decides (step 2, one level up). If the parent
+ *    resumes, so does the child; if it restarts or stops, its children are stopped.
+ *
+ * Every decision is logged with the actor, the failure and the restart count.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect, Exit, Scope } from "effect"
+import * as Failure from "../Supervision/Failure.ts"
+import { RestartHistory } from "../Supervision/RestartHistory.ts"
+import type { Directive, Strategy } from "../Supervision/Strategy.ts"
+import { formatAddress } from "./ActorAddress.ts"
+import { ActorStopped } from "./ActorError.ts"
+import { type Activation, ActivationState } from "./Activation.ts"
+
+/** Decides on and applies the directive for a settled, failed activation. @internal */
+export const supervise = (act: Activation): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const extras = act.rare
+    const failure = extras.failure
+    if (failure === undefined || act.state !== ActivationState.Suspended) {
+      extras.supervising = false
+      return
+    }
+    const parent = extras.parent
+    const strategy = parent === undefined ? act.options.rootSupervisor : parent.options.supervisor
+    let directive: Directive = strategy.decider(failure)
+    if (directive === "resume" && failure._tag === "ActivationFailed") directive = "stop"
+    if (directive === "escalate" && parent === undefined) directive = "stop"
+    let delay = Duration.zero
+    let restarts = extras.history?.count ?? 0
+    if (directive === "restart") {
+      const now = yield* Clock.currentTimeMillis
+      const verdict = yield* (extras.history ??= new RestartHistory()).next(strategy, now, failure)
+      restarts = verdict.count
+      if (verdict._tag === "LimitExceeded") {
+        directive = strategy.onLimit === "escalate" && parent !== undefined ? "escalate" : "stop"
+        yield* logDecision(act, `restart limit exceeded, ${directive}`, failure, restarts)
+      } else {
+        delay = verdict.delay
+      }
+    }
+    yield* logDecision(act, directive, failure, restarts, delay)
+    switch (directive) {
+      case "resume":
+        return act.resume()
+      case "escalate": {
+        extras.escalated = true
+        parent!.fail(Failure.childEscalated(act.address, failure))
+        return parent!.next()
+      }
+      case "restart": {
+        const targets = affected(strategy, act)
+        yield* Effect.forEach(targets, settle, { discard: true })
+        yield* Effect.sleep(delay)
+        return yield* Effect.forEach(targets, restart, { discard: true })
+      }
+      case "stop": {
+        const targets = affected(strategy, act).reverse()
+        return yield* Effect.forEach(
+          targets,
+          (target) =>
+            stopActivation(
+              target,
+              target === act ? Failure.describe(failure) : `a sibling stopped (${strategy.kind})`,
+              target === act ? failure : undefined
+            ),
+          { discard: true }
+        )
+      }
+    }
+  })
+
+/** The activations a restart or stop takes along, in spawn order. */
+const affected = (strategy: Strategy, act: Activation): Array<Activation> => {
+  const siblings = act.parent?.extras?.children
+  if (siblings === undefined || strategy.kind === "one-for-one") return [act]
+  if (strategy.kind === "all-for-one") return [...siblings]
+  return siblings.slice(Math.max(0, siblings.indexOf(act)))
+}
+
+/** Stops granting turns and waits until the running ones have ended. */
+const settle = (act: Activation): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    act.suspend()
+    act.onSettled(() => resume(Effect.void))
+  })
+
+const restart = (act: Activation): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    if (act.state === ActivationState.Stopped) return
+    yield* stopChildren(act, "its parent restarted")
+    act.stopTimers()
+    yield* Scope.close(act.scope, Exit.void)
+    const extras = act.rare
+    extras.incarnation++
+    extras.failure = undefined
+    extras.supervising = false
+    extras.escalated = false
+    act.scope = Scope.makeUnsafe()
+    act.state = ActivationState.Activating
+    act.router.activate(act, undefined)
+  })
+
+/**
+ * Stops an activation for good: running turns end first, then its children (deepest
+ * first), its timers and finalizers; waiting asks fail with `ActorStopped`; watchers are
+ * told. A virtual actor's next call activates it again.
+ *
+ * @internal
+ */
+export const stopActivation = (act: Activation, reason: string, failure?: Failure.Failure): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const extras = act.rare
+    if (act.state === ActivationState.Stopped || extras.stopping) return
+    extras.stopping = true
+    yield* settle(act)
+    yield* stopChildren(act, "its parent stopped")
+    act.stopTimers()
+    yield* Scope.close(act.scope, Exit.void)
+    act.router.remove(act)
+    act.router.rejectQueued(act, new ActorStopped({ address: act.address, reason }))
+    const siblings = extras.parent?.extras?.children
+    if (siblings !== undefined) siblings.splice(siblings.indexOf(act), 1)
+    const watchers = extras.watchers
+    extras.watchers = undefined
+    act.stopped()
+    for (const watcher of watchers ?? []) watcher({ address: act.address, reason, failure })
+  })
+
+/** Stops the children of `act`, the last spawned first, each after its own children. @internal */
+export const stopChildren = (act: Activation, reason: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const children = act.extras?.children
+    if (children === undefined || children.length === 0) return Effect.void
+    return Effect.forEach([...children].reverse(), (child) => stopActivation(child, reason), { discard: true })
+  })
+
+const logDecision = (
+  act: Activation,
+  decision: string,
+  failure: Failure.Failure,
+  restarts: number,
+  delay?: Duration.Duration
+): Effect.Effect<void> => {
+  const message = `supervisor: ${formatAddress(act.address)} ${decision} after ${Failure.describe(failure)}`
+  const annotations = {
+    actor: formatAddress(act.address),
+    decision,
+    failure: Failure.describe(failure),
+    restarts,
+    ...(delay === undefined ? {} : { delayMillis: Duration.toMillis(delay) })
+  }
+  const log = decision === "resume" ? Effect.logInfo(message) : Effect.logWarning(message)
+  return Effect.annotateLogs(log, annotations)
+}
