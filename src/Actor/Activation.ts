@@ -288,7 +288,7 @@ export class Activation implements ActorContextShape {
     }
     if (mailbox.size === 0 && this.mailbox === mailbox) this.mailbox = undefined
     this.wakeSenders()
-    if (askers !== undefined) for (const asker of askers) asker.deliver(granted)
+    if (askers !== undefined) for (const asker of askers) asker.grant(granted)
   }
 
   /** Starts a one-way turn that `admits` let through. */
@@ -367,7 +367,9 @@ export class Activation implements ActorContextShape {
       this.deactivateWhenActive = true
       return
     }
-    if (this.state !== ActivationState.Active) return
+    // A suspended activation (its supervisor deciding, or a restart waiting) deactivates
+    // too: the supervisor then finds it no longer suspended and leaves it alone.
+    if (this.state !== ActivationState.Active && this.state !== ActivationState.Suspended) return
     this.deactivateWhenActive = false
     this.state = ActivationState.Deactivating
     this.stopTimers()

@@ -395,7 +395,7 @@ export class LocalRouter {
     for (const turn of act.mailbox?.takeAll() ?? []) {
       if (turn.state !== TurnState.Queued) continue
       turn.state = TurnState.Cancelled
-      if (turn.kind === TurnKind.Ask) turn.deliver(failure)
+      if (turn.kind === TurnKind.Ask) turn.reject(failure)
       else if (turn.kind === TurnKind.Tell) dropped++
     }
     if (dropped > 0) {
@@ -434,7 +434,7 @@ export class LocalRouter {
         const failure = Effect.fail(this.unavailable(act.slot, act.id))
         for (const turn of waiting) {
           turn.state = TurnState.Cancelled
-          if (turn.kind === TurnKind.Ask) turn.deliver(failure)
+          if (turn.kind === TurnKind.Ask) turn.reject(failure)
         }
       } else if (act.slot.virtual) {
         // Messages that arrived during deactivation go, in order, to the next activation.

@@ -52,18 +52,20 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
     if (directive === "escalate" && parent === undefined) directive = "stop"
     let delay = Duration.zero
     let restarts = extras.history?.count ?? 0
+    let decision: string = directive
     if (directive === "restart") {
       const now = yield* Clock.currentTimeMillis
       const verdict = yield* (extras.history ??= new RestartHistory()).next(strategy, now, failure)
       restarts = verdict.count
       if (verdict._tag === "LimitExceeded") {
         directive = strategy.onLimit === "escalate" && parent !== undefined ? "escalate" : "stop"
-        yield* logDecision(act, `restart limit exceeded, ${directive}`, failure, restarts)
+        decision = `${directive} (restart limit exceeded)`
       } else {
         delay = verdict.delay
+        decision = `restart in ${Duration.format(delay)}`
       }
     }
-    yield* logDecision(act, directive, failure, restarts, delay)
+    yield* logDecision(act, directive, decision, failure, restarts, delay)
     switch (directive) {
       case "resume":
         return act.resume()
@@ -111,7 +113,8 @@ const settle = (act: Activation): Effect.Effect<void> =>
 
 const restart = (act: Activation): Effect.Effect<void> =>
   Effect.gen(function*() {
-    if (act.state === ActivationState.Stopped) return
+    // Deactivated or stopped while the backoff ran.
+    if (act.state !== ActivationState.Suspended) return
     yield* stopChildren(act, "its parent restarted")
     act.stopTimers()
     yield* Scope.close(act.scope, Exit.void)
@@ -161,19 +164,20 @@ export const stopChildren = (act: Activation, reason: string): Effect.Effect<voi
 
 const logDecision = (
   act: Activation,
+  directive: Directive,
   decision: string,
   failure: Failure.Failure,
   restarts: number,
-  delay?: Duration.Duration
+  delay: Duration.Duration
 ): Effect.Effect<void> => {
-  const message = `supervisor: ${formatAddress(act.address)} ${decision} after ${Failure.describe(failure)}`
+  const message = `supervisor: ${formatAddress(act.address)}: ${decision} after ${Failure.describe(failure)}`
   const annotations = {
     actor: formatAddress(act.address),
-    decision,
+    decision: directive,
     failure: Failure.describe(failure),
     restarts,
-    ...(delay === undefined ? {} : { delayMillis: Duration.toMillis(delay) })
+    delayMillis: Duration.toMillis(delay)
   }
-  const log = decision === "resume" ? Effect.logInfo(message) : Effect.logWarning(message)
+  const log = directive === "resume" ? Effect.logInfo(message) : Effect.logWarning(message)
   return Effect.annotateLogs(log, annotations)
 }

@@ -108,12 +108,13 @@ export class Turn {
   }
 
   /**
-   * Settles a parked asker. It resumes synchronously, so a granted turn runs at once
+   * Grants a parked asker its turn. It resumes synchronously, so the turn runs at once
    * instead of waiting a whole scheduling round while it holds the activation; past a
    * small nesting depth it resumes through its dispatcher instead, so that a long line of
-   * handoffs does not become a deep stack.
+   * handoffs does not become a deep stack. Call it only once every state change it
+   * depends on is done: the asker may run its whole turn before this returns.
    */
-  deliver(outcome: Effect.Effect<void, any>): void {
+  grant(outcome: Effect.Effect<void>): void {
     this.outcome = outcome
     const resume = this.resume
     if (resume === undefined) return
@@ -127,6 +128,13 @@ export class Turn {
     } else {
       this.dispatcher!.scheduleTask(() => resume(outcome), 0)
     }
+  }
+
+  /** Fails a parked asker; it resumes through its dispatcher, after the caller's work. */
+  reject(failure: Effect.Effect<never, any>): void {
+    this.outcome = failure
+    const resume = this.resume
+    if (resume !== undefined) this.dispatcher!.scheduleTask(() => resume(failure), 0)
   }
 
   /**
