@@ -5,3 +5,4 @@
  */
 export * from "./Actor/index.ts"
 export * from "./Supervision/index.ts"
+export * from "./Persistence/index.ts"

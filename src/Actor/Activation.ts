@@ -56,6 +56,8 @@ export class Extras {
   incarnation = 0
   stopping = false
   settledWaiters: Array<() => void> | undefined = undefined
+  /** Runs at the end of every successful turn of this incarnation, before the reply. */
+  afterTurn: Effect.Effect<void> | undefined = undefined
 }
 
 /** Wait-for links followed before giving up; a real cycle is far shorter. */
@@ -451,6 +453,15 @@ export class Activation implements ActorContextShape {
     if (waiters === undefined) return
     this.extras!.settledWaiters = undefined
     for (const waiter of waiters) waiter()
+  }
+
+  /**
+   * Adds `effect` to what runs at the end of every successful turn of this incarnation,
+   * before the reply (persisted state's write-after-turn).
+   */
+  afterTurn(effect: Effect.Effect<void>): void {
+    const extras = this.rare
+    extras.afterTurn = extras.afterTurn === undefined ? effect : Effect.andThen(extras.afterTurn, effect)
   }
 
   /** Queues an internal one-way turn: a timer tick, a termination notice. */

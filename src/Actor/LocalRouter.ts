@@ -64,7 +64,11 @@ export class TypeSlot {
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
-const describeDefect = (defect: unknown): string => defect instanceof Error ? defect.message : String(defect)
+const describeDefect = (defect: unknown): string => {
+  const message = defect instanceof Error ? defect.message : String(defect)
+  // A tagged error that became a defect (`orDie`) keeps its tag in the report.
+  return Predicate.hasProperty(defect, "_tag") && typeof defect._tag === "string" ? `${defect._tag}: ${message}` : message
+}
 
 /** @internal */
 export class LocalRouter {
@@ -186,6 +190,8 @@ export class LocalRouter {
     }
     const fatal = act.options.fatal
     if (fatal !== undefined) handled = Effect.tapError(handled, (error) => failIfFatal(act, fatal, error))
+    const afterTurn = act.extras?.afterTurn
+    if (afterTurn !== undefined) handled = Effect.tap(handled, () => afterTurn)
     return Effect.onExit(
       restore(Effect.catchDefect(handled, (defect) => {
         act.fail(Failure.defect(defect))
@@ -454,12 +460,19 @@ export class LocalRouter {
 const drainerBatch = 256
 
 const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
-  if (turn.kind === TurnKind.Tick) return turn.payload as Effect.Effect<void>
-  try {
-    return turn.activation!.handlers![turn.info!.tag](turn.payload)
-  } catch (defect) {
-    return Effect.die(defect)
+  const act = turn.activation!
+  let handled: Effect.Effect<unknown, unknown>
+  if (turn.kind === TurnKind.Tick) {
+    handled = turn.payload as Effect.Effect<void>
+  } else {
+    try {
+      handled = act.handlers![turn.info!.tag](turn.payload)
+    } catch (defect) {
+      handled = Effect.die(defect)
+    }
   }
+  const afterTurn = act.extras?.afterTurn
+  return afterTurn === undefined ? handled : Effect.tap(handled, () => afterTurn)
 }
 
 /**

@@ -123,6 +123,7 @@ const restart = (act: Activation): Effect.Effect<void> =>
     extras.failure = undefined
     extras.supervising = false
     extras.escalated = false
+    extras.afterTurn = undefined
     act.scope = Scope.makeUnsafe()
     act.state = ActivationState.Activating
     act.router.activate(act, undefined)
