@@ -54,14 +54,15 @@ export const makeMemoryJournal = (name: string): Journal => {
     append: (key, expectedSequence, events) =>
       Effect.suspend(() => {
         const at = formatKey(key)
-        const stored = journals.get(at) ?? []
+        let stored = journals.get(at)
+        if (stored === undefined) journals.set(at, stored = [])
         if (stored.length !== expectedSequence) {
           return Effect.fail(
             new JournalConflict({ key: at, expectedSequence, actualSequence: stored.length })
           )
         }
-        journals.set(at, [...stored, ...events])
-        return Effect.succeed(stored.length + events.length)
+        for (const event of events) stored.push(event)
+        return Effect.succeed(stored.length)
       }),
     read: (key, from, to) =>
       Effect.sync(() => {
