@@ -7,18 +7,18 @@
  * Redis Cluster hash tag: all keys of one actor share a slot (keep braces out of the
  * prefix, which is used verbatim).
  *
- * | key                                   | Redis type | content                       |
- * | ------------------------------------- | ---------- | ----------------------------- |
- * | `quark:{Account:a%2F1}:state:balance` | hash       | `version`, `data`             |
- * | `quark:{Account:a%2F1}:journal:ledger`| list       | the events, oldest first      |
- * | `quark:{Account:a%2F1}:snapshot:ledger`| hash      | `sequence`, `data`            |
+ * | key (type `Account`, id `a/1`)           | Redis type | content                        |
+ * | ---------------------------------------- | ---------- | ------------------------------ |
+ * | `quark:{Account:a%2F1}:state:balance`    | hash       | `version`, `data`              |
+ * | `quark:{Account:a%2F1}:journal:ledger`   | list       | the events; index i is seq i+1 |
+ * | `quark:{Account:a%2F1}:snapshot:ledger`  | hash       | `sequence`, `data`             |
  *
  * Data (JSON text) is stored as given.
  *
  * **Journals are lists, not streams.** Sequence numbers are dense (1..n), so a list's index
  * is the sequence: `LLEN` is the last sequence and `LRANGE` reads a range by index, with no
  * per-entry ids or field maps to store. Stream ids are time-based and would need a mapping
- * to sequence numbers; consumer groups and trimming, what streams add, a journal does not use.
+ * to sequence numbers; what streams add (consumer groups, trimming) a journal does not use.
  *
  * **Atomicity.** Every compare-and-set (state write and clear, journal append, snapshot
  * save) is one Lua script, which Redis runs without interleaving. The scripts are
@@ -101,7 +101,8 @@ return 0`
 interface Scripts {
   quarkWriteState(key: string, expected: number, data: string): Promise<number>
   quarkClearState(key: string, expected: number): Promise<number>
-  quarkAppend(key: string, expected: number, ...events: Array<string>): Promise<number>
+  // ioredis flattens array arguments, so the events need not be spread into the call.
+  quarkAppend(key: string, expected: number, events: ReadonlyArray<string>): Promise<number>
   quarkSaveSnapshot(key: string, sequence: number, data: string): Promise<number>
 }
 
@@ -136,11 +137,13 @@ const connect = (name: string, url: string) =>
     redis.on("error", (error) => {
       lastError = error
     })
+    const onEnd = () => fail(lastError)
+    redis.once("end", onEnd)
     redis.once("ready", () => {
       ready = true
+      redis.removeListener("end", onEnd)
       resume(Effect.succeed(redis))
     })
-    redis.once("end", () => fail(lastError))
     return Effect.sync(() => redis.disconnect())
   })
 
@@ -196,7 +199,7 @@ const fromClient = (name: string, redis: Client, prefix: string): Store => {
     name,
     append: (key, expectedSequence, events) =>
       Effect.flatMap(
-        call("append", () => redis.quarkAppend(redisKey(prefix, "journal", key), expectedSequence, ...events)),
+        call("append", () => redis.quarkAppend(redisKey(prefix, "journal", key), expectedSequence, events)),
         (result) =>
           result >= 0 ? Effect.succeed(result) : Effect.fail(
             new JournalConflict({ key: formatKey(key), expectedSequence, actualSequence: -result - 1 })

@@ -10,3 +10,4 @@ export { formatKey, type StateKey, type StateStore, type StoredState } from "./S
 export * as Stores from "./Stores.ts"
 export * as ActorState from "./ActorState.ts"
 export * as EventSourced from "./EventSourced.ts"
+export * as RedisStore from "./RedisStore.ts"
