@@ -408,6 +408,19 @@ export class Activation implements ActorContextShape {
     if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
   }
 
+  /**
+   * Fails the activation and hands it to its supervisor at once, without waiting for its
+   * running turns (a child's escalation: a running turn may be waiting on that child).
+   */
+  failNow(failure: Failure): void {
+    this.fail(failure)
+    const extras = this.rare
+    if (this.state === ActivationState.Suspended && !extras.supervising) {
+      extras.supervising = true
+      this.router.supervise(this)
+    }
+  }
+
   /** Grants no new turns (a supervisor is about to restart or stop this activation). */
   suspend(): void {
     if (this.state === ActivationState.Active) this.state = ActivationState.Suspended

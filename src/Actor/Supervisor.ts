@@ -4,7 +4,8 @@
  * The decision path, top-down:
  * 1. A turn dies (or fails with an error the type declares fatal), or an activation effect
  *    of a child or of a restart fails. The call that failed gets its error; the activation
- *    grants no new turns and, once its running turns have ended, is handed here.
+ *    grants no new turns and, once its running turns have ended, is handed here. (A child's
+ *    escalation hands its parent here at once: see `escalate`.)
  * 2. The strategy is the parent's `supervisor` for a child actor, the type's
  *    `rootSupervisor` for a virtual actor. Its decider maps the failure to a directive.
  * 3. `restart` counts against the restart budget (`maxRestarts` within `within`); over
@@ -13,16 +14,17 @@
  *    left nothing to resume, becomes `stop`; an `escalate` at the root becomes `stop`.
  * 4. `resume`: the activation goes on with its next message, state kept.
  *    `restart`: the affected activations (the failed one; all siblings for all-for-one;
- *    it and later siblings for rest-for-one) finish their running turns, their children
- *    are stopped, their finalizers run; after the backoff delay their activation effects
- *    run again. Their mailboxes are kept, so queued messages reach the new incarnation
- *    in order.
- *    `stop`: the affected activations finish their running turns, their children stop
- *    (deepest first), their finalizers run, waiting asks fail with `ActorStopped`,
- *    watchers are told. A virtual actor activates again on its next call.
- *    `escalate`: the child stays suspended and its parent fails with the child's failure,
- *    which the parent's own supervisor decides (step 2, one level up). If the parent
- *    resumes, so does the child; if it restarts or stops, its children are stopped.
+ *    it and later siblings for rest-for-one), side by side: each stops its children
+ *    (a running turn may be waiting on one), lets its running turns end, and runs its
+ *    finalizers; after the backoff delay its activation effect runs again. Mailboxes are
+ *    kept, so queued messages reach the new incarnation in order.
+ *    `stop`: the affected activations, side by side (last spawned first): children stop
+ *    (deepest first), running turns end, finalizers run, waiting asks fail with
+ *    `ActorStopped`, watchers are told. A virtual actor activates again on its next call.
+ *    `escalate`: the child stays suspended and its parent fails with the child's failure;
+ *    the parent's own supervisor decides at once (step 2, one level up), without waiting
+ *    for the parent's running turns, one of which may be waiting on the child. If the
+ *    parent resumes, so does the child; if it restarts or stops, its children are stopped.
  *
  * Every decision is logged with the actor, the failure and the restart count.
  *
@@ -71,28 +73,29 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
         return act.resume()
       case "escalate": {
         extras.escalated = true
-        parent!.fail(Failure.childEscalated(act.address, failure))
-        return parent!.next()
+        // Decided at once, not when the parent's turns end: one of them may be waiting on
+        // this child, which waits on the decision.
+        return parent!.failNow(Failure.childEscalated(act.address, failure))
       }
-      case "restart": {
-        const targets = affected(strategy, act)
-        yield* Effect.forEach(targets, settle, { discard: true })
-        yield* Effect.sleep(delay)
-        return yield* Effect.forEach(targets, restart, { discard: true })
-      }
-      case "stop": {
-        const targets = affected(strategy, act).reverse()
+      // The affected activations are handled side by side: one may be waiting on another
+      // (a sibling's turn asking the failed child), and only that one's progress ends the wait.
+      case "restart":
+        return yield* Effect.forEach(affected(strategy, act), (target) => restart(target, delay), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      case "stop":
+        // Last spawned first, as a parent stops its children (when none has to wait).
         return yield* Effect.forEach(
-          targets,
+          affected(strategy, act).reverse(),
           (target) =>
             stopActivation(
               target,
               target === act ? Failure.describe(failure) : `a sibling stopped (${strategy.kind})`,
               target === act ? failure : undefined
             ),
-          { discard: true }
+          { concurrency: "unbounded", discard: true }
         )
-      }
     }
   })
 
@@ -111,13 +114,21 @@ const settle = (act: Activation): Effect.Effect<void> =>
     act.onSettled(() => resume(Effect.void))
   })
 
-const restart = (act: Activation): Effect.Effect<void> =>
+/**
+ * Children first (a running turn may be waiting on one of them), then the running turns,
+ * then the finalizers; after the backoff delay the activation effect runs again.
+ */
+const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void> =>
   Effect.gen(function*() {
-    // Deactivated or stopped while the backoff ran.
-    if (act.state !== ActivationState.Suspended) return
+    act.suspend()
     yield* stopChildren(act, "its parent restarted")
+    yield* settle(act)
+    // Deactivated or stopped meanwhile (a closed scope closes again as a no-op).
+    if (act.state !== ActivationState.Suspended) return
     act.stopTimers()
     yield* Scope.close(act.scope, Exit.void)
+    yield* Effect.sleep(delay)
+    if (act.state !== ActivationState.Suspended) return
     const extras = act.rare
     extras.incarnation++
     extras.failure = undefined
@@ -130,19 +141,24 @@ const restart = (act: Activation): Effect.Effect<void> =>
   })
 
 /**
- * Stops an activation for good: running turns end first, then its children (deepest
- * first), its timers and finalizers; waiting asks fail with `ActorStopped`; watchers are
- * told. A virtual actor's next call activates it again.
+ * Stops an activation for good: its children first (deepest first), then its running
+ * turns end, then its timers and finalizers; waiting asks fail with `ActorStopped`;
+ * watchers are told. A virtual actor's next call activates it again. A second stop of the
+ * same activation waits for the first.
  *
  * @internal
  */
 export const stopActivation = (act: Activation, reason: string, failure?: Failure.Failure): Effect.Effect<void> =>
   Effect.gen(function*() {
     const extras = act.rare
-    if (act.state === ActivationState.Stopped || extras.stopping) return
+    if (act.state === ActivationState.Stopped) return
+    if (extras.stopping) {
+      return yield* Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
+    }
     extras.stopping = true
-    yield* settle(act)
+    act.suspend()
     yield* stopChildren(act, "its parent stopped")
+    yield* settle(act)
     act.stopTimers()
     yield* Scope.close(act.scope, Exit.void)
     act.router.remove(act)
