@@ -7,6 +7,8 @@
 import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { printResults, runInterleaved } from "./Harness.ts"
 import { activate, askConcurrent, askSequential, tell } from "./local.ts"
+import { journalAppend, stateWrite } from "./persistence.ts"
+import * as Stores from "./stores.ts"
 
 const json = process.argv.includes("--json")
 const quick = process.argv.includes("--quick")
@@ -20,7 +22,10 @@ const disposables = [
   await effectClusterAsk(ops(20_000)),
   await askSequential(ops(1_000_000)),
   await askConcurrent(ops(200_000)),
-  await tell(ops(2_000_000))
+  await tell(ops(2_000_000)),
+  await stateWrite("state.write.memory", Stores.memory, ops(200_000)),
+  await stateWrite("state.write.redis", Stores.redis, ops(100_000)),
+  await journalAppend("journal.append.redis", Stores.redis, ops(100_000))
 ]
 const variants = [plainCall(ops(1_000_000)), ...disposables, activate(ops(100_000))]
 

@@ -11,25 +11,36 @@ import { nowNs, type RoundResult, type Variant } from "./Harness.ts"
 const actors = 100
 type Disposable = Variant & { readonly dispose: () => Promise<void> }
 
-/** Builds the store once (its connection lives across rounds) and runs rounds against it. */
+/**
+ * A store to benchmark: how to open it (its connection lives across rounds), and how to
+ * remove what the rounds wrote (for a server that outlives the run).
+ */
+export interface BenchStore {
+  readonly open: Effect.Effect<Stores.Store, unknown, Scope.Scope>
+  readonly cleanup?: () => Promise<void>
+}
+
 const withStore = async (
   id: string,
-  makeStore: Effect.Effect<Stores.Store, unknown, Scope.Scope>,
+  target: BenchStore,
   round: (store: Stores.Store, run: string) => Effect.Effect<RoundResult, unknown>
 ): Promise<Disposable> => {
   const scope = Effect.runSync(Scope.make())
-  const store = await Effect.runPromise(Scope.provide(makeStore, scope))
+  const store = await Effect.runPromise(Scope.provide(target.open, scope))
   let rounds = 0
   return {
     id,
     round: () => Effect.runPromise(round(store, `${id}-${Date.now().toString(36)}-${++rounds}`)),
-    dispose: () => Effect.runPromise(Scope.close(scope, Exit.void))
+    dispose: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await target.cleanup?.()
+    }
   }
 }
 
 /** `opsPerRound` writes spread over 100 writers; each keeps its own expected version. */
-export const stateWrite = (id: string, makeStore: Effect.Effect<Stores.Store, unknown, Scope.Scope>, opsPerRound: number) =>
-  withStore(id, makeStore, (store, run) =>
+export const stateWrite = (id: string, target: BenchStore, opsPerRound: number) =>
+  withStore(id, target, (store, run) =>
     Effect.gen(function*() {
       const perActor = Math.ceil(opsPerRound / actors)
       const latenciesUs: Array<number> = []
@@ -53,12 +64,8 @@ export const stateWrite = (id: string, makeStore: Effect.Effect<Stores.Store, un
     }))
 
 /** `opsPerRound` one-event appends spread over 100 journals, each at its expected sequence. */
-export const journalAppend = (
-  id: string,
-  makeStore: Effect.Effect<Stores.Store, unknown, Scope.Scope>,
-  opsPerRound: number
-) =>
-  withStore(id, makeStore, (store, run) =>
+export const journalAppend = (id: string, target: BenchStore, opsPerRound: number) =>
+  withStore(id, target, (store, run) =>
     Effect.gen(function*() {
       const perActor = Math.ceil(opsPerRound / actors)
       const latenciesUs: Array<number> = []
