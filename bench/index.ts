@@ -25,7 +25,9 @@ const disposables = [
   await tell(ops(2_000_000)),
   await stateWrite("state.write.memory", Stores.memory, ops(200_000)),
   await stateWrite("state.write.redis", Stores.redis, ops(100_000)),
-  await journalAppend("journal.append.redis", Stores.redis, ops(100_000))
+  await journalAppend("journal.append.redis", Stores.redis, ops(100_000)),
+  await stateWrite("state.write.pg", Stores.pg, ops(50_000)),
+  await journalAppend("journal.append.pg", Stores.pg, ops(50_000))
 ]
 const variants = [plainCall(ops(1_000_000)), ...disposables, activate(ops(100_000))]
 

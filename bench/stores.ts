@@ -2,9 +2,11 @@
  * The stores the persistence benchmarks run against, each under a prefix of its own that
  * is removed after the run (the servers outlive it).
  */
-import { Effect } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import { Reactivity } from "effect/reactivity"
 import { Redis } from "ioredis"
-import { RedisStore, Stores } from "../src/index.ts"
+import { PgStore, RedisStore, Stores } from "../src/index.ts"
 import type { BenchStore } from "./persistence.ts"
 
 export const memory: BenchStore = { open: Effect.sync(() => Stores.memory("memory")) }
@@ -27,4 +29,21 @@ export const redis: BenchStore = {
       await client.quit()
     }
   }
+}
+
+const pgUrl = process.env.QUARK_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const pgTablePrefix = "quark_bench_"
+
+export const pg: BenchStore = {
+  open: PgStore.make("pg", { url: pgUrl, tablePrefix: pgTablePrefix }),
+  cleanup: () =>
+    Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      // A plain client of its own: the store's pool is closed by now.
+      const sql = yield* PgClient.make({ url: Redacted.make(pgUrl), maxConnections: 1 }).pipe(
+        Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make)
+      )
+      for (const table of ["state", "journal", "snapshot"]) {
+        yield* sql.unsafe(`DROP TABLE IF EXISTS ${pgTablePrefix}${table}`)
+      }
+    })))
 }
