@@ -8,6 +8,7 @@ import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { printResults, runInterleaved } from "./Harness.ts"
 import { activate, askConcurrent, askSequential, tell } from "./local.ts"
 import { journalAppend, stateWrite } from "./persistence.ts"
+import { ringLookup } from "./ring.ts"
 import * as Stores from "./stores.ts"
 
 const json = process.argv.includes("--json")
@@ -29,7 +30,7 @@ const disposables = [
   await stateWrite("state.write.pg", Stores.pg, ops(50_000)),
   await journalAppend("journal.append.pg", Stores.pg, ops(50_000))
 ]
-const variants = [plainCall(ops(1_000_000)), ...disposables, activate(ops(100_000))]
+const variants = [plainCall(ops(1_000_000)), ...disposables, activate(ops(100_000)), await ringLookup(ops(100_000))]
 
 try {
   const results = await runInterleaved(variants, { rounds, warmup })
