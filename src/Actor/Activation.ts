@@ -100,36 +100,43 @@ export class Activation implements ActorContextShape {
     return this.slot.options!
   }
 
+  private hasFlag(flag: number): boolean {
+    return (this.flags & flag) !== 0
+  }
+  private setFlag(flag: number, on: boolean): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag
+  }
+
   /** A drainer fiber is running this activation's one-way turns. */
   get draining(): boolean {
-    return (this.flags & Flag.Draining) !== 0
+    return this.hasFlag(Flag.Draining)
   }
   set draining(on: boolean) {
-    this.flags = on ? this.flags | Flag.Draining : this.flags & ~Flag.Draining
+    this.setFlag(Flag.Draining, on)
   }
 
   /** Exempt from idle passivation. */
   get keptAlive(): boolean {
-    return (this.flags & Flag.KeptAlive) !== 0
+    return this.hasFlag(Flag.KeptAlive)
   }
   set keptAlive(on: boolean) {
-    this.flags = on ? this.flags | Flag.KeptAlive : this.flags & ~Flag.KeptAlive
+    this.setFlag(Flag.KeptAlive, on)
   }
 
   /** Suspend, not activate, once the activation effect ends (a stop or restart is waiting). */
   get suspendWhenActive(): boolean {
-    return (this.flags & Flag.SuspendWhenActive) !== 0
+    return this.hasFlag(Flag.SuspendWhenActive)
   }
   set suspendWhenActive(on: boolean) {
-    this.flags = on ? this.flags | Flag.SuspendWhenActive : this.flags & ~Flag.SuspendWhenActive
+    this.setFlag(Flag.SuspendWhenActive, on)
   }
 
   /** Deactivate once the running turns end. */
   get deactivateWhenActive(): boolean {
-    return (this.flags & Flag.DeactivateWhenActive) !== 0
+    return this.hasFlag(Flag.DeactivateWhenActive)
   }
   set deactivateWhenActive(on: boolean) {
-    this.flags = on ? this.flags | Flag.DeactivateWhenActive : this.flags & ~Flag.DeactivateWhenActive
+    this.setFlag(Flag.DeactivateWhenActive, on)
   }
 
   get rare(): Extras {
