@@ -6,3 +6,4 @@
 export * from "./Actor/index.ts"
 export * from "./Supervision/index.ts"
 export * from "./Persistence/index.ts"
+export * from "./Cluster/index.ts"

@@ -1,0 +1,356 @@
+/**
+ * Cluster membership: which silos are up. A silo `join`s with its {@link SiloIdentity},
+ * heartbeats while its scope is open and leaves when the scope closes; every silo keeps a
+ * local view (`members`) and publishes what changes in it (`changes`).
+ *
+ * Two implementations share the logic in `MembershipView.ts` and differ only in where the registry lives:
+ * `MemoryMembership` (one in-process registry, for tests and single-process use, driven by
+ * Effect's `Clock`) and `RedisMembership` (a Redis hash and sorted set, pub/sub for
+ * announcements). All silos of one cluster must use the same timings.
+ *
+ * **The rule.** The registry keeps, per member, the time of its last heartbeat, on one clock:
+ * the registry's own (Redis: the server's `TIME`; memory: Effect's `Clock`), so clock skew
+ * between silos plays no part. With `age` = registry time − last heartbeat:
+ *
+ * - `age < suspectAfter`: alive.
+ * - `suspectAfter ≤ age < deadAfter`: suspected. A local observation (each silo derives it
+ *   from the ages in its full read), not written anywhere; a later heartbeat makes the
+ *   member alive again (`Recovered`). Placement should avoid suspected silos but not yet
+ *   move their actors.
+ * - `age ≥ deadAfter`: dead. The first silo whose full read sees this removes the member
+ *   atomically, leaves a tombstone and publishes `Dead` (once, whoever noticed first).
+ *   A dead member never comes back: its heartbeats are refused (a heartbeat only refreshes
+ *   an existing entry), and rejoining under the same id fails. A restarted process joins
+ *   with a new generation. Joining with a newer generation at the same `host:port` declares
+ *   older generations there dead at once (`superseded`): the address is taken, so the old
+ *   process is gone, and failover does not wait for the timeout.
+ *
+ * **Timings (defaults).** Heartbeat every 500 ms; suspected after 1.5 s without one (three
+ * missed beats: one slow round trip or GC pause does not raise suspicion); dead after 3 s
+ * (six missed beats: a stall of up to 2 s, e.g. a long GC pause or a Redis failover blip,
+ * does not cost a healthy silo its membership; past 2.5 s without an acknowledged heartbeat
+ * it fences itself, see below); each silo's full read (repair and evaluation) every 500 ms. So a silo killed with `kill -9` is declared dead
+ * between `deadAfter` and `deadAfter + refreshInterval` after its last heartbeat, i.e.
+ * ≤ 3.5 s after the kill (sooner with more silos, whose reads interleave), and every other
+ * silo hears the `Dead` announcement within a round trip: that leaves ≥ 1.5 s of a 5 s
+ * failover budget for placement. (Orleans takes 15–20 s; effect/cluster re-reads every 3 s.)
+ *
+ * **Learning that you are dead.** A silo learns it was declared dead from a `Dead`
+ * announcement naming it, from a full read without its entry, or from a refused heartbeat;
+ * `Registration.declaredDead` then completes and heartbeats stop. It must stop serving (it
+ * cannot undo this: others may already be re-activating its actors). It also fences itself:
+ * with no acknowledged heartbeat for `deadAfter − heartbeatInterval` (2.5 s; e.g. the
+ * registry is unreachable) it declares itself dead (`unreachable`). Its last acknowledged
+ * heartbeat was sent before the registry stamped it, so this happens before any other silo
+ * can declare it dead: a silo never goes on serving after the others consider it dead (clock
+ * rates, not clock values, are all this assumes).
+ *
+ * **The view.** Announcements (join, leave, dead) update every view at once; the periodic
+ * full read repairs anything missed (a lost pub/sub message, a reconnect, an entry deleted
+ * behind everyone's back, which reads as `Dead` with reason `removed`). Every change to the
+ * registry bumps a version, announcements carry it, and a full read returns the version it
+ * saw, so a stale read never undoes a newer announcement and vice versa.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Schema, type Scope, type Stream } from "effect"
+import { SiloIdentity } from "./SiloIdentity.ts"
+
+// ---------------------------------------------------------------------------------------
+// Data
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Free-form labels a silo publishes with itself (e.g. its transport address, zone).
+ *
+ * @since 0.1.0
+ */
+export const Metadata = Schema.Record(Schema.String, Schema.String)
+
+/**
+ * @since 0.1.0
+ */
+export type Metadata = typeof Metadata.Type
+
+/**
+ * How a member looks from here: `alive`, or `suspected` (no heartbeat for `suspectAfter`).
+ * Dead members are not members.
+ *
+ * @since 0.1.0
+ */
+export const MemberStatus = Schema.Literals(["alive", "suspected"])
+
+/**
+ * @since 0.1.0
+ */
+export type MemberStatus = typeof MemberStatus.Type
+
+/**
+ * One member of the cluster as this silo sees it. `lastHeartbeat` is in the registry's
+ * time base (Redis: server time in epoch milliseconds; memory: Effect's `Clock`), updated
+ * by each full read (so it lags by up to one `refreshInterval`).
+ *
+ * @since 0.1.0
+ */
+export class Member extends Schema.Class<Member>("quark/Member")({
+  identity: SiloIdentity,
+  status: MemberStatus,
+  lastHeartbeat: Schema.Number,
+  metadata: Metadata
+}) {}
+
+/**
+ * Why a member was declared dead:
+ * - `timeout`: no heartbeat for `deadAfter`;
+ * - `superseded`: a newer generation joined at the same `host:port`;
+ * - `removed`: its entry vanished without a tombstone (deleted behind the cluster's back);
+ * - `unreachable`: (only for the silo itself) no acknowledged heartbeat for
+ *   `deadAfter − heartbeatInterval`, so it fenced itself.
+ *
+ * @since 0.1.0
+ */
+export const DeathReason = Schema.Literals(["timeout", "superseded", "removed", "unreachable"])
+
+/**
+ * @since 0.1.0
+ */
+export type DeathReason = typeof DeathReason.Type
+
+/**
+ * A silo joined (or, found by a full read, was found to be a member).
+ *
+ * @since 0.1.0
+ */
+export class Joined extends Schema.TaggedClass<Joined>()("Joined", { identity: SiloIdentity, metadata: Metadata }) {}
+
+/**
+ * A silo left on purpose (its scope closed).
+ *
+ * @since 0.1.0
+ */
+export class Left extends Schema.TaggedClass<Left>()("Left", { identity: SiloIdentity }) {}
+
+/**
+ * A member has not heartbeated for `suspectAfter`.
+ *
+ * @since 0.1.0
+ */
+export class Suspected extends Schema.TaggedClass<Suspected>()("Suspected", {
+  identity: SiloIdentity,
+  lastHeartbeat: Schema.Number
+}) {}
+
+/**
+ * A suspected member heartbeated again.
+ *
+ * @since 0.1.0
+ */
+export class Recovered extends Schema.TaggedClass<Recovered>()("Recovered", { identity: SiloIdentity }) {}
+
+/**
+ * A member was declared dead and removed.
+ *
+ * @since 0.1.0
+ */
+export class Dead extends Schema.TaggedClass<Dead>()("Dead", { identity: SiloIdentity, reason: DeathReason }) {}
+
+/**
+ * A change of this silo's view of the membership.
+ *
+ * @since 0.1.0
+ */
+export const MembershipEvent = Schema.Union([Joined, Left, Suspected, Recovered, Dead])
+
+/**
+ * @since 0.1.0
+ */
+export type MembershipEvent = typeof MembershipEvent.Type
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The registry failed (Redis unreachable, a command failed, a timeout) or the options are
+ * invalid (`operation: "configure"`).
+ *
+ * @since 0.1.0
+ */
+export class MembershipError extends Schema.TaggedError<MembershipError>()("MembershipError", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `membership failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+/**
+ * A join with an id that is already a member, or that left or was declared dead (an
+ * incarnation joins once; a restarted process needs a new generation).
+ *
+ * @since 0.1.0
+ */
+export class DuplicateSilo extends Schema.TaggedError<DuplicateSilo>()("DuplicateSilo", {
+  id: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `silo ${this.id} cannot join: ${this.detail}`
+  }
+}
+
+/**
+ * This silo was declared dead: it must stop serving. The value of
+ * `Registration.declaredDead`.
+ *
+ * @since 0.1.0
+ */
+export class SiloDeclaredDead extends Schema.TaggedError<SiloDeclaredDead>()("SiloDeclaredDead", {
+  id: Schema.String,
+  reason: DeathReason
+}) {
+  override get message(): string {
+    return `silo ${this.id} was declared dead (${this.reason})`
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The service
+// ---------------------------------------------------------------------------------------
+
+/**
+ * A joined silo's own status: `alive`/`suspected` as the last full read saw it, `dead`
+ * once declared dead (final), `left` once its scope closed.
+ *
+ * @since 0.1.0
+ */
+export type SelfStatus = "alive" | "suspected" | "dead" | "left"
+
+/**
+ * What `join` returns, for the owner of the silo.
+ *
+ * @since 0.1.0
+ */
+export interface Registration {
+  readonly identity: SiloIdentity
+  /** The current status of this silo. */
+  readonly status: Effect.Effect<SelfStatus>
+  /**
+   * Completes when this silo is declared dead (never, if it leaves first). The owner must
+   * then stop serving, e.g. `Effect.raceFirst(serve, Effect.flatMap(reg.declaredDead, Effect.fail))`.
+   */
+  readonly declaredDead: Effect.Effect<SiloDeclaredDead>
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface MembershipShape {
+  /**
+   * Registers `self`, heartbeats in the background until the scope closes, then leaves.
+   * Returns once registered; `members` includes `self` at once.
+   */
+  readonly join: (
+    self: SiloIdentity,
+    metadata?: Metadata
+  ) => Effect.Effect<Registration, MembershipError | DuplicateSilo, Scope.Scope>
+  /** The members (alive and suspected) as this silo sees them, ordered by id. */
+  readonly members: Effect.Effect<ReadonlyArray<Member>>
+  /** The changes of the view from when the stream starts. */
+  readonly changes: Stream.Stream<MembershipEvent>
+  /**
+   * Subscribes now: no change after this returns is missed. The pattern for a consumer that
+   * needs the full picture: `subscribe`, then read `members`, then consume the stream.
+   */
+  readonly subscribe: Effect.Effect<Stream.Stream<MembershipEvent>, never, Scope.Scope>
+  /** Runs a full read (repair and evaluation) now, as the periodic one does. */
+  readonly refresh: Effect.Effect<void, MembershipError>
+  /** The timings in force. */
+  readonly timings: ResolvedTimings
+}
+
+/**
+ * @since 0.1.0
+ */
+export class Membership extends Context.Service<Membership, MembershipShape>()("quark/Membership") {}
+
+// ---------------------------------------------------------------------------------------
+// Timings
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The timings (see the rule in the module doc). Must satisfy
+ * `0 < heartbeatInterval < suspectAfter < deadAfter` and `refreshInterval > 0`.
+ *
+ * @since 0.1.0
+ */
+export interface MembershipTimings {
+  /** How often a joined silo heartbeats. Default 500 ms. */
+  readonly heartbeatInterval?: Duration.Input | undefined
+  /** Without a heartbeat for this long a member is suspected. Default 1.5 s. */
+  readonly suspectAfter?: Duration.Input | undefined
+  /** Without a heartbeat for this long a member is declared dead. Default 3 s. */
+  readonly deadAfter?: Duration.Input | undefined
+  /** How often each silo runs a full read (repair, suspicion, death). Default 500 ms. */
+  readonly refreshInterval?: Duration.Input | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface ResolvedTimings {
+  readonly heartbeatMillis: number
+  readonly suspectMillis: number
+  readonly deadMillis: number
+  readonly refreshMillis: number
+  /** How long tombstones are kept and how long an abandoned registry lives: max(10 × deadAfter, 1 min). */
+  readonly retentionMillis: number
+}
+
+/**
+ * @since 0.1.0
+ */
+export const defaultTimings = {
+  heartbeatInterval: "500 millis",
+  suspectAfter: "1500 millis",
+  deadAfter: "3 seconds",
+  refreshInterval: "500 millis"
+} as const satisfies MembershipTimings
+
+/**
+ * Applies the defaults and checks the timings.
+ *
+ * @since 0.1.0
+ */
+export const resolveTimings = (timings?: MembershipTimings): Effect.Effect<ResolvedTimings, MembershipError> =>
+  Effect.suspend(() => {
+    const millis = (input: Duration.Input | undefined, fallback: Duration.Input) => {
+      try {
+        return Duration.toMillis(Duration.fromInputUnsafe(input ?? fallback))
+      } catch {
+        return Number.NaN
+      }
+    }
+    const heartbeatMillis = millis(timings?.heartbeatInterval, defaultTimings.heartbeatInterval)
+    const suspectMillis = millis(timings?.suspectAfter, defaultTimings.suspectAfter)
+    const deadMillis = millis(timings?.deadAfter, defaultTimings.deadAfter)
+    const refreshMillis = millis(timings?.refreshInterval, defaultTimings.refreshInterval)
+    const finite = [heartbeatMillis, suspectMillis, deadMillis, refreshMillis].every(Number.isFinite)
+    if (!finite || !(heartbeatMillis > 0 && heartbeatMillis < suspectMillis && suspectMillis < deadMillis && refreshMillis > 0)) {
+      return Effect.fail(
+        new MembershipError({
+          operation: "configure",
+          reason: `timings must satisfy 0 < heartbeatInterval (${heartbeatMillis} ms) < suspectAfter (${suspectMillis} ms) ` +
+            `< deadAfter (${deadMillis} ms) and refreshInterval (${refreshMillis} ms) > 0`
+        })
+      )
+    }
+    return Effect.succeed({
+      heartbeatMillis,
+      suspectMillis,
+      deadMillis,
+      refreshMillis,
+      retentionMillis: Math.max(10 * deadMillis, 60_000)
+    })
+  })

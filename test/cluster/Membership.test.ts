@@ -1,0 +1,517 @@
+/**
+ * Membership: one behavioural suite run against the in-memory registry (on the TestClock,
+ * default timings) and against Redis (real time, short timings, bounded waits), then the
+ * specifics of each.
+ *
+ * Every wait is `waitFor`: it checks a condition, then lets time pass one step (the memory
+ * suite adjusts the TestClock; the Redis suite sleeps a few milliseconds), and fails past
+ * a bound derived from the documented timing, so a measured time is both a check and the
+ * latency of what it measured.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Exit, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { Redis } from "ioredis"
+import * as MemoryMembership from "../../src/Cluster/MemoryMembership.ts"
+import {
+  type MembershipEvent,
+  MembershipError,
+  type MembershipShape,
+  type Registration,
+  SiloDeclaredDead
+} from "../../src/Cluster/Membership.ts"
+import * as RedisMembership from "../../src/Cluster/RedisMembership.ts"
+import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
+import { redisUrl, unreachable } from "../persistence/services.ts"
+
+type Tester = typeof it.effect
+
+/** One silo's membership, and how to make it crash (stop heartbeating without leaving). */
+interface TestSilo {
+  readonly membership: MembershipShape
+  readonly freeze: (id: string) => Effect.Effect<void>
+}
+
+interface Harness {
+  /** A new silo's membership on the shared registry, closed with the scope. */
+  readonly silo: Effect.Effect<TestSilo, never, Scope.Scope>
+  /** Deletes a member's entry behind everyone's back: no tombstone, no announcement. */
+  readonly vanish: (id: string) => Effect.Effect<void>
+}
+
+interface Subject {
+  readonly label: string
+  readonly test: Tester
+  readonly timings: { readonly heartbeat: number; readonly suspect: number; readonly dead: number; readonly refresh: number }
+  /** Measurement tolerance (the step of `waitFor` plus, in real time, scheduling noise). */
+  readonly slack: number
+  /** Lets time pass one step. */
+  readonly step: Effect.Effect<void>
+  readonly harness: Effect.Effect<Harness, never, Scope.Scope>
+}
+
+interface Recorded {
+  readonly event: MembershipEvent
+  readonly at: number
+}
+
+/** Subscribes now and records every event with the time it arrived. */
+const record = (membership: MembershipShape) =>
+  Effect.gen(function*() {
+    const log: Array<Recorded> = []
+    const stream = yield* membership.subscribe
+    yield* Effect.forkScoped(
+      Stream.runForEach(stream, (event) => Effect.map(Clock.currentTimeMillis, (at) => void log.push({ event, at })))
+    )
+    return log
+  })
+
+const has = (log: ReadonlyArray<Recorded>, tag: MembershipEvent["_tag"], id: string) =>
+  log.some(({ event }) => event._tag === tag && event.identity.id === id)
+
+const find = (log: ReadonlyArray<Recorded>, tag: MembershipEvent["_tag"], id: string) =>
+  log.find(({ event }) => event._tag === tag && event.identity.id === id)?.event
+
+const memberIds = (membership: MembershipShape) =>
+  Effect.map(membership.members, (members) => members.map((m) => m.identity.id))
+
+const statusOf = (membership: MembershipShape, id: string) =>
+  Effect.map(membership.members, (members) => members.find((m) => m.identity.id === id)?.status)
+
+const isDone = (registration: Registration) => Effect.map(registration.status, (status) => status === "dead")
+
+let port = 5000
+const freshIdentity = (host = "10.0.0.1") => SiloIdentity.generate(host, ++port)
+
+/** Joins in a scope of its own, so a test can close it (leave) before the test ends. */
+const joinIn = (silo: TestSilo, identity: SiloIdentity.SiloIdentity, metadata?: Record<string, string>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    const registration = yield* Scope.provide(scope)(silo.membership.join(identity, metadata))
+    return { registration, leave: Scope.close(scope, Exit.void) }
+  })
+
+export const membershipSuite = (subject: Subject) => {
+  const { slack, step, test, timings } = subject
+
+  /**
+   * Waits until `condition` holds, letting time pass one step at a time; returns the time it
+   * took. Fails (naming `what`) when `maxMillis` pass first.
+   */
+  const waitFor = (what: string, maxMillis: number, condition: Effect.Effect<boolean>) =>
+    Effect.gen(function*() {
+      const start = yield* Clock.currentTimeMillis
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        if (yield* condition) return now - start
+        if (now - start > maxMillis) return yield* Effect.die(new Error(`${what}: not within ${maxMillis} ms`))
+        yield* step
+      }
+    })
+  /** Lets `millis` pass, step by step. */
+  const pass = (millis: number) =>
+    Effect.gen(function*() {
+      const start = yield* Clock.currentTimeMillis
+      while ((yield* Clock.currentTimeMillis) - start < millis) yield* step
+    })
+  const check = (condition: () => boolean) => Effect.sync(condition)
+  /** An announcement reaches the others at once; a missed one within one full read. */
+  const announced = timings.refresh + slack
+
+  describe(`${subject.label}: membership`, () => {
+    test("join and leave are visible to the other silos, with Joined and Left events", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const seenByB = yield* record(b.membership)
+        const idA = yield* freshIdentity()
+        const { leave, registration } = yield* joinIn(a, idA, { zone: "eu-1" })
+
+        assert.include(yield* memberIds(a.membership), idA.id, "the joiner sees itself at once")
+        assert.strictEqual(yield* registration.status, "alive")
+        yield* waitFor("B sees A join", announced, Effect.map(memberIds(b.membership), (ids) => ids.includes(idA.id)))
+        yield* waitFor("B gets Joined", announced, check(() => has(seenByB, "Joined", idA.id)))
+        const joined = find(seenByB, "Joined", idA.id)
+        assert.deepStrictEqual(joined?._tag === "Joined" ? joined.metadata : undefined, { zone: "eu-1" })
+        const asSeen = (yield* b.membership.members).find((m) => m.identity.id === idA.id)
+        assert.strictEqual(asSeen?.status, "alive")
+        assert.deepStrictEqual(asSeen?.metadata, { zone: "eu-1" })
+        assert.strictEqual(asSeen?.identity.host, "10.0.0.1")
+
+        yield* leave
+        assert.strictEqual(yield* registration.status, "left")
+        assert.notInclude(yield* memberIds(a.membership), idA.id, "the leaver drops itself at once")
+        yield* waitFor("B gets Left", announced, check(() => has(seenByB, "Left", idA.id)))
+        assert.notInclude(yield* memberIds(b.membership), idA.id)
+        // Beyond the death timeout nothing else happens: a member that left is not "dead".
+        yield* pass(timings.dead + timings.refresh + slack)
+        assert.isFalse(has(seenByB, "Dead", idA.id))
+        assert.isFalse(has(seenByB, "Suspected", idA.id))
+      }))
+
+    test("a member that stops heartbeating is suspected, then declared dead, within the documented timing; it is told", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const seenByB = yield* record(b.membership)
+        const idA = yield* freshIdentity()
+        const idB = yield* freshIdentity()
+        const { registration: regA } = yield* joinIn(a, idA)
+        yield* joinIn(b, idB)
+        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+
+        // Crash A: no more heartbeats, no leave. (Its service keeps listening, so it can be told.)
+        yield* a.freeze(idA.id)
+        const suspectedAfter = yield* waitFor(
+          "B suspects A",
+          timings.suspect + timings.refresh + slack,
+          check(() => has(seenByB, "Suspected", idA.id))
+        )
+        // The last heartbeat may have gone out up to one interval before the crash.
+        assert.isAtLeast(suspectedAfter, timings.suspect - timings.heartbeat - slack, "not suspected early")
+        assert.strictEqual(yield* statusOf(b.membership, idA.id), "suspected")
+        assert.isFalse(has(seenByB, "Dead", idA.id))
+
+        const deadAfter = suspectedAfter + (yield* waitFor(
+          "B declares A dead",
+          timings.dead - suspectedAfter + timings.refresh + slack,
+          check(() => has(seenByB, "Dead", idA.id))
+        ))
+        assert.isAtLeast(deadAfter, timings.dead - timings.heartbeat - slack, "not dead early")
+        assert.isAtMost(deadAfter, timings.dead + timings.refresh + slack)
+        const dead = find(seenByB, "Dead", idA.id)
+        assert.strictEqual(dead?._tag === "Dead" ? dead.reason : undefined, "timeout")
+        assert.deepStrictEqual(yield* memberIds(b.membership), [idB.id])
+        assert.strictEqual(yield* statusOf(b.membership, idB.id), "alive", "the survivor is not suspected")
+        assert.isFalse(has(seenByB, "Suspected", idB.id))
+
+        // A is told (it hears its own death at once).
+        yield* waitFor("A is told", announced, isDone(regA))
+        const told = yield* regA.declaredDead
+        assert.instanceOf(told, SiloDeclaredDead)
+        assert.strictEqual(told.id, idA.id)
+        assert.strictEqual(told.reason, "timeout")
+        assert.notInclude(yield* memberIds(a.membership), idA.id)
+      }))
+
+    test("the full read repairs a missed event: an entry deleted behind the cluster's back is dead, and its silo is told", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const seenByB = yield* record(b.membership)
+        const idA = yield* freshIdentity()
+        const { registration: regA } = yield* joinIn(a, idA)
+        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+
+        yield* harness.vanish(idA.id) // nothing is announced
+        yield* waitFor("B's full read notices", announced, check(() => has(seenByB, "Dead", idA.id)))
+        const dead = find(seenByB, "Dead", idA.id)
+        assert.strictEqual(dead?._tag === "Dead" ? dead.reason : undefined, "removed")
+        assert.notInclude(yield* memberIds(b.membership), idA.id)
+
+        // A learns from its next refused heartbeat or full read, and stops heartbeating: its
+        // entry is never re-created.
+        yield* waitFor("A is told", timings.heartbeat + timings.refresh + slack, isDone(regA))
+        assert.strictEqual((yield* regA.declaredDead).reason, "removed")
+        yield* pass(3 * timings.heartbeat)
+        yield* b.membership.refresh
+        assert.notInclude(yield* memberIds(b.membership), idA.id)
+        assert.strictEqual(seenByB.filter(({ event }) => event.identity.id === idA.id).length, 2, "Joined, Dead")
+      }))
+
+    test("a restarted silo (same host:port, new generation) is a new member; the old generation is declared dead at once", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const observer = yield* harness.silo
+        const seen = yield* record(observer.membership)
+        const before = yield* harness.silo
+        const old = yield* SiloIdentity.generate("10.0.0.9", 7000)
+        const { registration: regOld } = yield* joinIn(before, old)
+        yield* waitFor("the old one is seen", announced, check(() => has(seen, "Joined", old.id)))
+        yield* before.freeze(old.id) // kill -9
+
+        const after = yield* harness.silo
+        const restarted = yield* SiloIdentity.generate("10.0.0.9", 7000)
+        assert.strictEqual(restarted.address, old.address)
+        assert.isAbove(restarted.generation, old.generation)
+        assert.notStrictEqual(restarted.id, old.id)
+        yield* joinIn(after, restarted)
+
+        // Long before the death timeout: the address is taken, so the old process is gone.
+        yield* waitFor("the old generation is dead", announced, check(() => has(seen, "Dead", old.id)))
+        const dead = find(seen, "Dead", old.id)
+        assert.strictEqual(dead?._tag === "Dead" ? dead.reason : undefined, "superseded")
+        yield* waitFor("the new generation joined", announced, check(() => has(seen, "Joined", restarted.id)))
+        assert.include(yield* memberIds(observer.membership), restarted.id)
+        assert.notInclude(yield* memberIds(observer.membership), old.id)
+        yield* waitFor("the old incarnation is told", announced, isDone(regOld))
+        assert.strictEqual((yield* regOld.declaredDead).reason, "superseded")
+      }))
+
+    test("an id joins once: a second join, or a rejoin after leaving or dying, fails with DuplicateSilo", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const id = yield* freshIdentity()
+        const { leave } = yield* joinIn(a, id)
+        const twice = yield* Effect.flip(joinIn(b, id))
+        assert.strictEqual(twice._tag, "DuplicateSilo")
+        yield* leave
+        const again = yield* Effect.flip(joinIn(a, id))
+        assert.strictEqual(again._tag, "DuplicateSilo")
+        assert.include(again.message, "new generation")
+      }))
+
+    test("a silo that starts later sees the current members at once (the first full read)", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const idA = yield* freshIdentity()
+        yield* joinIn(a, idA, { role: "frontend" })
+        const late = yield* harness.silo
+        const members = yield* late.membership.members
+        assert.deepStrictEqual(members.map((m) => m.identity.id), [idA.id])
+        assert.deepStrictEqual(members[0].metadata, { role: "frontend" })
+        assert.strictEqual(members[0].identity.generation, idA.generation)
+      }))
+  })
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory (TestClock, default timings)
+// ---------------------------------------------------------------------------------------
+
+const memoryStep = 50
+
+const memoryHarness = Effect.sync((): Harness & { readonly registry: MemoryMembership.MemoryRegistry } => {
+  const registry = MemoryMembership.makeRegistry()
+  return {
+    registry,
+    silo: Effect.map(Effect.orDie(MemoryMembership.make(registry)), (membership) => ({
+      membership,
+      freeze: (id: string) => registry.freeze(id)
+    })),
+    vanish: (id) => Effect.asVoid(registry.remove(id))
+  }
+})
+
+membershipSuite({
+  label: "memory",
+  test: it.effect,
+  timings: { heartbeat: 500, suspect: 1500, dead: 3000, refresh: 500 },
+  slack: memoryStep,
+  step: TestClock.adjust(memoryStep),
+  harness: memoryHarness
+})
+
+describe("memory: specifics", () => {
+  it.effect("exact timing on the TestClock: suspected at 1.5 s and dead at 3 s after the last heartbeat", () =>
+    Effect.gen(function*() {
+      const { registry, silo } = yield* memoryHarness
+      const a = yield* silo
+      const b = yield* silo
+      const seen = yield* record(b.membership)
+      const idA = yield* freshIdentity()
+      yield* joinIn(a, idA)
+      // Heartbeats at 500, 1000; the full reads run at 500, 1000, 1500, ... too.
+      yield* TestClock.adjust(1000)
+      yield* registry.freeze(idA.id) // the last heartbeat counted was at 1000
+      yield* TestClock.adjust(1499)
+      assert.isFalse(has(seen, "Suspected", idA.id))
+      yield* TestClock.adjust(1)
+      assert.strictEqual(seen.find(({ event }) => event._tag === "Suspected")?.at, 2500)
+      yield* TestClock.adjust(1499)
+      assert.isFalse(has(seen, "Dead", idA.id))
+      yield* TestClock.adjust(1)
+      assert.strictEqual(seen.find(({ event }) => event._tag === "Dead")?.at, 4000)
+    }))
+
+  it.effect("steady heartbeats: nobody is suspected over a minute", () =>
+    Effect.gen(function*() {
+      const { silo } = yield* memoryHarness
+      const silos = yield* Effect.forEach([1, 2, 3], () => silo)
+      const seen = yield* record(silos[0].membership)
+      for (const s of silos) yield* joinIn(s, yield* freshIdentity())
+      yield* TestClock.adjust("1 minute")
+      assert.deepStrictEqual(seen.map(({ event }) => event._tag), ["Joined", "Joined", "Joined"])
+      for (const s of silos) {
+        assert.deepStrictEqual((yield* s.membership.members).map((m) => m.status), ["alive", "alive", "alive"])
+      }
+    }))
+
+  it.effect("a suspected member that heartbeats again recovers", () =>
+    Effect.gen(function*() {
+      const { registry, silo } = yield* memoryHarness
+      const a = yield* silo
+      const b = yield* silo
+      const seen = yield* record(b.membership)
+      const idA = yield* freshIdentity()
+      yield* joinIn(a, idA)
+      yield* registry.freeze(idA.id)
+      yield* TestClock.adjust(2000)
+      assert.isTrue(has(seen, "Suspected", idA.id))
+      yield* registry.unfreeze(idA.id)
+      yield* TestClock.adjust(1000)
+      assert.isTrue(has(seen, "Recovered", idA.id))
+      assert.strictEqual(yield* statusOf(b.membership, idA.id), "alive")
+      yield* TestClock.adjust(10_000)
+      assert.isFalse(has(seen, "Dead", idA.id))
+    }))
+
+  it.effect("a silo cut off from the registry fences itself before anyone declares it dead", () =>
+    Effect.gen(function*() {
+      const { registry, silo } = yield* memoryHarness
+      const a = yield* silo
+      const b = yield* silo
+      const seen = yield* record(b.membership)
+      const idA = yield* freshIdentity()
+      const { registration } = yield* joinIn(a, idA)
+      yield* TestClock.adjust(1000) // heartbeats at 500 and 1000 acknowledged
+      yield* registry.partition(idA.id)
+      let fencedAt = -1
+      yield* Effect.forkScoped(
+        Effect.andThen(registration.declaredDead, Effect.map(Clock.currentTimeMillis, (now) => void (fencedAt = now)))
+      )
+      yield* TestClock.adjust(5000)
+      // Fenced at 1000 + (3000 − 500); declared dead by B at its first full read ≥ 1000 + 3000.
+      assert.strictEqual(fencedAt, 3500)
+      assert.strictEqual((yield* registration.declaredDead).reason, "unreachable")
+      assert.strictEqual(seen.find(({ event }) => event._tag === "Dead")?.at, 4000)
+      assert.isBelow(fencedAt, seen.find(({ event }) => event._tag === "Dead")!.at)
+    }))
+
+  it.effect("timings must be ordered: heartbeat < suspect < dead", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        MemoryMembership.make(MemoryMembership.makeRegistry(), { suspectAfter: "3 seconds", deadAfter: "2 seconds" })
+      )
+      assert.instanceOf(error, MembershipError)
+      assert.strictEqual(error.operation, "configure")
+    }))
+
+  it.effect("generations increase within a process, and the id is host:port@generation", () =>
+    Effect.gen(function*() {
+      const first = yield* SiloIdentity.generate("::1", 4000)
+      const second = yield* SiloIdentity.generate("::1", 4000)
+      assert.isAbove(second.generation, first.generation)
+      assert.strictEqual(second.id, `::1:4000@${second.generation}`)
+      assert.deepStrictEqual(SiloIdentity.parseId(second.id), { address: "::1:4000", generation: second.generation })
+    }))
+})
+
+// ---------------------------------------------------------------------------------------
+// Redis (real time, short timings)
+// ---------------------------------------------------------------------------------------
+
+const run = `run-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+let clusters = 0
+const redisTimings = { heartbeatInterval: "100 millis", suspectAfter: "400 millis", deadAfter: "800 millis", refreshInterval: "100 millis" } as const
+
+/** A raw ioredis client, to look at and tamper with the registry. */
+const rawClient = Effect.acquireRelease(
+  Effect.tryPromise({
+    try: async () => {
+      const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+      redis.on("error", () => {})
+      await redis.connect()
+      return redis
+    },
+    catch: (cause) => unreachable("Redis", redisUrl, cause)
+  }),
+  (redis) => Effect.promise(() => redis.quit())
+)
+
+const redisHarness = Effect.gen(function*() {
+  const cluster = `membership-test-${run}-${++clusters}`
+  const redis = yield* Effect.orDie(rawClient)
+  const k = RedisMembership.keys("quark-test", cluster)
+  yield* Effect.addFinalizer(() =>
+    Effect.promise(() => redis.del(k.members, k.heartbeats, k.gone, k.version).catch(() => 0))
+  )
+  const harness: Harness & { readonly redis: Redis; readonly keys: typeof k; readonly cluster: string } = {
+    redis,
+    keys: k,
+    cluster,
+    silo: RedisMembership.make({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings }).pipe(
+      Effect.mapError((error) => unreachable("Redis", redisUrl, error)),
+      Effect.orDie,
+      Effect.map((membership) => ({ membership, freeze: membership.freeze }))
+    ),
+    vanish: (id) => Effect.promise(() => redis.multi().hdel(k.members, id).zrem(k.heartbeats, id).exec())
+  }
+  return harness
+})
+
+membershipSuite({
+  label: "redis",
+  test: it.live,
+  timings: { heartbeat: 100, suspect: 400, dead: 800, refresh: 100 },
+  slack: 400,
+  step: Effect.sleep("10 millis"),
+  harness: redisHarness
+})
+
+describe("redis: specifics", () => {
+  it.live("the documented layout: a hash of members, server-time heartbeats, tombstones, a TTL", () =>
+    Effect.gen(function*() {
+      const { keys: k, redis, silo } = yield* redisHarness
+      const a = yield* silo
+      const id = yield* freshIdentity()
+      const { leave } = yield* joinIn(a, id, { zone: "z" })
+      const stored = yield* Effect.promise(() => redis.hget(k.members, id.id))
+      assert.deepStrictEqual(JSON.parse(stored!), {
+        identity: { host: id.host, port: id.port, generation: id.generation },
+        metadata: { zone: "z" }
+      })
+      const [seconds, micros] = yield* Effect.promise(() => redis.time())
+      const serverNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+      const beat = Number(yield* Effect.promise(() => redis.zscore(k.heartbeats, id.id)))
+      assert.isAtMost(serverNow - beat, 300, "the heartbeat carries the server's time")
+      assert.isAtLeast(serverNow - beat, 0)
+      const ttl = yield* Effect.promise(() => redis.pttl(k.members))
+      assert.isAbove(ttl, 50_000)
+      assert.isAtMost(ttl, 60_000)
+      yield* leave
+      assert.isNull(yield* Effect.promise(() => redis.hget(k.members, id.id)))
+      assert.isNotNull(yield* Effect.promise(() => redis.zscore(k.gone, `left:${id.id}`)))
+      assert.strictEqual(yield* Effect.promise(() => redis.get(k.version)), "2")
+    }))
+
+  it.live("a join nobody announced is found by the next full read", () =>
+    Effect.gen(function*() {
+      const { keys: k, redis, silo } = yield* redisHarness
+      const b = yield* silo
+      const seen = yield* record(b.membership)
+      const ghost = new SiloIdentity.SiloIdentity({ host: "10.9.9.9", port: 1, generation: 42 })
+      const [seconds] = yield* Effect.promise(() => redis.time())
+      yield* Effect.promise(() =>
+        redis.multi()
+          .hset(k.members, ghost.id, JSON.stringify({ identity: { host: "10.9.9.9", port: 1, generation: 42 }, metadata: {} }))
+          .zadd(k.heartbeats, Number(seconds) * 1000 + 5_000, ghost.id) // fresh for a while
+          .incr(k.version)
+          .exec()
+      )
+      const start = Date.now()
+      while (!has(seen, "Joined", ghost.id)) {
+        assert.isBelow(Date.now() - start, 1_000, "found within a full read")
+        yield* Effect.sleep("10 millis")
+      }
+      assert.include((yield* b.membership.members).map((m) => m.identity.id), ghost.id)
+    }))
+
+  it.live("an unreachable server fails make with MembershipError promptly", () =>
+    Effect.gen(function*() {
+      const error = yield* RedisMembership.make({ url: "redis://127.0.0.1:1" }).pipe(
+        Effect.scoped,
+        Effect.timeout("3 seconds"),
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "MembershipError")
+      if (error._tag === "MembershipError") assert.strictEqual(error.operation, "connect")
+    }))
+})
