@@ -7,9 +7,9 @@
  *
  * @internal
  */
-import { Effect, type Fiber, type Scope } from "effect"
+import { Effect, type Fiber, Predicate, type Scope } from "effect"
+import * as Failure from "../Supervision/Failure.ts"
 import type { Silo } from "./Silo.ts"
-import type { Failure } from "../Supervision/Failure.ts"
 import { RestartHistory } from "../Supervision/RestartHistory.ts"
 import type { ActorAddress } from "./ActorAddress.ts"
 import type { Rpc } from "effect/rpc"
@@ -18,6 +18,7 @@ import type { ActorContext, ActorContextShape, ChildOptions, Termination, TimerO
 import type { ActorRef, AnyActorRef } from "./ActorRef.ts"
 import * as Children from "./Children.ts"
 import type { LocalRouter, TypeSlot } from "./LocalRouter.ts"
+import { runBeside, startDrainer } from "./Drainer.ts"
 import { Mailbox } from "./Mailbox.ts"
 import { startTimer } from "./Timer.ts"
 import type { Handlers, ResolvedOptions } from "./Registration.ts"
@@ -47,7 +48,7 @@ export class Extras {
   childNames = 0
   watchers: Array<(termination: Termination) => void> | undefined = undefined
   /** The failure waiting for the supervisor's decision. */
-  failure: Failure | undefined = undefined
+  failure: Failure.Failure | undefined = undefined
   supervising = false
   /** Suspended because its failure was escalated: resumes if the parent resumes. */
   escalated = false
@@ -312,12 +313,12 @@ export class Activation implements ActorContextShape {
    */
   private dispatchOneWay(turn: Turn): void {
     if (this.running > 1) {
-      this.router.runBeside(turn)
+      runBeside(turn)
     } else {
       this.rare.ready.push(turn)
       if (!this.draining) {
         this.draining = true
-        this.router.startDrainer(this)
+        startDrainer(this)
       }
     }
   }
@@ -409,7 +410,7 @@ export class Activation implements ActorContextShape {
   // Supervision (decisions are made in Supervisor.ts; this is the state they act on)
 
   /** A turn (or the activation effect) failed: no new turns until the supervisor decides. */
-  fail(failure: Failure): void {
+  fail(failure: Failure.Failure): void {
     const extras = this.rare
     if (extras.failure === undefined) extras.failure = failure
     if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
@@ -419,12 +420,20 @@ export class Activation implements ActorContextShape {
    * Fails the activation and hands it to its supervisor at once, without waiting for its
    * running turns (a child's escalation: a running turn may be waiting on that child).
    */
-  failNow(failure: Failure): void {
+  failNow(failure: Failure.Failure): void {
     this.fail(failure)
     const extras = this.rare
     if (this.state === ActivationState.Suspended && !extras.supervising) {
       extras.supervising = true
       this.router.supervise(this)
+    }
+  }
+
+  /** A declared error the type lists as fatal goes to the supervisor; the caller still gets it. */
+  failIfFatal(error: unknown): void {
+    const fatal = this.options.fatal
+    if (fatal !== undefined && Predicate.hasProperty(error, "_tag") && fatal.has(error._tag as string)) {
+      this.fail(Failure.fatalError(error))
     }
   }
 

@@ -188,8 +188,9 @@ export class LocalRouter {
     } catch (defect) {
       handled = Effect.die(defect)
     }
-    const fatal = act.options.fatal
-    if (fatal !== undefined) handled = Effect.tapError(handled, (error) => failIfFatal(act, fatal, error))
+    if (act.options.fatal !== undefined) {
+      handled = Effect.tapError(handled, (error) => Effect.sync(() => act.failIfFatal(error)))
+    }
     const afterTurn = act.extras?.afterTurn
     if (afterTurn !== undefined) handled = Effect.tap(handled, () => afterTurn)
     return Effect.onExit(
@@ -277,60 +278,6 @@ export class LocalRouter {
     }
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void
-  }
-
-  /**
-   * Starts the fiber that runs an activation's granted one-way turns, one after another.
-   * It yields first: a forked fiber starts synchronously, and the sender should not run
-   * the turn it just sent (nor pay for a fiber per message).
-   */
-  startDrainer(act: Activation): void {
-    this.fork(this.drain(act))
-  }
-
-  /** Runs a one-way turn that was granted beside other running turns on a fiber of its own. */
-  runBeside(turn: Turn): void {
-    const act = turn.activation!
-    this.fork(
-      Effect.yieldNow.pipe(
-        Effect.andThen(Effect.catchCause(oneWayEffect(turn), (cause) => logOneWayFailure(turn, cause))),
-        Effect.provideService(CurrentTurn, turn),
-        Effect.provideContext(act.slot.turnContext),
-        Effect.onExit(() => Effect.sync(() => act.end(turn)))
-      )
-    )
-  }
-
-  private drain(act: Activation): Effect.Effect<void> {
-    return Effect.withFiber((fiber) => {
-      const base = act.slot.turnContext
-      let current: Turn | undefined
-      // One closure per drainer, not per turn: it reads the turn being run.
-      const onFailure = (cause: Cause.Cause<unknown>) => logOneWayFailure(current!, cause)
-      const loop = Effect.gen(function*() {
-        yield* Effect.yieldNow
-        let sinceYield = 0
-        while ((current = act.ready!.shift()) !== undefined) {
-          // Turns run unpreempted (see `turnContext`), so the drainer yields on its own.
-          if (++sinceYield === drainerBatch) {
-            sinceYield = 0
-            yield* Effect.yieldNow
-          }
-          fiber.setContext(Context.add(base, CurrentTurn, current))
-          yield* Effect.catchCause(oneWayEffect(current), onFailure)
-          const done = current
-          current = undefined
-          done.activation!.end(done)
-        }
-        act.draining = false
-      })
-      // Only a forced stop interrupts a drainer; the turn it was running still ends.
-      return Effect.onInterrupt(loop, () =>
-        Effect.sync(() => {
-          act.draining = false
-          if (current !== undefined) current.activation!.end(current)
-        }))
-    })
   }
 
   // ---------------------------------------------------------------------------
@@ -454,48 +401,6 @@ export class LocalRouter {
     }
     act.stopped()
   }
-}
-
-/** One-way turns a drainer runs before it lets other fibers in. */
-const drainerBatch = 256
-
-const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
-  const act = turn.activation!
-  let handled: Effect.Effect<unknown, unknown>
-  if (turn.kind === TurnKind.Tick) {
-    handled = turn.payload as Effect.Effect<void>
-  } else {
-    try {
-      handled = act.handlers![turn.info!.tag](turn.payload)
-    } catch (defect) {
-      handled = Effect.die(defect)
-    }
-  }
-  const afterTurn = act.extras?.afterTurn
-  return afterTurn === undefined ? handled : Effect.tap(handled, () => afterTurn)
-}
-
-/**
- * A one-way turn has nobody to report to: a defect goes to the supervisor and the log, a
- * fatal error to the supervisor, any other failure to the debug log.
- */
-const logOneWayFailure = (turn: Turn, cause: Cause.Cause<unknown>): Effect.Effect<void> => {
-  const act = turn.activation!
-  const where = `${act.slot.name}/${act.id}.${turn.info!.tag}`
-  const defect = cause.reasons.find(Cause.isDieReason)
-  if (defect !== undefined) {
-    act.fail(Failure.defect(defect.defect))
-    return Effect.logError(`${where} died in a one-way turn`, cause)
-  }
-  const error = cause.reasons.find(Cause.isFailReason)
-  if (error !== undefined && act.options.fatal !== undefined) failIfFatal(act, act.options.fatal, error.error)
-  return Effect.logDebug(`${where} failed in a one-way turn`, cause)
-}
-
-/** Hands a declared error the type calls fatal to the supervisor; the caller still gets it. */
-const failIfFatal = (act: Activation, fatal: ReadonlySet<string>, error: unknown): Effect.Effect<void> => {
-  if (Predicate.hasProperty(error, "_tag") && fatal.has(error._tag as string)) act.fail(Failure.fatalError(error))
-  return Effect.void
 }
 
 const stoppedChild = (slot: TypeSlot, id: string): ActorStopped =>
