@@ -19,6 +19,7 @@ import type { ActorRef, AnyActorRef } from "./ActorRef.ts"
 import * as Children from "./Children.ts"
 import type { LocalRouter, TypeSlot } from "./LocalRouter.ts"
 import { runBeside, startDrainer } from "./Drainer.ts"
+import { finishDeactivation, superviseLater } from "./Lifecycle.ts"
 import { Mailbox } from "./Mailbox.ts"
 import { startTimer } from "./Timer.ts"
 import type { Handlers, ResolvedOptions } from "./Registration.ts"
@@ -261,7 +262,7 @@ export class Activation implements ActorContextShape {
   /** Grants turns from the head of the mailbox for as long as they may run. */
   next(): void {
     if (this.state === ActivationState.Deactivating) {
-      if (this.running === 0) this.router.finishDeactivation(this)
+      if (this.running === 0) finishDeactivation(this)
       return
     }
     if (this.state === ActivationState.Suspended) {
@@ -383,7 +384,7 @@ export class Activation implements ActorContextShape {
     this.deactivateWhenActive = false
     this.state = ActivationState.Deactivating
     this.stopTimers()
-    if (this.running === 0) this.router.finishDeactivation(this)
+    if (this.running === 0) finishDeactivation(this)
   }
 
   /** Registers a callback for when the activation has stopped (immediately if it has). */
@@ -425,7 +426,7 @@ export class Activation implements ActorContextShape {
     const extras = this.rare
     if (this.state === ActivationState.Suspended && !extras.supervising) {
       extras.supervising = true
-      this.router.supervise(this)
+      superviseLater(this)
     }
   }
 
@@ -472,7 +473,7 @@ export class Activation implements ActorContextShape {
     if (extras === undefined) return
     if (extras.failure !== undefined && !extras.supervising) {
       extras.supervising = true
-      this.router.supervise(this)
+      superviseLater(this)
     }
     this.fireSettled()
   }

@@ -14,6 +14,7 @@ import { formatAddress } from "./ActorAddress.ts"
 import type { ActorContext } from "./ActorContext.ts"
 import type { ActorRef, AnyActorRef, RefClass, RefFields } from "./ActorRef.ts"
 import { type Activation, ActivationState } from "./Activation.ts"
+import { activate, create } from "./Lifecycle.ts"
 import { TypeSlot } from "./LocalRouter.ts"
 import type { Handlers, MessageEntry } from "./Registration.ts"
 import { resolveOptions } from "./Registration.ts"
@@ -58,10 +59,10 @@ export const spawn = <Rpcs extends Rpc.Any>(
     // Children live as long as their parent allows: no idle passivation.
     slot.options = resolveOptions({ ...options, idleTimeout: "never" }, router.defaults)
     slot.turnContext = parent.slot.turnContext
-    const child = router.create(slot, id)
+    const child = create(slot, id)
     child.rare.parent = parent
     ;(extras.children ??= []).push(child)
-    router.activate(child, fiber.getRef(CurrentTurn))
+    activate(child, fiber.getRef(CurrentTurn))
     return Effect.succeed(new contract.refClass(router, slot, id) as unknown as ActorRef<Rpcs>)
   })
 

@@ -11,12 +11,10 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Predicate, Scheduler, Scope } from "effect"
+import { Context, Duration, Effect, type Fiber, Predicate, Scheduler } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../Supervision/Failure.ts"
-import { ActorContext } from "./ActorContext.ts"
 import {
-  ActivationFailed,
   ActorDefect,
   ActorStopped,
   ActorUnavailable,
@@ -31,13 +29,12 @@ import { Activation, ActivationState, granted } from "./Activation.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import {
   type ActorDefaults,
-  type Handlers,
   type Registration,
   resolveOptions,
   type ResolvedOptions
 } from "./Registration.ts"
-import { stopChildren, supervise } from "./Supervisor.ts"
-import { CurrentTurn, type MessageInfo, Turn, TurnKind, TurnState } from "./Turn.ts"
+import { activate, create } from "./Lifecycle.ts"
+import { CurrentTurn, type MessageInfo, Turn, TurnKind } from "./Turn.ts"
 
 /** One actor type's place in the router; refs hold it so a call skips the type lookup. @internal */
 export class TypeSlot {
@@ -140,13 +137,13 @@ export class LocalRouter {
       act.begin(turn)
       return this.runAsk(fiber, restore, turn)
     }
-    if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
+    if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
-      const created = this.create(slot, id)
+      const created = create(slot, id)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
-      this.activate(created, outer)
+      activate(created, outer)
       // A synchronous activation effect has already granted this turn (it was first).
       return turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
     }
@@ -210,9 +207,6 @@ export class LocalRouter {
     return new ActorDefect({ address: act.address, tag: turn.info!.tag, defect: describeDefect(defect) })
   }
 
-  private unavailable(slot: TypeSlot, id: string): ActorUnavailable {
-    return new ActorUnavailable({ address: { type: slot.name, id }, reason: "the silo is shutting down" })
-  }
 
   /** A send found the mailbox full: fail, or wait for room and `retry` the whole send. */
   private whenFull<A, E>(
@@ -259,14 +253,14 @@ export class LocalRouter {
     options: CallOptions | undefined
   ): Effect.Effect<void, SendError> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
-    if (this.shuttingDown) return Effect.fail(this.unavailable(slot, id))
+    if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
     const outer = fiber.getRef(CurrentTurn)
     let act = slot.activations.get(id)
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
-      act = this.create(slot, id)
+      act = create(slot, id)
       act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
-      this.activate(act, undefined)
+      activate(act, undefined)
       return Effect.void
     }
     if (act.state === ActivationState.Active && act.admits(info, undefined)) {
@@ -279,136 +273,12 @@ export class LocalRouter {
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void
   }
-
-  // ---------------------------------------------------------------------------
-  // Activation
-
-  create(slot: TypeSlot, id: string): Activation {
-    const act = new Activation(slot, id, Scope.makeUnsafe())
-    slot.activations.set(id, act)
-    return act
-  }
-
-  /**
-   * Runs the activation effect once, on a fiber of its own so that no caller's
-   * interruption can cut it short; it starts synchronously, so an activation effect that
-   * does not suspend has finished (and granted the first turn) when this returns. Never
-   * fails: a failure is delivered to every waiting asker as `ActivationFailed`, the partial
-   * scope is closed, and the entry is removed so that the next call tries again.
-   *
-   * The effect runs as a frame of the call chain of the caller that caused it, so an
-   * activation effect that calls back into its own caller (or itself) is a `Deadlock`.
-   */
-  activate(act: Activation, outer: Turn | undefined): void {
-    const registration = act.slot.registration!
-    const frame = Turn.activationFrame(act, outer)
-    const context = Context.add(
-      Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, act),
-      CurrentTurn,
-      frame
-    )
-    const build = Effect.runForkWith(context)(registration.build)
-    const done = (exit: Exit.Exit<Handlers, unknown>) => {
-      frame.state = TurnState.Ended
-      const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
-      if (Exit.isSuccess(exit) && missing === undefined) {
-        act.activated(exit.value, Context.get(registration.context, Clock.Clock).currentTimeMillisUnsafe())
-        return
-      }
-      const reason = missing !== undefined ?
-        `the implementation has no handler for "${missing}"` :
-        Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
-      // A virtual actor's first activation effect fails its callers; the effect of a child,
-      // or of any restart, fails the actor, and its supervisor decides.
-      const supervised = act.parent !== undefined || act.rare.incarnation > 0
-      this.fork(Effect.flatMap(Scope.close(act.scope, exit), () =>
-        Effect.sync(() => {
-          if (!supervised) return this.failActivation(act, reason)
-          act.state = ActivationState.Suspended
-          act.fail(Failure.activationFailed(reason))
-          act.next()
-        })))
-    }
-    const exit = build.pollUnsafe()
-    if (exit !== undefined) done(exit)
-    else build.addObserver(done)
-  }
-
-  private failActivation(act: Activation, reason: string): void {
-    act.state = ActivationState.Stopped
-    this.remove(act)
-    this.rejectQueued(act, new ActivationFailed({ address: act.address, reason }))
-    act.stopped()
-  }
-
-  /** Fails every waiting ask with `error`; one-way messages are dropped (and logged). */
-  rejectQueued(act: Activation, error: CallError): void {
-    const failure = Effect.fail(error)
-    let dropped = 0
-    for (const turn of act.mailbox?.takeAll() ?? []) {
-      if (turn.state !== TurnState.Queued) continue
-      turn.state = TurnState.Cancelled
-      if (turn.kind === TurnKind.Ask) turn.reject(failure)
-      else if (turn.kind === TurnKind.Tell) dropped++
-    }
-    if (dropped > 0) {
-      this.fork(Effect.logWarning(`${act.slot.name}/${act.id}: ${dropped} one-way message(s) dropped: ${error.message}`))
-    }
-  }
-
-  /** Hands an activation whose turns have all ended, and whose failure is recorded, to its supervisor. */
-  supervise(act: Activation): void {
-    this.fork(Effect.andThen(Effect.yieldNow, supervise(act)))
-  }
-
-  remove(act: Activation): void {
-    if (act.slot.activations.get(act.id) === act) act.slot.activations.delete(act.id)
-  }
-
-  /** Runs the finalizers of an activation whose turns have all ended, then hands its queue on. */
-  finishDeactivation(act: Activation): void {
-    // Yield first: this is called from the end of a turn, which is no place to run finalizers.
-    this.fork(
-      Effect.yieldNow.pipe(
-        Effect.andThen(stopChildren(act, "its parent deactivated")),
-        Effect.andThen(Scope.close(act.scope, Exit.void)),
-        Effect.andThen(Effect.sync(() => this.afterStop(act)))
-      )
-    )
-  }
-
-  private afterStop(act: Activation): void {
-    this.remove(act)
-    const waiting = (act.mailbox?.takeAll() ?? []).filter((turn) =>
-      turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick
-    )
-    if (waiting.length > 0) {
-      if (this.shuttingDown) {
-        const failure = Effect.fail(this.unavailable(act.slot, act.id))
-        for (const turn of waiting) {
-          turn.state = TurnState.Cancelled
-          if (turn.kind === TurnKind.Ask) turn.reject(failure)
-        }
-      } else if (act.slot.virtual) {
-        // Messages that arrived during deactivation go, in order, to the next activation.
-        const next = this.create(act.slot, act.id)
-        for (const turn of waiting) {
-          turn.activation = next
-          next.enqueue(turn)
-        }
-        this.activate(next, undefined)
-      }
-    }
-    act.stopped()
-  }
 }
+
+/** @internal */
+export const siloShuttingDown = (slot: TypeSlot, id: string): ActorUnavailable =>
+  new ActorUnavailable({ address: { type: slot.name, id }, reason: "the silo is shutting down" })
 
 const stoppedChild = (slot: TypeSlot, id: string): ActorStopped =>
   new ActorStopped({ address: { type: slot.name, id }, reason: "the child actor has stopped" })
 
-const missingHandler = (registration: Registration, handlers: Handlers): string | undefined => {
-  for (const tag in registration.messages) {
-    if (typeof handlers[tag] !== "function") return tag
-  }
-  return undefined
-}

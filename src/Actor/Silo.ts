@@ -16,6 +16,7 @@ import {
 } from "./ActorError.ts"
 import { type Activation, ActivationState } from "./Activation.ts"
 import type { RefClass } from "./ActorRef.ts"
+import { rejectQueued, remove } from "./Lifecycle.ts"
 import { LocalRouter } from "./LocalRouter.ts"
 import { runSweeper } from "./Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./Registration.ts"
@@ -179,8 +180,8 @@ const forceStop = (act: Activation): Effect.Effect<void> =>
   stopChildren(act, "the silo shut down").pipe(
     Effect.andThen(Scope.close(act.scope, Exit.void)),
     Effect.andThen(Effect.sync(() => {
-      act.router.remove(act)
-      act.router.rejectQueued(
+      remove(act)
+      rejectQueued(
         act,
         new ActorUnavailable({ address: act.address, reason: "the silo shut down before the turn could run" })
       )

@@ -37,6 +37,7 @@ import type { Directive, Strategy } from "../Supervision/Strategy.ts"
 import { formatAddress } from "./ActorAddress.ts"
 import { ActorStopped } from "./ActorError.ts"
 import { type Activation, ActivationState } from "./Activation.ts"
+import { activate, rejectQueued, remove } from "./Lifecycle.ts"
 
 /** Decides on and applies the directive for a settled, failed activation. @internal */
 export const supervise = (act: Activation): Effect.Effect<void> =>
@@ -137,7 +138,7 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     extras.afterTurn = undefined
     act.scope = Scope.makeUnsafe()
     act.state = ActivationState.Activating
-    act.router.activate(act, undefined)
+    activate(act, undefined)
   })
 
 /**
@@ -161,8 +162,8 @@ export const stopActivation = (act: Activation, reason: string, failure?: Failur
     yield* settle(act)
     act.stopTimers()
     yield* Scope.close(act.scope, Exit.void)
-    act.router.remove(act)
-    act.router.rejectQueued(act, new ActorStopped({ address: act.address, reason }))
+    remove(act)
+    rejectQueued(act, new ActorStopped({ address: act.address, reason }))
     const siblings = extras.parent?.extras?.children
     if (siblings !== undefined) siblings.splice(siblings.indexOf(act), 1)
     const watchers = extras.watchers
