@@ -40,7 +40,8 @@
  * @since 0.1.0
  */
 import { Effect, type Layer, Queue, Schema, type Scope, Stream } from "effect"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
+import * as RedisConnection from "../Persistence/RedisConnection.ts"
 import {
   DuplicateSilo,
   type Membership,
@@ -211,45 +212,11 @@ interface Scripts {
 
 type Client = Redis & Scripts
 
-/** Opens a connection; fails on the first failed attempt instead of retrying forever. */
 const connect = (url: string, connectionName: string) =>
-  Effect.acquireRelease(
-    Effect.callback<Client, MembershipError>((resume) => {
-      const fail = (cause: unknown) =>
-        resume(Effect.fail(new MembershipError({ operation: "connect", reason: errorReason(cause) })))
-      let ready = false
-      let lastError: unknown = "connection closed"
-      let redis: Client
-      try {
-        redis = new Redis(url, {
-          scripts,
-          connectionName,
-          enableAutoPipelining: true,
-          lazyConnect: false,
-          connectTimeout: 5_000,
-          // A lost connection fails its pending commands after 2 reconnect attempts rather
-          // than holding them; the membership bounds every call anyway.
-          maxRetriesPerRequest: 2,
-          // Before the first ready: give up (make fails). After: reconnect with backoff.
-          retryStrategy: (times) => (ready ? Math.min(times * 50, 1_000) : null)
-        }) as Client
-      } catch (cause) {
-        return fail(cause)
-      }
-      // Errors reach callers through their commands; the listener keeps ioredis from logging them.
-      redis.on("error", (error) => {
-        lastError = error
-      })
-      const onEnd = () => fail(lastError)
-      redis.once("end", onEnd)
-      redis.once("ready", () => {
-        ready = true
-        redis.removeListener("end", onEnd)
-        resume(Effect.succeed(redis))
-      })
-      return Effect.sync(() => redis.disconnect())
-    }),
-    (redis) => Effect.promise(() => redis.quit().then(() => undefined, () => redis.disconnect()))
+  RedisConnection.connect<Client, MembershipError>(
+    url,
+    { scripts, connectionName, retry: { stepMillis: 50, capMillis: 1_000 } },
+    (reason) => new MembershipError({ operation: "connect", reason })
   )
 
 const StoredMember = Schema.Struct({ identity: SiloIdentity, metadata: Metadata })

@@ -28,8 +28,9 @@
  * @since 0.1.0
  */
 import { Effect, type Scope } from "effect"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import type { Journal, JournalEntry } from "./Journal.ts"
+import { connect, reasonOf } from "./RedisConnection.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore } from "./StateStore.ts"
 import type { Store } from "./Stores.ts"
@@ -108,45 +109,6 @@ interface Scripts {
 
 type Client = Redis & Scripts
 
-const reasonOf = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
-
-/** Opens the connection; fails on the first failed attempt instead of retrying forever. */
-const connect = (name: string, url: string) =>
-  Effect.callback<Client, StoreError>((resume) => {
-    const fail = (cause: unknown) =>
-      resume(Effect.fail(new StoreError({ store: name, operation: "connect", reason: reasonOf(cause) })))
-    let ready = false
-    let lastError: unknown = "connection closed"
-    let redis: Client
-    try {
-      redis = new Redis(url, {
-        scripts,
-        enableAutoPipelining: true,
-        lazyConnect: false,
-        connectTimeout: 5_000,
-        // A lost connection fails its pending commands after 2 reconnect attempts
-        // (StoreError, outcome unknown) rather than holding them indefinitely.
-        maxRetriesPerRequest: 2,
-        // Before the first ready: give up (make fails). After: reconnect with backoff.
-        retryStrategy: (times) => (ready ? Math.min(times * 100, 2_000) : null)
-      }) as Client
-    } catch (cause) {
-      return fail(cause)
-    }
-    // Errors reach callers through their commands; the listener keeps ioredis from logging them.
-    redis.on("error", (error) => {
-      lastError = error
-    })
-    const onEnd = () => fail(lastError)
-    redis.once("end", onEnd)
-    redis.once("ready", () => {
-      ready = true
-      redis.removeListener("end", onEnd)
-      resume(Effect.succeed(redis))
-    })
-    return Effect.sync(() => redis.disconnect())
-  })
-
 /**
  * A Redis-backed `Store` named `name`: opens one connection (failing with `StoreError` if
  * the server cannot be reached) and closes it when the scope closes.
@@ -155,9 +117,10 @@ const connect = (name: string, url: string) =>
  */
 export const make = (name: string, options?: RedisStoreOptions): Effect.Effect<Store, StoreError, Scope.Scope> =>
   Effect.map(
-    Effect.acquireRelease(
-      connect(name, options?.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"),
-      (redis) => Effect.promise(() => redis.quit().then(() => undefined, () => redis.disconnect()))
+    connect<Client, StoreError>(
+      options?.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379",
+      { scripts, retry: { stepMillis: 100, capMillis: 2_000 } },
+      (reason) => new StoreError({ store: name, operation: "connect", reason })
     ),
     (redis) => fromClient(name, redis, options?.keyPrefix ?? "quark")
   )
