@@ -9,6 +9,7 @@ import { printResults, runInterleaved } from "./Harness.ts"
 import { activate, askConcurrent, askSequential, tell } from "./local.ts"
 import { journalAppend, stateWrite } from "./persistence.ts"
 import { ringLookup } from "./ring.ts"
+import { effectRpcPipelined, rawPipelined, rawSequential, transportPipelined, transportSequential } from "./transport.ts"
 import * as Stores from "./stores.ts"
 
 const json = process.argv.includes("--json")
@@ -28,7 +29,12 @@ const disposables = [
   await stateWrite("state.write.redis", Stores.redis, ops(100_000)),
   await journalAppend("journal.append.redis", Stores.redis, ops(100_000)),
   await stateWrite("state.write.pg", Stores.pg, ops(50_000)),
-  await journalAppend("journal.append.pg", Stores.pg, ops(50_000))
+  await journalAppend("journal.append.pg", Stores.pg, ops(50_000)),
+  await transportSequential(ops(5_000)),
+  await rawSequential(ops(5_000)),
+  await transportPipelined(ops(50_000)),
+  await rawPipelined(ops(50_000)),
+  await effectRpcPipelined(ops(20_000))
 ]
 const variants = [plainCall(ops(1_000_000)), ...disposables, activate(ops(100_000)), await ringLookup(ops(100_000))]
 
@@ -41,7 +47,10 @@ try {
       ["local.ask.sequential", "baseline.queue-ask"],
       ["local.ask.concurrent", "baseline.effect-cluster.ask"],
       ["local.tell", "baseline.queue-ask"],
-      ["local.ask.sequential", "baseline.plain-call"]
+      ["local.ask.sequential", "baseline.plain-call"],
+      ["transport.ask.pipelined", "baseline.effect-rpc.pipelined"],
+      ["transport.ask.pipelined", "baseline.raw-net.pipelined"],
+      ["transport.ask.sequential", "baseline.raw-net.sequential"]
     ]
   })
 } finally {

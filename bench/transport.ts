@@ -1,0 +1,286 @@
+/**
+ * Benchmarks of the silo transport against its baselines, all over loopback with server
+ * and client in this one process (so both ends share one CPU core's event loop; a
+ * two-process run would give each end its own).
+ *
+ * - transport.ask.sequential / transport.ask.pipelined (100 in flight): Connection →
+ *   Server, with the payload `{ by }` and the reply encoded by Schema (toCodecJson + JSON)
+ *   on both sides, and the handler adding to a counter; every reply is checked.
+ * - baseline.raw-net.sequential / .pipelined: bare `node:net` with the same 4-byte length
+ *   framing, an 8-byte request (id + value), an echo server, no Effect, no envelope, no
+ *   schema: the floor.
+ * - baseline.effect-rpc.pipelined: effect/rpc RpcServer/RpcClient over NodeSocket with
+ *   RpcSerialization.layerSchemaBinary, the same Increment message (tracing disabled on
+ *   both sides, as the transport does none).
+ */
+import * as Net from "node:net"
+import { Effect, Exit, Layer, ManagedRuntime, Schema, Scope } from "effect"
+import { Rpc, RpcClient, RpcGroup, RpcSerialization, RpcServer } from "effect/rpc"
+import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
+import * as Connection from "../src/Transport/Connection.ts"
+import { payloadCodec, type ReplyOutcome, type RequestEnvelope } from "../src/Transport/Envelope.ts"
+import { encodeFrame, FrameDecoder } from "../src/Transport/Frame.ts"
+import * as Server from "../src/Transport/Server.ts"
+import { nowNs, type RoundResult, type Variant } from "./Harness.ts"
+
+type Disposable = Variant & { readonly dispose: () => Promise<void> }
+
+const inFlight = 100
+const host = "127.0.0.1"
+
+const check = (id: string, got: number, want: number): void => {
+  if (got !== want) throw new Error(`${id}: expected ${want}, got ${got}`)
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = Net.createServer()
+    s.once("error", reject)
+    s.listen(0, host, () => {
+      const port = (s.address() as Net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+
+// ---------------------------------------------------------------------------------------
+// Quark transport
+
+const IncrementPayload = payloadCodec(Schema.Struct({ by: Schema.Int }))
+const IntCodec = payloadCodec(Schema.Int)
+
+const makeTransport = async () => {
+  const scope = Effect.runSync(Scope.make())
+  let count = 0
+  const handle = (req: RequestEnvelope): Effect.Effect<ReplyOutcome> =>
+    Effect.sync(() => {
+      count += IncrementPayload.decode(req.payload).by
+      return { _tag: "Success", value: IntCodec.encode(count) }
+    })
+  const connection = await Effect.runPromise(
+    Effect.gen(function*() {
+      const server = yield* Server.make({ host, port: 0, handle })
+      return yield* Connection.make({ host, port: server.port })
+    }).pipe(Scope.provide(scope))
+  )
+  const payload = IncrementPayload.encode({ by: 1 })
+  const request: Connection.CallRequest = {
+    target: { type: "BenchCounter", id: "1" },
+    tag: "Increment",
+    payload,
+    context: { correlationId: "bench", metadata: {} },
+    chain: []
+  }
+  const ask = Effect.map(connection.call(request), (outcome) => {
+    if (outcome._tag !== "Success") throw new Error(`unexpected ${outcome._tag}`)
+    return IntCodec.decode(outcome.value)
+  })
+  return {
+    ask,
+    count: () => count,
+    dispose: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+/** One caller: ask, wait, ask again. Every op's latency is recorded. */
+export const transportSequential = async (opsPerRound: number): Promise<Disposable> => {
+  const id = "transport.ask.sequential"
+  const t = await makeTransport()
+  const round = Effect.gen(function*() {
+    const before = t.count()
+    const latenciesUs: Array<number> = []
+    const t0 = nowNs()
+    for (let i = 0; i < opsPerRound; i++) {
+      const s = nowNs()
+      yield* t.ask
+      latenciesUs.push((nowNs() - s) / 1000)
+    }
+    const elapsedNs = nowNs() - t0
+    check(id, t.count() - before, opsPerRound)
+    return { ops: opsPerRound, elapsedNs, latenciesUs } satisfies RoundResult
+  })
+  return { id, round: () => Effect.runPromise(round), dispose: t.dispose }
+}
+
+/** 100 callers, each asking in a loop: 100 requests in flight on the one connection. */
+export const transportPipelined = async (opsPerRound: number): Promise<Disposable> => {
+  const id = "transport.ask.pipelined"
+  const t = await makeTransport()
+  const perCaller = Math.ceil(opsPerRound / inFlight)
+  const ops = perCaller * inFlight
+  const round = Effect.gen(function*() {
+    const before = t.count()
+    const latenciesUs: Array<number> = []
+    const t0 = nowNs()
+    yield* Effect.forEach(
+      Array.from({ length: inFlight }, (_, i) => i),
+      () =>
+        Effect.gen(function*() {
+          for (let i = 0; i < perCaller; i++) {
+            const s = nowNs()
+            yield* t.ask
+            latenciesUs.push((nowNs() - s) / 1000)
+          }
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const elapsedNs = nowNs() - t0
+    check(id, t.count() - before, ops)
+    return { ops, elapsedNs, latenciesUs } satisfies RoundResult
+  })
+  return { id, round: () => Effect.runPromise(round), dispose: t.dispose }
+}
+
+// ---------------------------------------------------------------------------------------
+// raw node:net
+
+const makeRaw = async () => {
+  const server = Net.createServer({ noDelay: true }, (socket) => {
+    // Echo every frame; replies to one chunk go out in one write.
+    let out: Array<Buffer> = []
+    const decoder = new FrameDecoder({
+      onFrame: (frame) => void out.push(encodeFrame(frame)),
+      onOversized: () => socket.destroy()
+    })
+    socket.on("data", (chunk: Buffer) => {
+      decoder.push(chunk)
+      if (out.length > 0) {
+        socket.write(out.length === 1 ? out[0]! : Buffer.concat(out))
+        out = []
+      }
+    })
+    socket.on("error", () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  const port = (server.address() as Net.AddressInfo).port
+  const socket = await new Promise<Net.Socket>((resolve) => {
+    const s = Net.connect({ host, port }, () => resolve(s))
+  })
+  socket.setNoDelay(true)
+  let onReply: (id: number, value: number) => void = () => {}
+  const decoder = new FrameDecoder({
+    onFrame: (frame) => onReply(frame.readUInt32BE(0), frame.readUInt32BE(4)),
+    onOversized: () => socket.destroy()
+  })
+  let pending: Array<Buffer> = []
+  socket.on("data", (chunk: Buffer) => {
+    decoder.push(chunk)
+    if (pending.length > 0) {
+      socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending))
+      pending = []
+    }
+  })
+  const frame = (id: number, value: number): Buffer => {
+    const b = Buffer.allocUnsafe(12)
+    b.writeUInt32BE(8, 0)
+    b.writeUInt32BE(id, 4)
+    b.writeUInt32BE(value, 8)
+    return b
+  }
+  return {
+    /** Runs `ops` requests with `width` in flight; resolves with per-op latencies. */
+    run: (ops: number, width: number) =>
+      new Promise<RoundResult>((resolve) => {
+        const latenciesUs: Array<number> = []
+        const sentAt = new Float64Array(width)
+        let sent = 0
+        let done = 0
+        let sum = 0
+        const t0 = nowNs()
+        onReply = (slot, value) => {
+          latenciesUs.push((nowNs() - sentAt[slot]!) / 1000)
+          sum += value
+          done++
+          if (done === ops) {
+            check("raw", sum, ops)
+            resolve({ ops, elapsedNs: nowNs() - t0, latenciesUs })
+          } else if (sent < ops) {
+            sent++
+            sentAt[slot] = nowNs()
+            pending.push(frame(slot, 1))
+          }
+        }
+        const first: Array<Buffer> = []
+        for (let slot = 0; slot < Math.min(width, ops); slot++) {
+          sent++
+          sentAt[slot] = nowNs()
+          first.push(frame(slot, 1))
+        }
+        socket.write(Buffer.concat(first))
+      }),
+    dispose: () =>
+      new Promise<void>((resolve) => {
+        socket.destroy()
+        server.close(() => resolve())
+      })
+  }
+}
+
+export const rawSequential = async (opsPerRound: number): Promise<Disposable> => {
+  const raw = await makeRaw()
+  return { id: "baseline.raw-net.sequential", round: () => raw.run(opsPerRound, 1), dispose: raw.dispose }
+}
+
+export const rawPipelined = async (opsPerRound: number): Promise<Disposable> => {
+  const raw = await makeRaw()
+  return { id: "baseline.raw-net.pipelined", round: () => raw.run(opsPerRound, inFlight), dispose: raw.dispose }
+}
+
+// ---------------------------------------------------------------------------------------
+// effect/rpc
+
+const Increment = Rpc.make("Increment", { payload: { by: Schema.Int }, success: Schema.Int })
+const Group = RpcGroup.make(Increment)
+
+export const effectRpcPipelined = async (opsPerRound: number): Promise<Disposable> => {
+  const id = "baseline.effect-rpc.pipelined"
+  const port = await freePort()
+  let count = 0
+  const serverLayer = RpcServer.layer(Group, { disableTracing: true }).pipe(
+    Layer.provide(Group.toLayer({ Increment: ({ by }) => Effect.sync(() => (count += by)) })),
+    Layer.provide(RpcServer.layerProtocolSocketServer),
+    Layer.provide(NodeSocketServer.layer({ host, port })),
+    Layer.provide(RpcSerialization.layerSchemaBinary())
+  )
+  const serverRuntime = ManagedRuntime.make(serverLayer)
+  await serverRuntime.context()
+  const clientLayer = RpcClient.layerProtocolSocket().pipe(
+    Layer.provide(NodeSocket.layerNet({ host, port })),
+    Layer.provide(RpcSerialization.layerSchemaBinary())
+  )
+  const clientRuntime = ManagedRuntime.make(clientLayer)
+  const clientScope = Effect.runSync(Scope.make())
+  const client = await clientRuntime.runPromise(
+    RpcClient.make(Group, { disableTracing: true }).pipe(Scope.provide(clientScope))
+  )
+  const perCaller = Math.ceil(opsPerRound / inFlight)
+  const ops = perCaller * inFlight
+  const round = Effect.gen(function*() {
+    const before = count
+    const latenciesUs: Array<number> = []
+    const t0 = nowNs()
+    yield* Effect.forEach(
+      Array.from({ length: inFlight }, (_, i) => i),
+      () =>
+        Effect.gen(function*() {
+          for (let i = 0; i < perCaller; i++) {
+            const s = nowNs()
+            yield* client.Increment({ by: 1 })
+            latenciesUs.push((nowNs() - s) / 1000)
+          }
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const elapsedNs = nowNs() - t0
+    check(id, count - before, ops)
+    return { ops, elapsedNs, latenciesUs } satisfies RoundResult
+  })
+  return {
+    id,
+    round: () => clientRuntime.runPromise(round),
+    dispose: async () => {
+      await Effect.runPromise(Scope.close(clientScope, Exit.void))
+      await clientRuntime.dispose()
+      await serverRuntime.dispose()
+    }
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * Length-prefixed framing for the silo transport: every frame is a 4-byte big-endian
+ * payload length followed by that many payload bytes.
+ *
+ * - {@link FrameDecoder} turns TCP chunks into frames. A frame that lies whole inside one
+ *   chunk is handed over as a view of that chunk (no copy); only a frame split across
+ *   chunks is copied, once, into a buffer of its exact size.
+ * - {@link OutputBuffer} is where frames are encoded for sending: frames are written one
+ *   after another into a large chunk and {@link OutputBuffer.take} hands everything
+ *   written since the last take to the socket as one buffer (write coalescing with no
+ *   concatenation copy).
+ * - Frames are bounded by a maximum size ({@link defaultMaxFrameBytes}, 16 MiB, the same
+ *   default as effect/rpc's SchemaBinary serialization). An oversized incoming frame is
+ *   skipped byte for byte and reported with its first bytes (so the receiver can read the
+ *   request id and answer with a typed error); the stream stays in sync and nothing else
+ *   is closed. An oversized outgoing frame is refused before anything is written.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * Bytes of the length prefix.
+ *
+ * @since 0.1.0
+ */
+export const headerBytes = 4
+
+/**
+ * Default maximum payload size of one frame: 16 MiB.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxFrameBytes = 16 * 1024 * 1024
+
+/**
+ * How many leading bytes of an oversized frame are reported to
+ * {@link FrameHandler.onOversized} (enough for the envelope kind and request id).
+ *
+ * @since 0.1.0
+ */
+export const oversizedPrefixBytes = 16
+
+/**
+ * A frame (incoming or outgoing) is larger than the maximum frame size.
+ *
+ * @since 0.1.0
+ */
+export class FrameTooLarge extends Schema.TaggedError<FrameTooLarge>()("FrameTooLarge", {
+  size: Schema.Number,
+  maxFrameBytes: Schema.Number
+}) {
+  override get message(): string {
+    return `frame of ${this.size} bytes exceeds the maximum of ${this.maxFrameBytes} bytes`
+  }
+}
+
+/**
+ * A frame did not decode as an envelope.
+ *
+ * @since 0.1.0
+ */
+export class MalformedFrame extends Schema.TaggedError<MalformedFrame>()("MalformedFrame", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `malformed frame: ${this.reason}`
+  }
+}
+
+/**
+ * Receives what a {@link FrameDecoder} finds.
+ *
+ * @since 0.1.0
+ */
+export interface FrameHandler {
+  /**
+   * A complete frame payload. It may be a view into the chunk being decoded: use it (or
+   * copy it) before returning.
+   */
+  readonly onFrame: (frame: Buffer) => void
+  /** A frame announced `size` bytes, more than the maximum; `prefix` holds its first bytes. It is skipped. */
+  readonly onOversized: (size: number, prefix: Buffer) => void
+}
+
+const emptyBuffer = Buffer.alloc(0)
+
+/**
+ * Incremental decoder of length-prefixed frames; push TCP chunks in arrival order.
+ *
+ * @since 0.1.0
+ */
+export class FrameDecoder {
+  readonly handler: FrameHandler
+  readonly maxFrameBytes: number
+  // A partially received length prefix.
+  private readonly header = Buffer.alloc(headerBytes)
+  private headerFilled = 0
+  // A partially received frame (exact size) and how much of it has arrived.
+  private partial: Buffer | undefined = undefined
+  private partialFilled = 0
+  // An oversized frame being skipped: its size, the prefix collected, bytes still to skip.
+  private oversizedSize = 0
+  private oversizedPrefix: Buffer | undefined = undefined
+  private oversizedPrefixFilled = 0
+  private skipRemaining = 0
+
+  constructor(handler: FrameHandler, maxFrameBytes: number = defaultMaxFrameBytes) {
+    this.handler = handler
+    this.maxFrameBytes = maxFrameBytes
+  }
+
+  /** Feeds one chunk; calls the handler for every frame completed by it. */
+  push(chunk: Buffer): void {
+    const end = chunk.length
+    let offset = 0
+    while (offset < end) {
+      if (this.oversizedPrefix !== undefined) {
+        const prefix = this.oversizedPrefix
+        const n = Math.min(prefix.length - this.oversizedPrefixFilled, end - offset)
+        chunk.copy(prefix, this.oversizedPrefixFilled, offset, offset + n)
+        this.oversizedPrefixFilled += n
+        offset += n
+        if (this.oversizedPrefixFilled === prefix.length) {
+          this.oversizedPrefix = undefined
+          this.skipRemaining = this.oversizedSize - prefix.length
+          this.handler.onOversized(this.oversizedSize, prefix)
+        }
+        continue
+      }
+      if (this.skipRemaining > 0) {
+        const n = Math.min(this.skipRemaining, end - offset)
+        this.skipRemaining -= n
+        offset += n
+        continue
+      }
+      if (this.partial !== undefined) {
+        const partial = this.partial
+        const n = Math.min(partial.length - this.partialFilled, end - offset)
+        chunk.copy(partial, this.partialFilled, offset, offset + n)
+        this.partialFilled += n
+        offset += n
+        if (this.partialFilled === partial.length) {
+          this.partial = undefined
+          this.handler.onFrame(partial)
+        }
+        continue
+      }
+      // Read a length prefix: directly from the chunk when it is whole there.
+      let size: number
+      if (this.headerFilled === 0 && end - offset >= headerBytes) {
+        size = chunk.readUInt32BE(offset)
+        offset += headerBytes
+      } else {
+        const n = Math.min(headerBytes - this.headerFilled, end - offset)
+        chunk.copy(this.header, this.headerFilled, offset, offset + n)
+        this.headerFilled += n
+        offset += n
+        if (this.headerFilled < headerBytes) return
+        this.headerFilled = 0
+        size = this.header.readUInt32BE(0)
+      }
+      if (size > this.maxFrameBytes) {
+        this.oversizedSize = size
+        this.oversizedPrefix = Buffer.allocUnsafe(Math.min(size, oversizedPrefixBytes))
+        this.oversizedPrefixFilled = 0
+        continue
+      }
+      if (size === 0) {
+        this.handler.onFrame(emptyBuffer)
+        continue
+      }
+      if (end - offset >= size) {
+        // Whole frame in this chunk: hand over a view, no copy.
+        const frame = chunk.subarray(offset, offset + size)
+        offset += size
+        this.handler.onFrame(frame)
+        continue
+      }
+      this.partial = Buffer.allocUnsafe(size)
+      this.partialFilled = 0
+    }
+  }
+}
+
+/** Size of the chunks an {@link OutputBuffer} encodes into. */
+const chunkBytes = 64 * 1024
+
+/**
+ * An append-only encoding area for outgoing frames. Reserve room, write, commit; `take`
+ * returns everything committed since the previous take as one buffer, which stays valid
+ * (later frames never overwrite it: a full chunk is replaced, not reused).
+ *
+ * @since 0.1.0
+ */
+export class OutputBuffer {
+  buffer: Buffer = Buffer.allocUnsafe(chunkBytes)
+  /** End of committed bytes. */
+  position = 0
+  /** Start of bytes not yet taken. */
+  private start = 0
+
+  /** Makes sure `bytes` more bytes fit after `position` (moving untaken bytes to a new chunk if needed). */
+  reserve(bytes: number): void {
+    if (this.position + bytes <= this.buffer.length) return
+    const untaken = this.position - this.start
+    const next = Buffer.allocUnsafe(Math.max(chunkBytes, untaken + bytes))
+    this.buffer.copy(next, 0, this.start, this.position)
+    this.buffer = next
+    this.start = 0
+    this.position = untaken
+  }
+
+  /** Whether anything is waiting to be taken. */
+  get isEmpty(): boolean {
+    return this.position === this.start
+  }
+
+  /** Everything committed since the last take, or `undefined`. */
+  take(): Buffer | undefined {
+    if (this.position === this.start) return undefined
+    const out = this.buffer.subarray(this.start, this.position)
+    this.start = this.position
+    // Small remainder: start a fresh chunk so the next frames do not straddle.
+    if (this.buffer.length - this.position < 1024) {
+      this.buffer = Buffer.allocUnsafe(chunkBytes)
+      this.start = 0
+      this.position = 0
+    }
+    return out
+  }
+
+  /** Drops everything not yet taken. */
+  clear(): void {
+    this.position = this.start
+  }
+}
+
+/**
+ * Encodes one frame (prefix + payload) as a new buffer; for tests and simple callers.
+ *
+ * @since 0.1.0
+ */
+export const encodeFrame = (payload: Uint8Array): Buffer => {
+  const out = Buffer.allocUnsafe(headerBytes + payload.length)
+  out.writeUInt32BE(payload.length, 0)
+  out.set(payload, headerBytes)
+  return out
+}

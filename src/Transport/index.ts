@@ -1,0 +1,11 @@
+/**
+ * Silo-to-silo transport: length-prefixed frames over TCP, a hand-written envelope codec
+ * around Schema-encoded payloads, one multiplexed connection per peer with write batching,
+ * timeouts and reconnect, and a server. Not yet wired into routing (see the README).
+ *
+ * @since 0.1.0
+ */
+export * as Connection from "./Connection.ts"
+export * as Envelope from "./Envelope.ts"
+export * as Frame from "./Frame.ts"
+export * as Server from "./Server.ts"
