@@ -23,7 +23,7 @@ import { finishDeactivation, superviseLater } from "./Lifecycle.ts"
 import { Mailbox } from "./Mailbox.ts"
 import { startTimer } from "./Timer.ts"
 import type { Handlers, ResolvedOptions } from "./Registration.ts"
-import { type MessageInfo, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
+import { chainOf, type MessageInfo, remoteIndexOf, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
 
 /** @internal */
 export const ActivationState = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Suspended: 4 } as const
@@ -72,6 +72,8 @@ export const granted: Effect.Effect<void> = Effect.void
 export class Activation implements ActorContextShape {
   readonly slot: TypeSlot
   readonly id: string
+  /** Its key in `slot.activations`: the id, except for the extra activations of a stateless worker. */
+  readonly key: string
   /** Replaced on restart: each incarnation has its own. */
   scope: Scope.Closeable
   state: ActivationState = ActivationState.Activating as ActivationState
@@ -92,9 +94,10 @@ export class Activation implements ActorContextShape {
   /** State few activations need, allocated on first use to keep idle activations small. */
   extras: Extras | undefined = undefined
 
-  constructor(slot: TypeSlot, id: string, scope: Scope.Closeable) {
+  constructor(slot: TypeSlot, id: string, key: string, scope: Scope.Closeable) {
     this.slot = slot
     this.id = id
+    this.key = key
     this.scope = scope
   }
 
@@ -187,7 +190,8 @@ export class Activation implements ActorContextShape {
     if (this.running === 0) return queued === 0
     if (info.interleave) return true
     if (info.readOnly && this.exclusiveRunning === 0 && queued === 0) return true
-    return this.options.reentrant && runningTurnOf(outer, this) !== undefined
+    return this.options.reentrant &&
+      (runningTurnOf(outer, this) !== undefined || remoteIndexOf(outer, this.address) >= 0)
   }
 
   /**
@@ -210,6 +214,9 @@ export class Activation implements ActorContextShape {
         chain.push(blocked.address)
         return [...chain.reverse(), ...waits, blocked.address]
       }
+      // A call from another silo whose chain already passes through here waits on itself.
+      const remote = remoteIndexOf(outer, blocked.address)
+      if (remote >= 0) return [...chainOf(outer).slice(remote), ...waits, blocked.address]
       waits.push(blocked.address)
       blocked = blocked.extras?.blockedOn
     }

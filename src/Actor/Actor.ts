@@ -27,6 +27,7 @@
  */
 import { Context, Effect, Layer, Schema, type Scope } from "effect"
 import type { Rpc } from "effect/rpc"
+import type { Placement } from "../Cluster/Placement.ts"
 import type { ActorContext } from "./ActorContext.ts"
 import type { InvalidActorId } from "./ActorError.ts"
 import { makeRefClass, type ActorRef, type RefClass } from "./ActorRef.ts"
@@ -54,6 +55,8 @@ export type HandlersFrom<Rpcs extends Rpc.Any, Services = never> = {
 export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
   readonly type: Type
   readonly rpcs: ReadonlyArray<Rpcs>
+  /** Where activations go in a cluster; `undefined` is consistent hashing. */
+  readonly placement: Placement | undefined
   /** @internal */
   readonly messages: Readonly<Record<string, MessageEntry>>
   /** @internal */
@@ -78,13 +81,24 @@ export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
 const reservedTags = new Set(["address", "tell"])
 
 /**
+ * What a contract declares besides its messages; every silo and client shares it.
+ *
+ * @since 0.1.0
+ */
+export interface ContractOptions {
+  /** Where activations go in a cluster (see `Placement`). Default: consistent hashing. */
+  readonly placement?: Placement | undefined
+}
+
+/**
  * Defines an actor contract from a stable type name and its messages.
  *
  * @since 0.1.0
  */
 export const make = <const Type extends string, const Rpcs extends ReadonlyArray<Rpc.Any>>(
   type: Type,
-  rpcs: Rpcs
+  rpcs: Rpcs,
+  options?: ContractOptions
 ): Actor<Type, Rpcs[number]> => {
   if (type.length === 0) throw new Error("an actor type name must not be empty")
   const messages: Record<string, MessageEntry> = {}
@@ -103,12 +117,14 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
     }
   }
   const RefClass = makeRefClass(type, messages)
-  return {
+  const placement = options?.placement
+  const contract: Actor<Type, Rpcs[number]> = {
     type,
     rpcs: rpcs as ReadonlyArray<Rpcs[number]>,
+    placement,
     messages,
     refClass: RefClass,
-    ref: (id) => Effect.flatMap(Silo, (silo) => silo.ref(RefClass, type, id)),
+    ref: (id) => Effect.flatMap(Silo, (silo) => silo.ref(contract, id)),
     of: (handlers) => handlers,
     toLayer: (build, options) =>
       Layer.effectDiscard(
@@ -120,9 +136,11 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
             messages,
             build: build as unknown as Effect.Effect<Handlers, unknown, Scope.Scope | ActorContext>,
             context,
-            options: options ?? {}
+            options: options ?? {},
+            placement
           })
         })
       ) as any
   }
+  return contract
 }

@@ -138,7 +138,9 @@ export class ActorDefect extends Schema.TaggedError<ActorDefect>()("ActorDefect"
 }
 
 /**
- * The silo is shutting down or the activation was stopped with this message still in it.
+ * The silo is shutting down, the activation was stopped with this message still in it, or
+ * (in a cluster) the silo that owns the actor cannot be reached: the connection was lost,
+ * no silo is alive, or ownership is moving. Safe to retry.
  *
  * @since 0.1.0
  */
@@ -168,12 +170,34 @@ export class ActorStopped extends Schema.TaggedError<ActorStopped>()("ActorStopp
 }
 
 /**
- * Every error a call can end in besides the message's declared errors.
+ * An encoded message (or its reply) is larger than the transport's maximum frame size;
+ * nothing was sent.
+ *
+ * @since 0.1.0
+ */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  address: ActorAddress,
+  tag: Schema.String,
+  size: Schema.Number,
+  maxBytes: Schema.Number
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)} ${this.tag}: ${this.size} bytes exceed the maximum of ${this.maxBytes}`
+  }
+}
+
+/**
+ * Every error a call can end in besides the message's declared errors. `UnknownMessage`,
+ * `MessageDecodeError` and `PayloadTooLarge` only arise across silos (a peer running another
+ * version of the contract, or an oversized payload).
  *
  * @since 0.1.0
  */
 export type CallError =
   | UnknownActorType
+  | UnknownMessage
+  | MessageDecodeError
+  | PayloadTooLarge
   | ActivationFailed
   | MailboxFull
   | Deadlock
@@ -187,4 +211,25 @@ export type CallError =
  *
  * @since 0.1.0
  */
-export type SendError = UnknownActorType | MailboxFull | ActorUnavailable | ActorStopped
+export type SendError = UnknownActorType | MailboxFull | ActorUnavailable | ActorStopped | PayloadTooLarge
+
+/**
+ * Every error class of {@link CallError} (and `InvalidActorId`), for codecs that carry
+ * them across a boundary.
+ *
+ * @since 0.1.0
+ */
+export const CallErrorSchema = Schema.Union([
+  UnknownActorType,
+  UnknownMessage,
+  InvalidActorId,
+  MessageDecodeError,
+  PayloadTooLarge,
+  ActivationFailed,
+  MailboxFull,
+  Deadlock,
+  CallTimeout,
+  ActorDefect,
+  ActorUnavailable,
+  ActorStopped
+])

@@ -12,13 +12,14 @@ import { ActorContext } from "./ActorContext.ts"
 import { ActivationFailed, type CallError } from "./ActorError.ts"
 import { Activation, ActivationState } from "./Activation.ts"
 import { siloShuttingDown, type TypeSlot } from "./LocalRouter.ts"
-import type { Handlers, Registration } from "./Registration.ts"
+import type { Handlers, MessageEntry, Registration } from "./Registration.ts"
 import { stopChildren, supervise } from "./Supervisor.ts"
 import { CurrentTurn, Turn, TurnKind, TurnState } from "./Turn.ts"
 
-export const create = (slot: TypeSlot, id: string): Activation => {
-  const act = new Activation(slot, id, Scope.makeUnsafe())
-  slot.activations.set(id, act)
+/** A new activation of `slot`/`id`, entered under `key` (the id, but for stateless workers). */
+export const create = (slot: TypeSlot, id: string, key: string = id): Activation => {
+  const act = new Activation(slot, id, key, Scope.makeUnsafe())
+  slot.activations.set(key, act)
   return act
 }
 
@@ -95,7 +96,10 @@ export const superviseLater = (act: Activation): void => {
 }
 
 export const remove = (act: Activation): void => {
-  if (act.slot.activations.get(act.id) === act) act.slot.activations.delete(act.id)
+  if (act.slot.activations.get(act.key) === act) {
+    act.slot.activations.delete(act.key)
+    act.router.remote?.removed(act)
+  }
 }
 
 /** Runs the finalizers of an activation whose turns have all ended, then hands its queue on. */
@@ -122,9 +126,12 @@ const afterStop = (act: Activation): void => {
         turn.state = TurnState.Cancelled
         if (turn.kind === TurnKind.Ask) turn.reject(failure)
       }
+    } else if (act.slot.virtual && act.router.remote?.ownsHere(act.slot, act.id) === false) {
+      // The address moved to another silo while this one deactivated: its messages follow it.
+      redirect(act, waiting)
     } else if (act.slot.virtual) {
       // Messages that arrived during deactivation go, in order, to the next activation.
-      const next = create(act.slot, act.id)
+      const next = create(act.slot, act.id, act.key)
       for (const turn of waiting) {
         turn.activation = next
         next.enqueue(turn)
@@ -133,6 +140,25 @@ const afterStop = (act: Activation): void => {
     }
   }
   act.stopped()
+}
+
+const redirect = (act: Activation, waiting: ReadonlyArray<Turn>): void => {
+  const router = act.router
+  for (const turn of waiting) {
+    turn.state = TurnState.Cancelled
+    const info = turn.info as MessageEntry
+    if (turn.kind === TurnKind.Ask) {
+      turn.redirect(router.ask(act.slot, act.id, info, turn.payload))
+    } else {
+      const context = Turn.contextFrame(undefined, turn.correlation, turn.metadata)
+      router.fork(
+        router.tell(act.slot, act.id, info, turn.payload).pipe(
+          Effect.provideService(CurrentTurn, context),
+          Effect.catch((error) => Effect.logWarning(`${act.slot.name}/${act.id}: one-way message lost in a move: ${error.message}`))
+        )
+      )
+    }
+  }
 }
 
 const missingHandler = (registration: Registration, handlers: Handlers): string | undefined => {

@@ -34,7 +34,38 @@ import {
   type ResolvedOptions
 } from "./Registration.ts"
 import { activate, create } from "./Lifecycle.ts"
+import type { Placement } from "../Cluster/Placement.ts"
+import type { MessageEntry } from "./Registration.ts"
 import { CurrentTurn, type MessageInfo, Turn, TurnKind } from "./Turn.ts"
+
+/**
+ * How a clustered silo (or a client) reaches addresses it does not host. The local router
+ * asks it first whenever the address has no activation here; a single silo has none.
+ *
+ * @internal
+ */
+export interface RemoteRouting {
+  /** The effect that delivers this ask elsewhere (or decides where first), or `undefined` to run it here. */
+  readonly ask: (
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    options: CallOptions | undefined
+  ) => Effect.Effect<any, any> | undefined
+  /** Likewise for a one-way message. */
+  readonly tell: (
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    options: CallOptions | undefined
+  ) => Effect.Effect<void, SendError> | undefined
+  /** Whether a new activation of the address belongs on this silo now. */
+  readonly ownsHere: (slot: TypeSlot, id: string) => boolean
+  /** An activation left the silo. */
+  readonly removed: (act: Activation) => void
+}
 
 /** One actor type's place in the router; refs hold it so a call skips the type lookup. @internal */
 export class TypeSlot {
@@ -52,6 +83,10 @@ export class TypeSlot {
   readonly activations = new Map<string, Activation>()
   /** False for a child actor's slot: a missing activation is a stopped child, not one to create. */
   virtual = true
+  /** The contract's placement, once a ref or the registration has named it. */
+  placement: Placement | undefined = undefined
+  /** Activations one address may have here: above 1 only for stateless workers. */
+  maxWorkers = 1
 
   constructor(name: string, router: LocalRouter) {
     this.name = name
@@ -74,6 +109,8 @@ export class LocalRouter {
   /** The silo's services, for fibers the router starts outside any caller (drainers, handoffs). */
   readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
   shuttingDown = false
+  /** Set by a clustered silo or client. */
+  remote: RemoteRouting | undefined = undefined
 
   constructor(context: Context.Context<never>, defaults: ActorDefaults) {
     this.defaults = defaults
@@ -96,6 +133,8 @@ export class LocalRouter {
         return Effect.die(new Error(`actor type "${registration.type}" is registered twice in this silo`))
       }
       slot.registration = registration
+      slot.placement = registration.placement
+      slot.maxWorkers = registration.placement?.maxLocalActivations ?? 1
       slot.options = resolveOptions(registration.options, this.defaults)
       slot.turnContext = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
       return Effect.void
@@ -105,7 +144,17 @@ export class LocalRouter {
   // ---------------------------------------------------------------------------
   // Ask
 
-  ask(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
+  ask(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
+    const remote = this.remote
+    if (remote !== undefined && slot.virtual && !slot.activations.has(id)) {
+      const routed = remote.ask(slot, id, info, payload, options)
+      if (routed !== undefined) return routed
+    }
+    return this.askLocal(slot, id, info, payload, options)
+  }
+
+  /** An ask for an activation on this silo (created if absent). */
+  askLocal(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
     const call = Effect.uninterruptibleMask((restore) =>
       Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
     )
@@ -131,7 +180,8 @@ export class LocalRouter {
   ): Effect.Effect<any, any> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     const outer = fiber.getRef(CurrentTurn)
-    const act = slot.activations.get(id)
+    const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
+    const act = slot.activations.get(key)
     if (act !== undefined && act.state === ActivationState.Active && act.admits(info, outer)) {
       const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
       act.begin(turn)
@@ -140,7 +190,7 @@ export class LocalRouter {
     if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
-      const created = create(slot, id)
+      const created = create(slot, id, key)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
       activate(created, outer)
@@ -158,16 +208,22 @@ export class LocalRouter {
     return this.awaitTurn(fiber, restore, turn)
   }
 
-  /** Parks an asker until its turn is granted (or it learns it never will be). */
+  /**
+   * Parks an asker until its turn is granted, it learns it never will be, or it is
+   * redirected (its activation moved to another silo): then it runs the redirect instead.
+   */
   private awaitTurn(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
-    const parked = Effect.callback<void, CallError>((resume) => {
+    const parked = Effect.callback<unknown, CallError>((resume) => {
       if (turn.outcome !== undefined) return resume(turn.outcome)
       turn.resume = resume
       turn.dispatcher = fiber.currentDispatcher
       // The activation may have changed by a handoff, so look it up at cancel time.
       return Effect.sync(() => turn.activation!.cancel(turn))
     })
-    return Effect.flatMap(restore(parked), () => this.runAsk(fiber, restore, turn))
+    return Effect.flatMap(
+      restore(parked),
+      (redirect) => redirect === undefined ? this.runAsk(fiber, restore, turn) : restore(redirect as Effect.Effect<any, any>)
+    )
   }
 
   /**
@@ -240,7 +296,17 @@ export class LocalRouter {
   // ---------------------------------------------------------------------------
   // Tell
 
-  tell(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
+  tell(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
+    const remote = this.remote
+    if (remote !== undefined && slot.virtual && !slot.activations.has(id)) {
+      const routed = remote.tell(slot, id, info, payload, options)
+      if (routed !== undefined) return routed
+    }
+    return this.tellLocal(slot, id, info, payload, options)
+  }
+
+  /** A one-way message for an activation on this silo (created if absent). */
+  tellLocal(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
     return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options))
   }
 
@@ -255,10 +321,11 @@ export class LocalRouter {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
     const outer = fiber.getRef(CurrentTurn)
-    let act = slot.activations.get(id)
+    const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
+    let act = slot.activations.get(key)
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
-      act = create(slot, id)
+      act = create(slot, id, key)
       act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
       activate(act, undefined)
       return Effect.void
@@ -273,6 +340,31 @@ export class LocalRouter {
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void
   }
+}
+
+/**
+ * The stateless worker of `id` a message should go to (its key in `slot.activations`): an
+ * idle one, else a new one while under the maximum, else the least busy.
+ */
+const pickWorker = (slot: TypeSlot, id: string): string => {
+  let missing: string | undefined = undefined
+  let least: string | undefined = undefined
+  let leastLoad = Infinity
+  for (let n = 0; n < slot.maxWorkers; n++) {
+    const key = n === 0 ? id : `${id}\u0000${n}`
+    const act = slot.activations.get(key)
+    if (act === undefined) {
+      missing ??= key
+      continue
+    }
+    const load = act.running + act.mailboxDepth
+    if (load === 0 && act.state === ActivationState.Active) return key
+    if (load < leastLoad) {
+      least = key
+      leastLoad = load
+    }
+  }
+  return missing ?? least!
 }
 
 /** @internal */

@@ -6,6 +6,7 @@
  */
 import { Duration, type Context, type Effect, type Scope } from "effect"
 import * as Supervisor from "../Supervision/Strategy.ts"
+import type { Placement } from "../Cluster/Placement.ts"
 import type { ActorContext } from "./ActorContext.ts"
 import type { MessageInfo } from "./Turn.ts"
 
@@ -86,6 +87,8 @@ export interface Registration {
   /** The services the activation effect and the handlers need, captured when the layer was built. */
   readonly context: Context.Context<never>
   readonly options: ActorTypeOptions
+  /** The contract's placement (children have none). */
+  readonly placement?: Placement | undefined
 }
 
 /** A registration with its options resolved. @internal */

@@ -16,6 +16,7 @@ import {
 } from "./ActorError.ts"
 import { type Activation, ActivationState } from "./Activation.ts"
 import type { RefClass } from "./ActorRef.ts"
+import type { Placement } from "../Cluster/Placement.ts"
 import { rejectQueued, remove } from "./Lifecycle.ts"
 import { LocalRouter } from "./LocalRouter.ts"
 import { runSweeper } from "./Passivation.ts"
@@ -71,7 +72,7 @@ export interface SiloShape {
   /** @internal */
   readonly router: LocalRouter
   /** @internal */
-  readonly ref: (refClass: RefClass, type: string, id: string) => Effect.Effect<any, InvalidActorId>
+  readonly ref: (contract: RefContract, id: string) => Effect.Effect<any, InvalidActorId>
   /** The activations of one type (or all), with mailbox depth and age. */
   readonly activations: (type?: string) => Effect.Effect<ReadonlyArray<ActivationInfo>>
   /** Deactivates an activation, waiting for its finalizers; `false` if it was not active. */
@@ -80,6 +81,13 @@ export interface SiloShape {
   readonly dispatch: (
     request: UntypedRequest
   ) => Effect.Effect<unknown, UnknownActorType | UnknownMessage | InvalidActorId | MessageDecodeError | CallError | unknown>
+}
+
+/** What `ref` needs of a contract. @internal */
+export interface RefContract {
+  readonly type: string
+  readonly refClass: RefClass
+  readonly placement: Placement | undefined
 }
 
 /**
@@ -98,11 +106,12 @@ const make = Effect.fnUntraced(function*(config: SiloConfig) {
   yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))
   yield* Effect.addFinalizer(() => shutdown(router, shutdownTimeout))
 
-  const ref = (refClass: RefClass, type: string, id: string) => {
+  const ref = (contract: RefContract, id: string) => {
     const reason = invalidIdReason(id)
-    return reason === undefined ?
-      Effect.succeed(new refClass(router, router.slot(type), id)) :
-      Effect.fail(new InvalidActorId({ type, id, reason }))
+    if (reason !== undefined) return Effect.fail(new InvalidActorId({ type: contract.type, id, reason }))
+    const slot = router.slot(contract.type)
+    slot.placement ??= contract.placement
+    return Effect.succeed(new contract.refClass(router, slot, id))
   }
 
   const activations = (type?: string) =>

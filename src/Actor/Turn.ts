@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, type Scheduler } from "effect"
+import { Context, Effect, type Scheduler } from "effect"
+import type { ActorAddress } from "./ActorAddress.ts"
 import type { Activation } from "./Activation.ts"
 
 /**
@@ -55,9 +56,9 @@ export class Turn {
   readonly payload: unknown
   state: TurnState = TurnState.Queued as TurnState
   /** How a parked asker learns its fate: `granted` to run, or a failure. */
-  outcome: Effect.Effect<void, any> | undefined = undefined
+  outcome: Effect.Effect<unknown, any> | undefined = undefined
   /** Resumes the parked asker's fiber, once it has parked. */
-  resume: ((outcome: Effect.Effect<void, any>) => void) | undefined = undefined
+  resume: ((outcome: Effect.Effect<unknown, any>) => void) | undefined = undefined
   /** The parked asker's dispatcher: resuming goes through it, never on the granting stack. */
   dispatcher: Scheduler.SchedulerDispatcher | undefined = undefined
   /** For ticks: called once the tick's turn ends, so the timer can schedule the next. */
@@ -130,7 +131,14 @@ export class Turn {
     }
   }
 
-  /** Fails a parked asker; it resumes through its dispatcher, after the caller's work. */
+  /** Sends a parked asker elsewhere: it runs `effect` instead of its turn. */
+  redirect(effect: Effect.Effect<unknown, unknown>): void {
+    this.outcome = Effect.succeed(effect)
+    const resume = this.resume
+    if (resume !== undefined) this.dispatcher!.scheduleTask(() => resume(this.outcome!), 0)
+  }
+
+    /** Fails a parked asker; it resumes through its dispatcher, after the caller's work. */
   reject(failure: Effect.Effect<never, any>): void {
     this.outcome = failure
     const resume = this.resume
@@ -166,6 +174,51 @@ export class Turn {
     frame.state = TurnState.Ended
     return frame
   }
+}
+
+/**
+ * The root of a call that arrived from another silo: it carries the caller's request
+ * context and the addresses of the running turns that wait on it there (outermost first),
+ * so that deadlock detection and chain reentrancy see across silos.
+ *
+ * @internal
+ */
+export class RemoteFrame extends Turn {
+  readonly chain: ReadonlyArray<ActorAddress>
+  constructor(correlation: string, metadata: Readonly<Record<string, string>>, chain: ReadonlyArray<ActorAddress>) {
+    super(TurnKind.Frame, undefined, undefined, correlation, metadata, undefined, undefined)
+    this.state = TurnState.Ended
+    this.chain = chain
+  }
+}
+
+/** The position of `address` in the remote part of `outer`'s chain, or -1. @internal */
+export const remoteIndexOf = (outer: Turn | undefined, address: ActorAddress): number => {
+  let root = outer
+  while (root?.caller !== undefined) root = root.caller
+  if (!(root instanceof RemoteFrame)) return -1
+  const chain = root.chain
+  for (let i = 0; i < chain.length; i++) {
+    if (chain[i]!.id === address.id && chain[i]!.type === address.type) return i
+  }
+  return -1
+}
+
+/**
+ * The addresses of the running turns that wait on a call made from `outer`, outermost
+ * first, across silos: what an envelope carries so the receiver can detect a cycle.
+ *
+ * @internal
+ */
+export const chainOf = (outer: Turn | undefined): Array<ActorAddress> => {
+  const local: Array<ActorAddress> = []
+  let root: Turn | undefined = undefined
+  for (let t = outer; t !== undefined; t = t.caller) {
+    if (t.activation !== undefined && t.state === TurnState.Running) local.push(t.activation.address)
+    root = t
+  }
+  local.reverse()
+  return root instanceof RemoteFrame ? [...root.chain, ...local] : local
 }
 
 /**

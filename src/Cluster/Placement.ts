@@ -10,10 +10,15 @@
  *   in the directory (`usesDirectory`), where concurrent first calls meet and one wins.
  * - `preferLocal`: the calling silo, if it is a member; otherwise the ring's owner. Also
  *   registered in the directory.
+ * - `statelessWorker({ maxLocal })`: the calling silo, always, with up to `maxLocal`
+ *   activations of one address on each silo (a call goes to an idle one, a new one while
+ *   under the maximum, else the one with the shortest mailbox). For actors without identity
+ *   that scale out: no directory, no single-activation guarantee. From a client (which
+ *   hosts nothing), any alive silo.
  * - a custom policy implements {@link Placement}.
  *
- * Not here yet: the stateless-worker policy (several local activations of one address),
- * which needs the runtime to host more than one activation per address.
+ * A contract names its placement (`Actor.make(type, messages, { placement })`), so every
+ * silo and client agrees on it; every silo of a cluster hosts every actor type.
  *
  * @since 0.1.0
  */
@@ -48,6 +53,8 @@ export interface Placement {
    * policy whose answer another silo could not compute alike.
    */
   readonly usesDirectory: boolean
+  /** Set for stateless workers: the most activations of one address on one silo. */
+  readonly maxLocalActivations?: number | undefined
 }
 
 /**
@@ -85,4 +92,23 @@ export const preferLocal: Placement = {
   name: "prefer-local",
   place: (address, view) => view.ring.has(view.self) ? view.self : view.ring.owner(actorKey(address)),
   usesDirectory: true
+}
+
+/**
+ * Stateless workers: every call runs on the calling silo (a client's on any alive silo),
+ * on one of up to `maxLocal` activations of the address there (default 4).
+ *
+ * @since 0.1.0
+ */
+export const statelessWorker = (options?: { readonly maxLocal?: number | undefined }): Placement => {
+  const maxLocal = options?.maxLocal ?? 4
+  if (!Number.isInteger(maxLocal) || maxLocal < 1) {
+    throw new RangeError(`statelessWorker: maxLocal must be a positive integer, got ${maxLocal}`)
+  }
+  return {
+    name: "stateless-worker",
+    place: (address, view) => view.ring.has(view.self) ? view.self : random.place(address, view),
+    usesDirectory: false,
+    maxLocalActivations: maxLocal
+  }
 }
