@@ -98,7 +98,13 @@ export class Silo extends Context.Service<Silo, SiloShape>()("quark/Silo") {}
 const awaitStopped = (act: Activation): Effect.Effect<void> =>
   Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
 
-const make = Effect.fnUntraced(function*(config: SiloConfig) {
+/**
+ * Builds a silo in the current scope (closing it shuts the silo down). For layers that
+ * assemble a silo with more around it, such as a cluster member.
+ *
+ * @internal
+ */
+export const make = Effect.fnUntraced(function*(config: SiloConfig) {
   const context = yield* Effect.context<never>()
   const router = new LocalRouter(context, { ...defaultActorDefaults, ...config.defaults })
   const shutdownTimeout = config.shutdownTimeout ?? Duration.seconds(10)

@@ -1,10 +1,13 @@
 /**
- * Cluster groundwork: the consistent hash ring, silo identities and membership (in memory
- * and on Redis). Placement, the directory, the transport and remote routing are the rest of
- * the cluster milestone and are not built yet.
+ * Clustering: membership (in memory and on Redis), the consistent hash ring, placement
+ * policies, the activation directory, and the layers that make a program a cluster member
+ * (`ClusterSilo`) or a client of one (`ClusterClient`).
  *
  * @since 0.1.0
  */
+export * from "./Cluster.ts"
+export * as ClusterClient from "./ClusterClient.ts"
+export * as ClusterSilo from "./ClusterSilo.ts"
 export * as HashRing from "./HashRing.ts"
 export * as Membership from "./Membership.ts"
 export * as MemoryMembership from "./MemoryMembership.ts"
@@ -14,3 +17,4 @@ export * as Placement from "./Placement.ts"
 export * as Directory from "./Directory.ts"
 export * as MemoryDirectory from "./MemoryDirectory.ts"
 export * as RedisDirectory from "./RedisDirectory.ts"
+export * as TestCluster from "./TestCluster.ts"

@@ -90,6 +90,11 @@ export interface Connection {
     request: CallRequest,
     options?: CallOptions
   ) => Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | FrameTooLarge>
+  /**
+   * Sends a one-way request: completes once it is in the write buffer (a connection lost
+   * before the flush loses it, as any one-way message may be lost).
+   */
+  readonly send: (request: CallRequest) => Effect.Effect<void, ActorUnavailable | FrameTooLarge>
   readonly status: Effect.Effect<ConnectionStatus>
   /** Calls waiting for a reply. */
   readonly inFlight: Effect.Effect<number>
@@ -307,6 +312,23 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     yield* Effect.addFinalizer(() => Effect.sync(() => core.close()))
     yield* Effect.forkScoped(loop)
 
+    const unavailable = (request: CallRequest, status: ConnectionStatus) =>
+      new ActorUnavailable({
+        address: request.target,
+        reason: status === "closed" ? `connection to ${core.host}:${core.port} closed` : core.lostReason
+      })
+
+    const send = (request: CallRequest): Effect.Effect<void, ActorUnavailable | FrameTooLarge> =>
+      Effect.suspend((): Effect.Effect<void, ActorUnavailable | FrameTooLarge> => {
+        const status = core.status
+        if (status === "disconnected" || status === "closed") return Effect.fail(unavailable(request, status))
+        const requestId = core.nextId = (core.nextId + 1) >>> 0
+        const size = writeRequest(core.out, { ...request, requestId, timeoutMillis: 0, oneWay: true }, core.maxFrameBytes)
+        if (size > core.maxFrameBytes) return Effect.fail(new FrameTooLarge({ size, maxFrameBytes: core.maxFrameBytes }))
+        core.scheduleFlush()
+        return Effect.void
+      })
+
     const call = (
       request: CallRequest,
       callOptions?: CallOptions
@@ -314,14 +336,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       Effect.callback((resume) => {
         const status = core.status
         if (status === "disconnected" || status === "closed") {
-          resume(
-            Effect.fail(
-              new ActorUnavailable({
-                address: request.target,
-                reason: status === "closed" ? `connection to ${core.host}:${core.port} closed` : core.lostReason
-              })
-            )
-          )
+          resume(Effect.fail(unavailable(request, status)))
           return
         }
         const timeoutMillis = callOptions?.timeout === undefined ?
@@ -336,7 +351,8 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           context: request.context,
           chain: request.chain,
           trace: request.trace,
-          timeoutMillis
+          timeoutMillis,
+          forwarded: request.forwarded
         }
         const size = writeRequest(core.out, envelope, core.maxFrameBytes)
         if (size > core.maxFrameBytes) {
@@ -356,6 +372,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       host: core.host,
       port: core.port,
       call,
+      send,
       status: Effect.sync(() => core.status),
       inFlight: Effect.sync(() => core.pending.size)
     } satisfies Connection

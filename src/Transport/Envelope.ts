@@ -10,7 +10,7 @@
  * u32 byte length + UTF-8, `bytes` = u32 length + raw bytes):
  *
  * - request: u8 kind=1 | u32 requestId | u32 timeoutMillis | u8 flags (1: context.requestId,
- *   2: trace) | str type | str id | str tag | str correlationId | [str context.requestId] |
+ *   2: trace, 4: one-way, 8: forwarded) | str type | str id | str tag | str correlationId | [str context.requestId] |
  *   [str trace] | u32 n + n × (str key, str value) metadata | u32 n + n × (str type, str id)
  *   chain | bytes payload
  * - reply: u8 kind=2 | u32 requestId | u8 outcome (0 Success, 1 Failure, 2 Defect,
@@ -56,7 +56,11 @@ export const RequestEnvelope = Schema.Struct({
   context: EnvelopeContext,
   chain: Schema.Array(ActorAddress),
   trace: Schema.optional(Schema.String),
-  timeoutMillis: Schema.Number
+  timeoutMillis: Schema.Number,
+  /** A one-way message: the receiver sends no reply. */
+  oneWay: Schema.optional(Schema.Boolean),
+  /** Already forwarded once by a silo that did not own the target: the receiver must not forward again. */
+  forwarded: Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -222,7 +226,8 @@ export const writeRequest = (out: OutputBuffer, req: RequestEnvelope, maxFrameBy
   buf[pos] = kindRequest
   buf.writeUInt32BE(req.requestId >>> 0, pos + 1)
   buf.writeUInt32BE(Math.min(req.timeoutMillis, 0xffffffff) >>> 0, pos + 5)
-  buf[pos + 9] = (ctx.requestId !== undefined ? 1 : 0) | (req.trace !== undefined ? 2 : 0)
+  buf[pos + 9] = (ctx.requestId !== undefined ? 1 : 0) | (req.trace !== undefined ? 2 : 0) |
+    (req.oneWay === true ? 4 : 0) | (req.forwarded === true ? 8 : 0)
   pos += 10
   pos = writeString(buf, pos, req.target.type)
   pos = writeString(buf, pos, req.target.id)
@@ -298,6 +303,8 @@ export const readRequest = (frame: Buffer): RequestEnvelope => {
     timeoutMillis
   }
   if (trace !== undefined) req.trace = trace
+  if ((flags & 4) !== 0) req.oneWay = true
+  if ((flags & 8) !== 0) req.forwarded = true
   return req
 }
 

@@ -7,6 +7,7 @@
  *   transport error when its request id is readable; otherwise the connection is closed
  *   (and logged). The same goes for a frame that does not decode (`MalformedFrame`).
  * - A reply larger than `maxFrameBytes` is replaced with a `FrameTooLarge` transport error.
+ * - A one-way request (`oneWay`) is handled but never answered.
  * - A handler that dies is answered with a `Defect` reply; one interrupted (the scope
  *   closing) is not answered: its connection is being destroyed anyway.
  * - Closing the scope stops listening, destroys every connection and interrupts every
@@ -113,6 +114,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
           fibers.add(fiber)
           fiber.addObserver((exit) => {
             fibers.delete(fiber)
+            if (request.oneWay === true) return
             if (Exit.isSuccess(exit)) return reply(request.requestId, exit.value)
             if (Cause.hasInterruptsOnly(exit.cause)) return
             reply(request.requestId, { _tag: "Defect", defect: Cause.pretty(exit.cause) })

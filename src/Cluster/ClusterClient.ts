@@ -1,0 +1,64 @@
+/**
+ * A cluster client: a program that calls actors in a cluster but hosts none.
+ * `ClusterClient.layer(config)` provides a `Silo` with no activations of its own, so the
+ * same refs work (`Counter.ref("c-1")`), and the `Cluster` view. It reads the membership
+ * (it does not join it) and sends each call straight to the silo that owns the address:
+ * one hop, one encode each way.
+ *
+ * A `Directory` is optional: with one, directory-placed actors are found with a lookup;
+ * without, the call goes to the placement's choice, which forwards it if the actor lives
+ * elsewhere.
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import * as Silo from "../Actor/Silo.ts"
+import * as Connection from "../Transport/Connection.ts"
+import { Cluster } from "./Cluster.ts"
+import { Directory } from "./Directory.ts"
+import * as HashRing from "./HashRing.ts"
+import { Membership } from "./Membership.ts"
+import { Peers } from "./Peers.ts"
+import { RemoteRouter } from "./RemoteRouter.ts"
+import * as Topology from "./Topology.ts"
+
+/**
+ * @since 0.1.0
+ */
+export interface ClusterClientConfig {
+  /** Largest frame sent or accepted. Default 16 MiB. */
+  readonly maxFrameBytes?: number | undefined
+  /** Timeout of a call without its own or its type's `callTimeout`. Default 30 seconds. */
+  readonly requestTimeout?: Duration.Input | undefined
+}
+
+const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
+  const membership = yield* Membership
+  const directory = Option.getOrUndefined(yield* Effect.serviceOption(Directory))
+  const hasher = yield* HashRing.xxhash32
+  const peers = new Peers({ maxFrameBytes: config.maxFrameBytes, defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout })
+  yield* Effect.addFinalizer(() => peers.close)
+  const silo = yield* Silo.make({})
+  const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {
+    leaseMillis: 0,
+    random: Math.random
+  })
+  silo.router.remote = remote
+  yield* Topology.follow(membership, remote, hasher, undefined)
+  const cluster = Cluster.of({
+    self: undefined,
+    members: Effect.sync(() => remote.ring.members.map((member) => member.id)),
+    ownerOf: (address) => Topology.ownerOf(remote, address),
+    declaredDead: Effect.never
+  })
+  return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
+})
+
+/**
+ * A client of the cluster: provides `Silo` (hosting nothing) and `Cluster`; needs
+ * `Membership` (and optionally `Directory`).
+ *
+ * @since 0.1.0
+ */
+export const layer = (config: ClusterClientConfig = {}): Layer.Layer<Silo.Silo | Cluster, never, Membership> =>
+  Layer.effectContext(make(config))

@@ -1,0 +1,137 @@
+/**
+ * The receiving side of remote calls: turns a request envelope into a call on this silo's
+ * router, and its outcome into a reply. Bad input is answered with a typed error where it
+ * enters (an unknown actor type or message, an invalid id, a payload that does not
+ * decode); nothing half-activates.
+ *
+ * The call runs under a `RemoteFrame` carrying the caller's request context and call
+ * chain, and under the caller's trace span when the envelope names one, so a handler sees
+ * the same context, deadlock detection and tracing as it would locally. A call this silo
+ * does not own is forwarded once, bytes untouched.
+ *
+ * There is no timeout on this side: the caller's connection times the call out.
+ *
+ * @internal
+ */
+import { Effect, Tracer } from "effect"
+import { invalidIdReason } from "../Actor/ActorAddress.ts"
+import {
+  ActorUnavailable,
+  type CallErrorSchema,
+  InvalidActorId,
+  MessageDecodeError,
+  PayloadTooLarge,
+  UnknownActorType,
+  UnknownMessage
+} from "../Actor/ActorError.ts"
+import type { TypeSlot } from "../Actor/LocalRouter.ts"
+import type { MessageEntry } from "../Actor/Registration.ts"
+import { CurrentTurn, RemoteFrame } from "../Actor/Turn.ts"
+import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
+import { FrameTooLarge } from "../Transport/Frame.ts"
+import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
+import type { RemoteRouter } from "./RemoteRouter.ts"
+
+const failWith = (error: typeof CallErrorSchema.Type): Effect.Effect<ReplyOutcome> =>
+  Effect.succeed({ _tag: "Failure", error: encodeQuarkError(error) })
+
+const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
+
+/** The server's request handler for a silo. @internal */
+export const handler = (remote: RemoteRouter) => (request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
+  const { id, type } = request.target
+  const slot = remote.router.slots.get(type)
+  if (slot?.registration === undefined || !slot.virtual) return failWith(new UnknownActorType({ type }))
+  const entry = slot.registration.messages[request.tag]
+  if (entry === undefined) return failWith(new UnknownMessage({ type, tag: request.tag }))
+  const reason = invalidIdReason(id)
+  if (reason !== undefined) return failWith(new InvalidActorId({ type, id, reason }))
+  if (remote.dead || remote.self === undefined) {
+    return failWith(new ActorUnavailable({ address: request.target, reason: "the receiving silo was declared dead" }))
+  }
+  const owner = remote.resolveInbound(slot, id)
+  return typeof owner === "string" ?
+    route(remote, slot, entry, request, owner) :
+    Effect.flatMap(
+      Effect.catch(owner, (error) => Effect.succeed(error)),
+      (owner) => typeof owner === "string" ? route(remote, slot, entry, request, owner) : failWith(owner)
+    )
+}
+
+const route = (
+  remote: RemoteRouter,
+  slot: TypeSlot,
+  entry: MessageEntry,
+  request: RequestEnvelope,
+  owner: string
+): Effect.Effect<ReplyOutcome> => {
+  if (owner === remote.self) return serve(remote, slot, entry, request)
+  if (request.forwarded === true) {
+    return failWith(
+      new ActorUnavailable({ address: request.target, reason: "its ownership is moving between silos; retry" })
+    )
+  }
+  return forward(remote, owner, request)
+}
+
+/** Runs the call here. */
+const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
+  const codec = codecOf(entry)
+  const id = request.target.id
+  let payload: unknown
+  try {
+    payload = codec.payload.decode(request.payload)
+  } catch (error) {
+    return failWith(new MessageDecodeError({ address: request.target, tag: request.tag, reason: describe(error) }))
+  }
+  const router = remote.router
+  let call: Effect.Effect<unknown, unknown> = request.oneWay === true ?
+    router.tellLocal(slot, id, entry, payload) :
+    router.askLocal(slot, id, entry, payload)
+  const context = request.context
+  call = Effect.provideService(call, CurrentTurn, new RemoteFrame(context.correlationId, context.metadata, request.chain))
+  const parent = request.trace === undefined ? undefined : parseTraceparent(request.trace)
+  if (parent !== undefined) call = Effect.withParentSpan(call, parent)
+  return Effect.match(call, {
+    onSuccess: (value): ReplyOutcome => {
+      try {
+        return { _tag: "Success", value: codec.success.encode(value) }
+      } catch (error) {
+        return failure(entry, new MessageDecodeError({ address: request.target, tag: request.tag, reason: `the reply did not encode: ${describe(error)}` }))
+      }
+    },
+    onFailure: (error) => failure(entry, error)
+  })
+}
+
+const failure = (entry: MessageEntry, error: unknown): ReplyOutcome => {
+  try {
+    return { _tag: "Failure", error: encodeFailure(entry, error) }
+  } catch (encodeError) {
+    return { _tag: "Defect", defect: `the error reply did not encode: ${describe(encodeError)}` }
+  }
+}
+
+/** Sends the call on to its owner, once; the reply comes back as it is. */
+const forward = (remote: RemoteRouter, owner: string, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
+  const connection = remote.peers.get(owner)
+  const onward = { ...request, forwarded: true }
+  const sent: Effect.Effect<ReplyOutcome | void, ActorUnavailable | FrameTooLarge | { readonly _tag: "CallTimeout" }> =
+    request.oneWay === true ?
+      connection.send(onward) :
+      connection.call(onward, { timeout: request.timeoutMillis })
+  return Effect.matchEffect(sent, {
+    onSuccess: (outcome) => Effect.succeed(outcome ?? { _tag: "Success", value: new Uint8Array(0) }),
+    onFailure: (error) =>
+      error instanceof FrameTooLarge ?
+        failWith(new PayloadTooLarge({ address: request.target, tag: request.tag, size: error.size, maxBytes: error.maxFrameBytes })) :
+        failWith(error as typeof CallErrorSchema.Type)
+  })
+}
+
+/** A W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) as a parent span, or `undefined`. */
+const parseTraceparent = (traceparent: string): Tracer.ExternalSpan | undefined => {
+  const parts = traceparent.split("-")
+  if (parts.length !== 4 || parts[1]!.length !== 32 || parts[2]!.length !== 16) return undefined
+  return Tracer.externalSpan({ traceId: parts[1]!, spanId: parts[2]!, sampled: (parseInt(parts[3]!, 16) & 1) === 1 })
+}

@@ -1,0 +1,75 @@
+/**
+ * The connections from one silo (or client) to the other silos: one multiplexed
+ * connection per peer, opened on first use and closed when the peer leaves the
+ * membership. A peer is named by its silo id (`host:port@generation`), so a restarted
+ * process at the same address is a new peer with a new connection.
+ *
+ * @internal
+ */
+import { Effect, Exit, Scope } from "effect"
+import * as Connection from "../Transport/Connection.ts"
+import { parseId } from "./SiloIdentity.ts"
+
+/** @internal */
+export interface PeerOptions {
+  readonly maxFrameBytes?: number | undefined
+  readonly defaultTimeout?: Connection.ConnectionOptions["defaultTimeout"]
+}
+
+interface Peer {
+  readonly connection: Connection.Connection
+  readonly scope: Scope.Closeable
+}
+
+/** @internal */
+export class Peers {
+  readonly #peers = new Map<string, Peer>()
+  readonly #options: PeerOptions
+  #closed = false
+
+  constructor(options: PeerOptions) {
+    this.#options = options
+  }
+
+  /** The connection to silo `id`, opened now if there is none. Throws on an id that names no address. */
+  get(id: string): Connection.Connection {
+    const peer = this.#peers.get(id)
+    if (peer !== undefined) return peer.connection
+    if (this.#closed) throw new Error("the silo's connections are closed")
+    const parsed = parseId(id)
+    const colon = parsed?.address.lastIndexOf(":") ?? -1
+    if (parsed === undefined || colon <= 0) throw new Error(`silo id "${id}" names no host:port`)
+    const scope = Scope.makeUnsafe()
+    // Opening only forks the connect loop, so this runs to completion synchronously.
+    const connection = Effect.runSync(
+      Scope.provide(
+        Connection.make({
+          host: parsed.address.slice(0, colon),
+          port: Number(parsed.address.slice(colon + 1)),
+          maxFrameBytes: this.#options.maxFrameBytes,
+          defaultTimeout: this.#options.defaultTimeout
+        }),
+        scope
+      )
+    )
+    this.#peers.set(id, { connection, scope })
+    return connection
+  }
+
+  /** Closes the connections to every peer not in `alive`; their in-flight calls fail with ActorUnavailable. */
+  retain(alive: ReadonlySet<string>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const gone = [...this.#peers].filter(([id]) => !alive.has(id))
+      for (const [id] of gone) this.#peers.delete(id)
+      return Effect.forEach(gone, ([, peer]) => Scope.close(peer.scope, Exit.void), { discard: true })
+    })
+  }
+
+  /** Closes every connection. */
+  get close(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.#closed = true
+      return this.retain(new Set())
+    })
+  }
+}

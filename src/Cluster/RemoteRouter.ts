@@ -1,0 +1,381 @@
+/**
+ * Remote routing: for an address with no activation on this silo, decides where its
+ * activation lives and sends the call there, encoding the payload once.
+ *
+ * - Consistent hashing (the default) and other deterministic placements: every silo
+ *   computes the owner alike from its ring, so there is nothing to look up.
+ * - Directory placements (`random`, `preferLocal`): the caller asks its location cache,
+ *   then the directory; with no live entry it places the actor itself and sends the call to
+ *   the chosen silo, which claims the address in the directory before activating it. Of
+ *   concurrent claims one wins; the others forward to the winner.
+ * - Stateless workers run on the calling silo.
+ *
+ * A silo that receives a call for an address another silo owns (its caller's view was
+ * older or newer than its own) forwards it once, bytes untouched; a forwarded call that
+ * still finds no owner fails with `ActorUnavailable`, which is safe to retry.
+ *
+ * When the ring changes, activations of hashed addresses this silo no longer owns are
+ * deactivated (hooks run, state is written); messages that reach them meanwhile follow the
+ * address to its new owner.
+ *
+ * @internal
+ */
+import { Context, Effect, Tracer } from "effect"
+import type { ActorAddress } from "../Actor/ActorAddress.ts"
+import {
+  ActorDefect,
+  ActorUnavailable,
+  MessageDecodeError,
+  PayloadTooLarge,
+  type SendError
+} from "../Actor/ActorError.ts"
+import type { Activation } from "../Actor/Activation.ts"
+import type { CallOptions } from "../Actor/CallOptions.ts"
+import type { LocalRouter, RemoteRouting, TypeSlot } from "../Actor/LocalRouter.ts"
+import type { MessageEntry } from "../Actor/Registration.ts"
+import { chainOf, CurrentTurn, type Turn } from "../Actor/Turn.ts"
+import type { CallRequest } from "../Transport/Connection.ts"
+import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
+import { FrameTooLarge } from "../Transport/Frame.ts"
+import type { DirectoryShape } from "./Directory.ts"
+import type { HashRing } from "./HashRing.ts"
+import { codecOf, decodeFailure } from "./MessageCodec.ts"
+import type { Peers } from "./Peers.ts"
+import type { Placement, PlacementView } from "./Placement.ts"
+
+/** @internal */
+export interface RemoteRouterOptions {
+  /** How long a directory entry lives without renewal. */
+  readonly leaseMillis: number
+  /** The source of randomness for placements. */
+  readonly random: () => number
+}
+
+const unavailable = (slot: TypeSlot, id: string, reason: string) =>
+  new ActorUnavailable({ address: { type: slot.name, id }, reason })
+
+/** The most directory locations remembered; past it the cache starts over. */
+const maxLocations = 100_000
+
+/** @internal */
+export class RemoteRouter implements RemoteRouting {
+  readonly router: LocalRouter
+  readonly peers: Peers
+  readonly directory: DirectoryShape | undefined
+  readonly options: RemoteRouterOptions
+  ring: HashRing
+  /** This silo's id; `undefined` for a client, which hosts nothing. */
+  self: string | undefined = undefined
+  /** Declared dead: serves nothing more. */
+  dead = false
+  /** Where directory-placed addresses were last found (`Type/id` → silo id). */
+  readonly locations = new Map<string, string>()
+  /** Directory-placed addresses this silo holds a lease on (`Type/id` → slot and id). */
+  readonly leases = new Map<string, { readonly slot: TypeSlot; readonly id: string }>()
+
+  constructor(router: LocalRouter, peers: Peers, directory: DirectoryShape | undefined, ring: HashRing, options: RemoteRouterOptions) {
+    this.router = router
+    this.peers = peers
+    this.directory = directory
+    this.ring = ring
+    this.options = options
+  }
+
+  get view(): PlacementView {
+    return { self: this.self ?? "", ring: this.ring, random: this.options.random }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Placement
+
+  /** The owner of a non-directory placement as this silo's view says. */
+  ownerOf(slot: TypeSlot, id: string): string | undefined {
+    const placement = slot.placement
+    return placement === undefined ? this.ring.owner(`${slot.name}/${id}`) : placement.place({ type: slot.name, id }, this.view)
+  }
+
+  /** Where a directory-placed address lives, or where it should go if it lives nowhere. */
+  locate(slot: TypeSlot, placement: Placement, id: string): Effect.Effect<string | undefined, ActorUnavailable> {
+    const key = `${slot.name}/${id}`
+    const cached = this.locations.get(key)
+    if (cached !== undefined && this.ring.has(cached)) return Effect.succeed(cached)
+    const directory = this.directory
+    if (directory === undefined) {
+      // A client without a directory sends to the placement's choice, which claims or forwards.
+      return this.self === undefined ?
+        Effect.succeed(placement.place({ type: slot.name, id }, this.view)) :
+        Effect.fail(noDirectory(slot, id, placement))
+    }
+    return directory.lookup({ type: slot.name, id }).pipe(
+      Effect.mapError((error) => unavailable(slot, id, error.message)),
+      Effect.map((owner) => {
+        if (owner !== undefined && this.ring.has(owner)) {
+          this.remember(key, owner)
+          return owner
+        }
+        return placement.place({ type: slot.name, id }, this.view)
+      })
+    )
+  }
+
+  /** Claims a directory-placed address for this silo: answers this silo's id, or the silo that holds it. */
+  claim(slot: TypeSlot, id: string): Effect.Effect<string, ActorUnavailable> {
+    const self = this.self!
+    const key = `${slot.name}/${id}`
+    if (this.leases.has(key)) return Effect.succeed(self)
+    const directory = this.directory
+    if (directory === undefined) return Effect.fail(noDirectory(slot, id, slot.placement!))
+    return directory.register({ type: slot.name, id }, self, this.options.leaseMillis).pipe(
+      Effect.mapError((error) => unavailable(slot, id, error.message)),
+      Effect.map((result) => {
+        if (result._tag === "Registered") {
+          this.leases.set(key, { slot, id })
+          return self
+        }
+        this.remember(key, result.owner)
+        return result.owner
+      })
+    )
+  }
+
+  private remember(key: string, owner: string): void {
+    if (this.locations.size >= maxLocations) this.locations.clear()
+    this.locations.set(key, owner)
+  }
+
+  /**
+   * The silo that should serve a call that arrived here: this one, or another to forward
+   * to. A string when known at once, else an effect (a directory claim).
+   */
+  resolveInbound(slot: TypeSlot, id: string): string | Effect.Effect<string, ActorUnavailable> {
+    const self = this.self!
+    if (slot.activations.has(id) || slot.maxWorkers > 1) return self
+    const placement = slot.placement
+    if (placement?.usesDirectory === true) return this.claim(slot, id)
+    return this.ownerOf(slot, id) ?? self
+  }
+
+  // ---------------------------------------------------------------------------
+  // RemoteRouting
+
+  ask(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options: CallOptions | undefined): Effect.Effect<any, any> | undefined {
+    if (this.dead) return Effect.fail(unavailable(slot, id, "this silo was declared dead"))
+    const placement = slot.placement
+    if (placement?.usesDirectory !== true) {
+      const owner = this.ownerOf(slot, id)
+      return owner !== undefined && owner === this.self ? undefined : this.send(owner, slot, id, info, payload, options, false)
+    }
+    return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
+      owner === this.self ?
+        this.router.askLocal(slot, id, info, payload, options) :
+        this.send(owner, slot, id, info, payload, options, false))
+  }
+
+  tell(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown): Effect.Effect<void, SendError> | undefined {
+    if (this.dead) return Effect.fail(unavailable(slot, id, "this silo was declared dead"))
+    const placement = slot.placement
+    if (placement?.usesDirectory !== true) {
+      const owner = this.ownerOf(slot, id)
+      return owner !== undefined && owner === this.self ? undefined : this.sendOneWay(owner, slot, id, info, payload, false)
+    }
+    return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
+      owner === this.self ?
+        this.router.tellLocal(slot, id, info, payload) :
+        this.sendOneWay(owner, slot, id, info, payload, false))
+  }
+
+  private locateOrClaim(slot: TypeSlot, placement: Placement, id: string): Effect.Effect<string | undefined, ActorUnavailable> {
+    return Effect.flatMap(this.locate(slot, placement, id), (owner) =>
+      owner !== undefined && owner === this.self ? this.claim(slot, id) : Effect.succeed(owner))
+  }
+
+  ownsHere(slot: TypeSlot, id: string): boolean {
+    if (this.self === undefined || this.dead) return false
+    if (!slot.virtual || slot.maxWorkers > 1) return true
+    if (slot.placement?.usesDirectory === true) return this.leases.has(`${slot.name}/${id}`)
+    return this.ownerOf(slot, id) === this.self
+  }
+
+  removed(act: Activation): void {
+    const slot = act.slot
+    if (slot.placement?.usesDirectory !== true || act.key !== act.id) return
+    const key = `${slot.name}/${act.id}`
+    // Later, because a deactivation hands its queue to a new activation right after removal.
+    this.router.fork(Effect.suspend(() => {
+      if (slot.activations.has(act.id) || !this.leases.delete(key)) return Effect.void
+      return this.directory!.unregister({ type: slot.name, id: act.id }, this.self!).pipe(Effect.ignore)
+    }))
+  }
+
+  // ---------------------------------------------------------------------------
+  // Ring changes and leases
+
+  /** Installs a new ring and deactivates the hashed activations this silo no longer owns. */
+  setRing(ring: HashRing): void {
+    this.ring = ring
+    for (const [key, owner] of this.locations) if (!ring.has(owner)) this.locations.delete(key)
+    if (this.self === undefined) return
+    for (const slot of this.router.slots.values()) {
+      if (!slot.virtual || slot.maxWorkers > 1 || slot.placement?.usesDirectory === true) continue
+      for (const act of slot.activations.values()) {
+        if (this.ownerOf(slot, act.id) !== this.self) act.deactivate()
+      }
+    }
+  }
+
+  /**
+   * Renews every lease this silo holds; an activation whose lease is lost (renewal refused,
+   * or not confirmed within the lease) is deactivated.
+   */
+  renewLeases(lastConfirmed: number, now: number): Effect.Effect<number> {
+    const directory = this.directory
+    if (directory === undefined || this.self === undefined) return Effect.succeed(now)
+    const self = this.self
+    return Effect.forEach([...this.leases], ([key, { id, slot }]) =>
+      directory.renew({ type: slot.name, id }, self, this.options.leaseMillis).pipe(
+        Effect.map((renewed) => {
+          if (!renewed) this.loseLease(key, slot, id)
+          return true
+        }),
+        Effect.catch(() => Effect.succeed(false))
+      ), { concurrency: 16 }).pipe(
+        Effect.map((results) => {
+          if (results.every((ok) => ok)) return now
+          // Unconfirmed past the lease: another silo may hold the address now.
+          if (now - lastConfirmed >= this.options.leaseMillis) {
+            for (const [key, { id, slot }] of [...this.leases]) this.loseLease(key, slot, id)
+          }
+          return lastConfirmed
+        })
+      )
+  }
+
+  private loseLease(key: string, slot: TypeSlot, id: string): void {
+    this.leases.delete(key)
+    slot.activations.get(id)?.deactivate()
+  }
+
+  // ---------------------------------------------------------------------------
+  // Sending
+
+  /** The envelope of a call from the current fiber. */
+  private request(
+    outer: Turn | undefined,
+    fiber: { readonly context: Context.Context<never> },
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: Uint8Array,
+    forwarded: boolean
+  ): CallRequest {
+    const context: EnvelopeContext = outer === undefined ?
+      emptyContext :
+      { requestId: String(outer.seq), correlationId: String(outer.correlation), metadata: outer.metadata }
+    const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    return {
+      target: { type: slot.name, id },
+      tag: info.tag,
+      payload,
+      context,
+      chain: outer === undefined ? noChain : chainOf(outer),
+      trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined,
+      forwarded
+    }
+  }
+
+  send(
+    owner: string | undefined,
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    options: CallOptions | undefined,
+    forwarded: boolean
+  ): Effect.Effect<any, any> {
+    if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
+    return Effect.withFiber((fiber) => {
+      let bytes: Uint8Array
+      try {
+        bytes = codecOf(info).payload.encode(payload)
+      } catch (error) {
+        return Effect.fail(encodeError(slot, id, info, "the payload did not encode", error))
+      }
+      const request = this.request(fiber.getRef(CurrentTurn), fiber, slot, id, info, bytes, forwarded)
+      const timeout = options?.timeout ?? slot.options?.callTimeout
+      return this.peers.get(owner).call(request, timeout === undefined ? undefined : { timeout }).pipe(
+        Effect.mapError((error) => error instanceof FrameTooLarge ? tooLarge(slot, id, info, error) : error),
+        Effect.flatMap((outcome) => decodeOutcome(slot, id, info, outcome))
+      )
+    })
+  }
+
+  sendOneWay(
+    owner: string | undefined,
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    forwarded: boolean
+  ): Effect.Effect<void, SendError> {
+    if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
+    return Effect.withFiber((fiber) => {
+      let bytes: Uint8Array
+      try {
+        bytes = codecOf(info).payload.encode(payload)
+      } catch (error) {
+        return Effect.die(error)
+      }
+      const request = this.request(fiber.getRef(CurrentTurn), fiber, slot, id, info, bytes, forwarded)
+      return this.peers.get(owner).send(request).pipe(
+        Effect.mapError((error) => error instanceof FrameTooLarge ? tooLarge(slot, id, info, error) : error)
+      )
+    })
+  }
+}
+
+const emptyContext: EnvelopeContext = { correlationId: "", metadata: {} }
+const noChain: ReadonlyArray<ActorAddress> = []
+
+const noDirectory = (slot: TypeSlot, id: string, placement: Placement) =>
+  unavailable(slot, id, `placement "${placement.name}" needs a Directory layer, and none was provided`)
+
+const tooLarge = (slot: TypeSlot, id: string, info: MessageEntry, error: FrameTooLarge) =>
+  new PayloadTooLarge({ address: { type: slot.name, id }, tag: info.tag, size: error.size, maxBytes: error.maxFrameBytes })
+
+const encodeError = (slot: TypeSlot, id: string, info: MessageEntry, what: string, error: unknown) =>
+  new MessageDecodeError({
+    address: { type: slot.name, id },
+    tag: info.tag,
+    reason: `${what}: ${error instanceof Error ? error.message : String(error)}`
+  })
+
+/** The caller's side of a reply: the value or typed error the call would have ended in locally. */
+const decodeOutcome = (slot: TypeSlot, id: string, info: MessageEntry, outcome: ReplyOutcome): Effect.Effect<any, any> => {
+  switch (outcome._tag) {
+    case "Success":
+      try {
+        return Effect.succeed(codecOf(info).success.decode(outcome.value))
+      } catch (error) {
+        return Effect.fail(encodeError(slot, id, info, "the reply did not decode", error))
+      }
+    case "Failure":
+      try {
+        return Effect.fail(decodeFailure(info, outcome.error))
+      } catch (error) {
+        return Effect.fail(encodeError(slot, id, info, "the error reply did not decode", error))
+      }
+    case "Defect":
+      return Effect.fail(new ActorDefect({ address: { type: slot.name, id }, tag: info.tag, defect: outcome.defect }))
+    case "TransportError": {
+      const address = { type: slot.name, id }
+      if (outcome.error === "FrameTooLarge") {
+        const [size = 0, maxBytes = 0] = (outcome.message.match(/\d+/g) ?? []).map(Number)
+        return Effect.fail(new PayloadTooLarge({ address, tag: info.tag, size, maxBytes }))
+      }
+      if (outcome.error === "MalformedFrame") {
+        return Effect.fail(new MessageDecodeError({ address, tag: info.tag, reason: outcome.message }))
+      }
+      return Effect.fail(new ActorUnavailable({ address, reason: outcome.message }))
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Keeps a silo's (or client's) routing in step with the membership: on every change the
+ * ring is rebuilt from the members (alive and suspected: a suspected silo keeps its actors
+ * until it is declared dead), connections to departed silos are closed, and a dead silo's
+ * directory entries are removed so its actors can be placed again at once.
+ *
+ * @internal
+ */
+import { Effect, Option, Stream } from "effect"
+import type { ActorAddress } from "../Actor/ActorAddress.ts"
+import type { DirectoryShape } from "./Directory.ts"
+import * as HashRing from "./HashRing.ts"
+import type { MembershipShape } from "./Membership.ts"
+import type { RemoteRouter } from "./RemoteRouter.ts"
+
+/** Subscribes, installs the current ring, and follows changes for the life of the scope. @internal */
+export const follow = Effect.fnUntraced(function*(
+  membership: MembershipShape,
+  remote: RemoteRouter,
+  hasher: HashRing.Hasher,
+  directory: DirectoryShape | undefined
+) {
+  const changes = yield* membership.subscribe
+  const apply = refresh(membership, remote, hasher)
+  yield* apply
+  yield* Effect.forkScoped(
+    Stream.runForEach(changes, (event) =>
+      event._tag === "Dead" && directory !== undefined && remote.self !== undefined ?
+        Effect.andThen(apply, Effect.ignore(directory.removeSilo(event.identity.id))) :
+        apply)
+  )
+  return apply
+})
+
+/** Rebuilds the ring from the members when they changed. @internal */
+export const refresh = (membership: MembershipShape, remote: RemoteRouter, hasher: HashRing.Hasher): Effect.Effect<void> =>
+  Effect.flatMap(membership.members, (members) => {
+    const ids = members.map((member) => member.identity.id)
+    const current = remote.ring.members
+    if (ids.length === current.length && ids.every((id) => remote.ring.has(id))) return Effect.void
+    remote.setRing(HashRing.makeWith(hasher, ids.map((id) => ({ id }))))
+    return remote.peers.retain(new Set(ids))
+  })
+
+/** `Cluster.ownerOf` over a remote router. @internal */
+export const ownerOf = (remote: RemoteRouter, address: ActorAddress): Effect.Effect<string | undefined> =>
+  Effect.suspend(() => {
+    const slot = remote.router.slot(address.type)
+    const placement = slot.placement
+    if (slot.activations.has(address.id) || slot.maxWorkers > 1) return Effect.succeed(remote.self)
+    if (placement?.usesDirectory !== true) return Effect.succeed(remote.ownerOf(slot, address.id))
+    return Effect.map(Effect.option(remote.locate(slot, placement, address.id)), Option.getOrUndefined)
+  })
