@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
 import { ActorUnavailable } from "../Actor/ActorError.ts"
 import type { LocalRouter } from "../Actor/LocalRouter.ts"
 import * as Silo from "../Actor/Silo.ts"
@@ -71,12 +71,13 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   // The listener comes first so that it closes last: the silo's shutdown (before it)
   // answers late calls with ActorUnavailable instead of dropping them.
   let handle = notYetServing
+  const serverScope = yield* Scope.fork(yield* Effect.scope)
   const server = yield* Server.make({
     host,
     port: config.port ?? 0,
     maxFrameBytes: config.maxFrameBytes,
     handle: (request: RequestEnvelope) => handle(request)
-  })
+  }).pipe(Scope.provide(serverScope))
   const silo = yield* Silo.make(config)
   const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {
     leaseMillis,
@@ -106,8 +107,19 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
     ownerOf: (address) => Topology.ownerOf(remote, address),
     declaredDead: registration.declaredDead
   })
+  halts.set(cluster, Effect.andThen(stopServing(remote, silo.router), Effect.andThen(Scope.close(serverScope, Exit.void), peers.close)))
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })
+
+const halts = new WeakMap<object, Effect.Effect<void>>()
+
+/**
+ * For tests that simulate a crash in-process: stops serving at once and cuts every
+ * connection, without leaving the membership or waiting for anything.
+ *
+ * @internal
+ */
+export const halt = (cluster: object): Effect.Effect<void> => halts.get(cluster) ?? Effect.void
 
 const notYetServing = (request: RequestEnvelope): Effect.Effect<ReplyOutcome> =>
   Effect.succeed({

@@ -54,7 +54,9 @@ export interface TestMember {
   readonly stop: Effect.Effect<void>
   /**
    * Crashes, as far as one process can: its membership stops heartbeating and does not
-   * leave (so the others declare it dead after `deadAfter`), then it closes.
+   * leave (so the others declare it dead after `deadAfter`), it stops serving and its
+   * connections drop at once; then it closes in the background (its activations'
+   * finalizers still run, unlike a real crash).
    */
   readonly crash: Effect.Effect<void>
 }
@@ -106,7 +108,12 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
           context,
           run: (effect) => Effect.provideContext(effect, context),
           stop,
-          crash: Effect.andThen(registry.freeze(id), stop)
+          crash: Effect.gen(function*() {
+            running.delete(member)
+            yield* registry.freeze(id)
+            yield* ClusterSilo.halt(Context.get(context, Cluster))
+            yield* Effect.forkDetach(Scope.close(scope, Exit.void))
+          })
         }
         running.add(member)
         return member
