@@ -153,10 +153,20 @@ export class LocalRouter {
     return this.askLocal(slot, id, info, payload, options)
   }
 
-  /** An ask for an activation on this silo (created if absent). */
-  askLocal(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
+  /**
+   * An ask for an activation on this silo (created if absent), made from `from` (a remote
+   * frame) or else from the fiber's current turn.
+   */
+  askLocal(
+    slot: TypeSlot,
+    id: string,
+    info: MessageInfo,
+    payload: unknown,
+    options?: CallOptions,
+    from?: Turn
+  ): Effect.Effect<any, any> {
     const call = Effect.uninterruptibleMask((restore) =>
-      Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
+      Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from))
     )
     const timeout = options?.timeout ?? slot.options?.callTimeout
     if (timeout === undefined) return call
@@ -176,10 +186,11 @@ export class LocalRouter {
     id: string,
     info: MessageInfo,
     payload: unknown,
-    options: CallOptions | undefined
+    options: CallOptions | undefined,
+    from: Turn | undefined
   ): Effect.Effect<any, any> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
-    const outer = fiber.getRef(CurrentTurn)
+    const outer = from ?? fiber.getRef(CurrentTurn)
     const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
     const act = slot.activations.get(key)
     if (act !== undefined && act.state === ActivationState.Active && act.admits(info, outer)) {
@@ -200,7 +211,7 @@ export class LocalRouter {
     const cycle = act.cycleFrom(outer)
     if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
     if (act.isFull()) {
-      return this.whenFull(act, options, restore, (fiber) => this.askIn(fiber, restore, slot, id, info, payload, options))
+      return this.whenFull(act, options, restore, (fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from))
     }
     const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
     act.enqueue(turn)
@@ -305,9 +316,16 @@ export class LocalRouter {
     return this.tellLocal(slot, id, info, payload, options)
   }
 
-  /** A one-way message for an activation on this silo (created if absent). */
-  tellLocal(slot: TypeSlot, id: string, info: MessageInfo, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
-    return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options))
+  /** A one-way message for an activation on this silo (created if absent); `from` as for `askLocal`. */
+  tellLocal(
+    slot: TypeSlot,
+    id: string,
+    info: MessageInfo,
+    payload: unknown,
+    options?: CallOptions,
+    from?: Turn
+  ): Effect.Effect<void, SendError> {
+    return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from))
   }
 
   private tellIn(
@@ -316,11 +334,12 @@ export class LocalRouter {
     id: string,
     info: MessageInfo,
     payload: unknown,
-    options: CallOptions | undefined
+    options: CallOptions | undefined,
+    from: Turn | undefined
   ): Effect.Effect<void, SendError> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
-    const outer = fiber.getRef(CurrentTurn)
+    const outer = from ?? fiber.getRef(CurrentTurn)
     const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
     let act = slot.activations.get(key)
     if (act === undefined) {
@@ -335,7 +354,7 @@ export class LocalRouter {
       return Effect.void
     }
     if (act.isFull()) {
-      return this.whenFull(act, options, identity, (fiber) => this.tellIn(fiber, slot, id, info, payload, options))
+      return this.whenFull(act, options, identity, (fiber) => this.tellIn(fiber, slot, id, info, payload, options, from))
     }
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void

@@ -26,7 +26,7 @@ import {
 } from "../Actor/ActorError.ts"
 import type { TypeSlot } from "../Actor/LocalRouter.ts"
 import type { MessageEntry } from "../Actor/Registration.ts"
-import { CurrentTurn, RemoteFrame } from "../Actor/Turn.ts"
+import { RemoteFrame } from "../Actor/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
 import { FrameTooLarge } from "../Transport/Frame.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
@@ -85,11 +85,11 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
     return failWith(new MessageDecodeError({ address: request.target, tag: request.tag, reason: describe(error) }))
   }
   const router = remote.router
-  let call: Effect.Effect<unknown, unknown> = request.oneWay === true ?
-    router.tellLocal(slot, id, entry, payload) :
-    router.askLocal(slot, id, entry, payload)
   const context = request.context
-  call = Effect.provideService(call, CurrentTurn, new RemoteFrame(context.correlationId, context.metadata, request.chain))
+  const frame = new RemoteFrame(context.correlationId, context.metadata, request.chain)
+  let call: Effect.Effect<unknown, unknown> = request.oneWay === true ?
+    router.tellLocal(slot, id, entry, payload, undefined, frame) :
+    router.askLocal(slot, id, entry, payload, undefined, frame)
   const parent = request.trace === undefined ? undefined : parseTraceparent(request.trace)
   if (parent !== undefined) call = Effect.withParentSpan(call, parent)
   return Effect.match(call, {

@@ -24,7 +24,7 @@ import { Duration, Effect, Schedule, Schema, Scope } from "effect"
 import { ActorAddress } from "../Actor/ActorAddress.ts"
 import { ActorUnavailable, CallTimeout } from "../Actor/ActorError.ts"
 import { kindReply, peekRequestId, readReply, type ReplyOutcome, type RequestEnvelope, writeRequest } from "./Envelope.ts"
-import { defaultMaxFrameBytes, FrameDecoder, FrameTooLarge, OutputBuffer } from "./Frame.ts"
+import { defaultMaxFrameBytes, eagerFlushBytes, FrameDecoder, FrameTooLarge, OutputBuffer } from "./Frame.ts"
 
 /**
  * Default request timeout: 30 seconds.
@@ -180,7 +180,9 @@ class Core {
   }
 
   scheduleFlush(): void {
-    if (this.flushScheduled || this.socket === undefined) return
+    if (this.socket === undefined) return
+    if (this.out.pending >= eagerFlushBytes) return this.flush()
+    if (this.flushScheduled) return
     this.flushScheduled = true
     process.nextTick(this.flush)
   }

@@ -187,6 +187,15 @@ export class FrameDecoder {
 const chunkBytes = 64 * 1024
 
 /**
+ * Coalesced writes are flushed at the end of the tick, or as soon as this many bytes wait:
+ * then the peer can start on the first frames of a burst while the rest are still being
+ * produced, so the two processes work in parallel instead of in turns.
+ *
+ * @since 0.1.0
+ */
+export const eagerFlushBytes = 4096
+
+/**
  * An append-only encoding area for outgoing frames. Reserve room, write, commit; `take`
  * returns everything committed since the previous take as one buffer, which stays valid
  * (later frames never overwrite it: a full chunk is replaced, not reused).
@@ -211,7 +220,12 @@ export class OutputBuffer {
     this.position = untaken
   }
 
-  /** Whether anything is waiting to be taken. */
+  /** Bytes committed and not yet taken. */
+  get pending(): number {
+    return this.position - this.start
+  }
+
+    /** Whether anything is waiting to be taken. */
   get isEmpty(): boolean {
     return this.position === this.start
   }

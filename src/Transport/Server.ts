@@ -18,7 +18,7 @@
 import * as Net from "node:net"
 import { Cause, Effect, Exit, Fiber, Schema, Scope } from "effect"
 import { kindRequest, peekRequestId, readRequest, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
-import { defaultMaxFrameBytes, FrameDecoder, OutputBuffer } from "./Frame.ts"
+import { defaultMaxFrameBytes, eagerFlushBytes, FrameDecoder, OutputBuffer } from "./Frame.ts"
 
 /**
  * @since 0.1.0
@@ -91,7 +91,8 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
             message: `reply of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`
           }, maxFrameBytes)
         }
-        if (!flushScheduled) {
+        if (out.pending >= eagerFlushBytes) flush()
+        else if (!flushScheduled) {
           flushScheduled = true
           process.nextTick(flush)
         }
@@ -111,13 +112,19 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
             return reject(frame, "MalformedFrame", error instanceof Error ? error.message : String(error))
           }
           const fiber = runFork(handle(request))
-          fibers.add(fiber)
-          fiber.addObserver((exit) => {
-            fibers.delete(fiber)
+          const done = (exit: Exit.Exit<ReplyOutcome>) => {
             if (request.oneWay === true) return
             if (Exit.isSuccess(exit)) return reply(request.requestId, exit.value)
             if (Cause.hasInterruptsOnly(exit.cause)) return
             reply(request.requestId, { _tag: "Defect", defect: Cause.pretty(exit.cause) })
+          }
+          // A handler that finished while starting (the common case) needs no observer.
+          const exit = fiber.pollUnsafe()
+          if (exit !== undefined) return done(exit)
+          fibers.add(fiber)
+          fiber.addObserver((exit) => {
+            fibers.delete(fiber)
+            done(exit)
           })
         },
         onOversized: (size, prefix) =>
