@@ -20,7 +20,7 @@ import type * as Silo from "../Actor/Silo.ts"
 import { Cluster } from "./Cluster.ts"
 import * as ClusterClient from "./ClusterClient.ts"
 import * as ClusterSilo from "./ClusterSilo.ts"
-import { Directory } from "./Directory.ts"
+import { Directory, type DirectoryShape } from "./Directory.ts"
 import * as MemoryDirectory from "./MemoryDirectory.ts"
 import type { MembershipTimings } from "./Membership.ts"
 import * as MemoryMembership from "./MemoryMembership.ts"
@@ -68,6 +68,8 @@ export interface TestCluster {
   /** The silos started so far, in start order (stopped ones included). */
   readonly silos: ReadonlyArray<TestMember>
   readonly registry: MemoryMembership.MemoryRegistry
+  /** The directory every member shares. */
+  readonly directory: DirectoryShape
   /** Starts one more silo. */
   readonly addSilo: Effect.Effect<TestMember>
   /** Starts a client (no activations). */
@@ -152,5 +154,5 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
     })
     for (let i = 0; i < options.silos; i++) yield* addSilo
     yield* settle
-    return { silos, registry, addSilo, addClient, settle }
+    return { silos, registry, directory, addSilo, addClient, settle }
   })

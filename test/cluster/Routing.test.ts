@@ -250,6 +250,28 @@ describe("cluster routing", () => {
       for (const id of stayed) assert.strictEqual(lifecycle.deactivated.get(id), undefined)
     }).pipe(Effect.scoped))
 
+  it.effect("messages queued on an activation that moves follow it to the new owner", () =>
+    Effect.gen(function*() {
+      const { cluster } = yield* start(1)
+      const [a] = cluster.silos
+      const probes = Array.from({ length: 12 }, (_, i) => `q-${i}`)
+      slowGate = Deferred.makeUnsafe<void>()
+      // Each probe is busy with a Slow turn, and has an Echo waiting behind it.
+      const slow = yield* Effect.forkChild(a!.run(Effect.forEach(probes, (id) => Effect.flatMap(Probe.ref(id), (p) => p.Slow()), { concurrency: "unbounded" })))
+      yield* eventually(Effect.map(hosted(a!, "Probe"), (rows) => rows.length === probes.length), "all busy")
+      const echoes = yield* Effect.forkChild(a!.run(Effect.forEach(probes, (id) => Effect.flatMap(Probe.ref(id), (p) => p.Echo({ text: id })), { concurrency: "unbounded" })))
+      const b = yield* cluster.addSilo
+      yield* cluster.settle
+      const moved: Array<string> = []
+      for (const id of probes) if ((yield* ownerOf(b, "Probe", id)) === b.id) moved.push(id)
+      assert.isAbove(moved.length, 0)
+      yield* Deferred.succeed(slowGate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(echoes), probes)
+      yield* Fiber.join(slow)
+      const onB = yield* hosted(b, "Probe")
+      for (const id of moved) assert.isTrue(onB.includes(id), `${id} answered from b`)
+    }).pipe(Effect.scoped))
+
   it.effect("a crashed silo is declared dead after the detection time; its actors serve again elsewhere", () =>
     Effect.gen(function*() {
       const { cluster } = yield* start(3)
@@ -302,6 +324,26 @@ describe("cluster routing", () => {
         assert.strictEqual(yield* ownerOf(client, "Roam", id), where[0])
       }
       assert.strictEqual(roamActivations.count, 3)
+    }).pipe(Effect.scoped))
+
+  it.effect("a directory placement whose lease is lost deactivates; the next call places it again", () =>
+    Effect.gen(function*() {
+      const { cluster } = yield* start(2, { directoryLease: "3 seconds" })
+      const [a] = cluster.silos
+      roamActivations.count = 0
+      const where = yield* a!.run(Effect.flatMap(Roam.ref("lease"), (roam) => roam.Where()))
+      const holder = cluster.silos.find((silo) => silo.id === where)!
+      // Leases are renewed every second: still there after several.
+      yield* TestClock.adjust("5 seconds")
+      assert.strictEqual(yield* cluster.directory.lookup({ type: "Roam", id: "lease" }), where)
+      assert.isTrue((yield* hosted(holder, "Roam")).includes("lease"))
+      // The entry vanishes (another silo could now claim it): the next renewal finds out.
+      yield* cluster.directory.unregister({ type: "Roam", id: "lease" }, where)
+      yield* TestClock.adjust("1 second")
+      yield* eventually(Effect.map(hosted(holder, "Roam"), (rows) => !rows.includes("lease")), "deactivated")
+      yield* a!.run(Effect.flatMap(Roam.ref("lease"), (roam) => roam.Where()))
+      assert.strictEqual(roamActivations.count, 2)
+      assert.isDefined(yield* cluster.directory.lookup({ type: "Roam", id: "lease" }))
     }).pipe(Effect.scoped))
 
   it.effect("stateless workers run on the calling silo, up to maxLocal activations of one address", () =>
