@@ -35,6 +35,8 @@ import type { RemoteRouter } from "./RemoteRouter.ts"
 const failWith = (error: typeof CallErrorSchema.Type): Effect.Effect<ReplyOutcome> =>
   Effect.succeed({ _tag: "Failure", error: encodeQuarkError(error) })
 
+const noReply: ReplyOutcome = { _tag: "Success", value: new Uint8Array(0) }
+
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
 
 /** The server's request handler for a silo. @internal */
@@ -77,7 +79,7 @@ const route = (
 /** Runs the call here. */
 const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
   const codec = codecOf(entry)
-  const id = request.target.id
+  const { id, type } = request.target
   let payload: unknown
   try {
     payload = codec.payload.decode(request.payload)
@@ -88,10 +90,14 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
   const context = request.context
   const frame = new RemoteFrame(context.correlationId, context.metadata, request.chain)
   let call: Effect.Effect<unknown, unknown> = request.oneWay === true ?
-    router.tellLocal(slot, id, entry, payload, undefined, frame) :
+    // No reply carries a failure of a one-way message back (a full mailbox, say): log it here.
+    Effect.tapError(router.tellLocal(slot, id, entry, payload, undefined, frame), (error) =>
+      Effect.logWarning(`one-way ${request.tag} to ${type}/${id} dropped`).pipe(Effect.annotateLogs({ error: String(error) }))) :
     router.askLocal(slot, id, entry, payload, undefined, frame)
   const parent = request.trace === undefined ? undefined : parseTraceparent(request.trace)
   if (parent !== undefined) call = Effect.withParentSpan(call, parent)
+  // A one-way message is not answered (the server drops whatever this returns).
+  if (request.oneWay === true) return Effect.as(Effect.ignore(call), noReply)
   return Effect.match(call, {
     onSuccess: (value): ReplyOutcome => {
       try {
