@@ -191,7 +191,11 @@ class Core {
     this.socket = socket
     this.status = "connected"
     const decoder = this.decoder
-    socket.on("data", (chunk: Buffer) => decoder.push(chunk))
+    socket.on("data", (chunk: Buffer) => {
+      decoder.push(chunk)
+      // Callers resumed by these replies may have asked again already: send that at once.
+      if (!this.out.isEmpty) this.flush()
+    })
     socket.on("error", () => {}) // "close" follows
     socket.once("close", () => {
       if (this.socket === socket) this.lost()

@@ -130,7 +130,11 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         onOversized: (size, prefix) =>
           reject(prefix, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
       }, maxFrameBytes)
-      socket.on("data", (chunk: Buffer) => decoder.push(chunk))
+      socket.on("data", (chunk: Buffer) => {
+        decoder.push(chunk)
+        // Handlers that finished while starting have replied already: send that at once.
+        if (!out.isEmpty) flush()
+      })
       socket.on("error", () => {}) // "close" follows
       socket.once("close", () => {
         open = false
