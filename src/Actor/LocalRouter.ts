@@ -146,11 +146,12 @@ export class LocalRouter {
 
   ask(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
     const remote = this.remote
-    if (remote !== undefined && slot.virtual && !slot.activations.has(id)) {
-      const routed = remote.ask(slot, id, info, payload, options)
-      if (routed !== undefined) return routed
-    }
-    return this.askLocal(slot, id, info, payload, options)
+    if (remote === undefined || !slot.virtual) return this.askLocal(slot, id, info, payload, options)
+    // Decided when the call runs, not when it is built: a retried call follows the ring.
+    return Effect.suspend(() =>
+      (slot.activations.has(id) ? undefined : remote.ask(slot, id, info, payload, options)) ??
+        this.askLocal(slot, id, info, payload, options)
+    )
   }
 
   /**
@@ -309,11 +310,11 @@ export class LocalRouter {
 
   tell(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
     const remote = this.remote
-    if (remote !== undefined && slot.virtual && !slot.activations.has(id)) {
-      const routed = remote.tell(slot, id, info, payload, options)
-      if (routed !== undefined) return routed
-    }
-    return this.tellLocal(slot, id, info, payload, options)
+    if (remote === undefined || !slot.virtual) return this.tellLocal(slot, id, info, payload, options)
+    return Effect.suspend(() =>
+      (slot.activations.has(id) ? undefined : remote.tell(slot, id, info, payload, options)) ??
+        this.tellLocal(slot, id, info, payload, options)
+    )
   }
 
   /** A one-way message for an activation on this silo (created if absent); `from` as for `askLocal`. */

@@ -285,7 +285,11 @@ describe("cluster routing", () => {
       assert.instanceOf(during, ActorUnavailable)
       yield* TestClock.adjust("3500 millis") // deadAfter (3 s) + one full read (500 ms)
       yield* eventually(Effect.map(ownerOf(a!, "Counter", onB), (owner) => owner !== b!.id), "b left the ring")
-      assert.strictEqual(yield* a!.run(increment(onB)), 1)
+      // The very effect that failed, run again, follows the ring: routes are chosen per run.
+      const again = yield* a!.run(counter(onB))
+      const retried = again.Increment({ by: 1 })
+      assert.strictEqual(yield* a!.run(retried), 1)
+      assert.strictEqual(yield* a!.run(retried), 2)
     }).pipe(Effect.scoped))
 
   it.effect("losing a connection fails its in-flight calls with ActorUnavailable", () =>

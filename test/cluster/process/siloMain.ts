@@ -1,0 +1,117 @@
+/**
+ * One silo of the multi-process cluster test, as its own process:
+ *
+ *   node test/cluster/process/siloMain.ts <keyPrefix> <cluster>
+ *
+ * A `ClusterSilo` on 127.0.0.1 (any free port) with Redis membership and directory, hosting
+ * `Account` with its state in Redis; every key it writes starts with `keyPrefix`, and the
+ * membership timings are `timings` from `Account.ts`.
+ *
+ * stdout carries the protocol only, one line each:
+ * - `ready <silo id>` once the silo has joined and serves;
+ * - `members <id>,<id>,...` whenever the silo's ring changes (the first one right after
+ *   `ready`).
+ * Logs go to stderr. It shuts down gracefully (leaves, deactivates) and exits 0 when its
+ * stdin closes, so it never outlives the test process; it exits 3 at once if it is
+ * declared dead.
+ */
+import { Effect, Layer, Logger } from "effect"
+import type { Redis } from "ioredis"
+import { Cluster, ClusterSilo, type ClusterShape, RedisDirectory, RedisMembership, RedisStore, Stores } from "../../../src/index.ts"
+import { connect } from "../../../src/Persistence/RedisConnection.ts"
+import { AccountLive, ActivationRegistry, registryKey, storeName, timings } from "./Account.ts"
+
+const [keyPrefix, clusterName] = process.argv.slice(2)
+if (keyPrefix === undefined || clusterName === undefined) {
+  process.stderr.write("usage: siloMain.ts <keyPrefix> <cluster>\n")
+  process.exit(2)
+}
+const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+
+/** Appends the server's time in ms to the entry and adds it to the set; answers the member. */
+const stampAndAdd = `local t = redis.call('TIME')
+local member = ARGV[1] .. '|' .. (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+redis.call('SADD', KEYS[1], member)
+return member`
+
+const RegistryLive = Layer.effect(
+  ActivationRegistry,
+  Effect.gen(function*() {
+    const redis = yield* connect<Redis, Error>(
+      url,
+      { connectionName: `quark-test-registry:${clusterName}`, retry: { stepMillis: 50, capMillis: 500 } },
+      (reason) => new Error(`the activation registry's Redis at ${url}: ${reason}`)
+    )
+    const key = registryKey(keyPrefix)
+    return ActivationRegistry.of({
+      add: (entry) =>
+        Effect.orDie(Effect.tryPromise(() => redis.eval(stampAndAdd, 1, key, entry) as Promise<string>)),
+      remove: (member) => Effect.asVoid(Effect.orDie(Effect.tryPromise(() => redis.srem(key, member))))
+    })
+  })
+)
+
+const SiloLive = AccountLive.pipe(
+  Layer.provideMerge(ClusterSilo.layer({ host: "127.0.0.1", port: 0 })),
+  Layer.provide(RedisMembership.layer({ url, keyPrefix, cluster: clusterName, ...timings })),
+  Layer.provide(RedisDirectory.layer({ url, keyPrefix, cluster: clusterName })),
+  Layer.provide(Stores.layer(RedisStore.make(storeName, { url, keyPrefix }))),
+  Layer.provide(RegistryLive)
+)
+
+const write = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
+
+/** Completes when stdin closes (the test process ended it, or died). */
+const stdinClosed = Effect.callback<void>((resume) => {
+  const done = () => {
+    // A graceful shutdown that hangs must not keep the process alive.
+    setTimeout(() => process.exit(4), 5_000).unref()
+    resume(Effect.void)
+  }
+  process.stdin.once("end", done)
+  process.stdin.once("close", done)
+  process.stdin.resume()
+})
+
+/** Prints the ring whenever it changes. */
+const reportMembers = (cluster: ClusterShape) =>
+  Effect.gen(function*() {
+    let last = ""
+    while (true) {
+      const members = (yield* cluster.members).join(",")
+      if (members !== last) {
+        last = members
+        yield* write(`members ${members}`)
+      }
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+const main = Effect.gen(function*() {
+  const cluster = yield* Cluster
+  const self = cluster.self!.id
+  yield* write(`ready ${self}`)
+  yield* Effect.forkScoped(reportMembers(cluster))
+  const outcome = yield* Effect.raceFirst(
+    Effect.map(cluster.declaredDead, (dead) => ({ _tag: "dead" as const, reason: dead.reason })),
+    Effect.as(stdinClosed, { _tag: "stdin closed" as const })
+  )
+  if (outcome._tag === "dead") {
+    yield* Effect.logError(`declared dead (${outcome.reason}): exiting`)
+    process.exit(3)
+  }
+  yield* Effect.logInfo("stdin closed: shutting down")
+}).pipe(
+  Effect.annotateLogs({ pid: process.pid }),
+  Effect.provide(SiloLive),
+  Effect.scoped,
+  Effect.provideService(Logger.LogToStderr, true)
+)
+
+Effect.runPromiseExit(main).then((exit) => {
+  if (exit._tag === "Failure") {
+    process.stderr.write(`silo failed: ${String(exit.cause)}\n`)
+    process.exit(1)
+  }
+  process.exit(0)
+})
