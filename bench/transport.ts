@@ -1,15 +1,15 @@
 /**
  * Benchmarks of the silo transport against its baselines, all over loopback with server
- * and client in this one process (so both ends share one CPU core's event loop; a
- * two-process run would give each end its own).
+ * and client in this one process (so both ends share one CPU core's event loop; the
+ * two-process baselines, server in a child process, are in bench/remote/baselines.ts).
  *
  * - transport.ask.sequential / transport.ask.pipelined (100 in flight): Connection →
  *   Server, with the payload `{ by }` and the reply encoded by Schema (toCodecJson + JSON)
  *   on both sides, and the handler adding to a counter; every reply is checked.
- * - baseline.raw-net.sequential / .pipelined: bare `node:net` with the same 4-byte length
+ * - loopback.raw-net.sequential / .pipelined: bare `node:net` with the same 4-byte length
  *   framing, an 8-byte request (id + value), an echo server, no Effect, no envelope, no
  *   schema: the floor.
- * - baseline.effect-rpc.pipelined: effect/rpc RpcServer/RpcClient over NodeSocket with
+ * - loopback.effect-rpc.pipelined: effect/rpc RpcServer/RpcClient over NodeSocket with
  *   RpcSerialization.layerSchemaBinary, the same Increment message (tracing disabled on
  *   both sides, as the transport does none).
  */
@@ -217,12 +217,12 @@ const makeRaw = async () => {
 
 export const rawSequential = async (opsPerRound: number): Promise<Disposable> => {
   const raw = await makeRaw()
-  return { id: "baseline.raw-net.sequential", round: () => raw.run(opsPerRound, 1), dispose: raw.dispose }
+  return { id: "loopback.raw-net.sequential", round: () => raw.run(opsPerRound, 1), dispose: raw.dispose }
 }
 
 export const rawPipelined = async (opsPerRound: number): Promise<Disposable> => {
   const raw = await makeRaw()
-  return { id: "baseline.raw-net.pipelined", round: () => raw.run(opsPerRound, inFlight), dispose: raw.dispose }
+  return { id: "loopback.raw-net.pipelined", round: () => raw.run(opsPerRound, inFlight), dispose: raw.dispose }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ const Increment = Rpc.make("Increment", { payload: { by: Schema.Int }, success: 
 const Group = RpcGroup.make(Increment)
 
 export const effectRpcPipelined = async (opsPerRound: number): Promise<Disposable> => {
-  const id = "baseline.effect-rpc.pipelined"
+  const id = "loopback.effect-rpc.pipelined"
   const port = await freePort()
   let count = 0
   const serverLayer = RpcServer.layer(Group, { disableTracing: true }).pipe(

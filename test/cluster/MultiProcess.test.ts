@@ -324,7 +324,6 @@ describe("multi-process cluster", () => {
           const account = yield* asClient(Account.ref(id))
           const start = yield* Clock.currentTimeMillis
           while (true) {
-            // Built anew for each attempt: a ref call's effect routes when it is built.
             const result = yield* Effect.result(asClient(account.Deposit({ depositId, amount }, call)))
             const now = yield* Clock.currentTimeMillis
             if (result._tag === "Success") {
@@ -369,8 +368,8 @@ describe("multi-process cluster", () => {
       const failover = yield* waitFor(
         "a killed silo's actor serves again",
         failoverBound,
-        // Built anew each time (see above).
-        Effect.map(Effect.result(asClient(Effect.suspend(() => probe.WhereAmI({ timeout: "500 millis" })))), (result) => {
+        // The same effect each time: it is routed when it runs.
+        Effect.map(Effect.result(asClient(probe.WhereAmI({ timeout: "500 millis" }))), (result) => {
           if (result._tag === "Failure") return false
           servedBy = result.success
           return true

@@ -1,0 +1,231 @@
+/**
+ * `npm run example:cluster` (needs Redis; QUARK_REDIS_URL, default 127.0.0.1:6379): three
+ * silos and a client on this machine.
+ *
+ * - three silo processes (`cluster/silo.ts`) join one cluster through Redis membership;
+ * - a client (`ClusterClient`, hosting nothing) reads the members, asks `Cluster.ownerOf`
+ *   where nine accounts live, and calls each: `WhereAmI` confirms the call was served there;
+ * - deposits are written to Redis before they are acknowledged;
+ * - one silo is killed with SIGKILL: calls to its accounts fail with `ActorUnavailable`
+ *   and are retried until the membership declares it dead (3 s without a heartbeat) and
+ *   the accounts answer from the silos that own them now, with their balances intact;
+ * - the other silos stop gracefully, and the run deletes every Redis key it wrote.
+ *
+ * Each run uses its own cluster name, so runs never see each other's silos.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { type ChildProcess, spawn } from "node:child_process"
+import { randomUUID } from "node:crypto"
+import * as Readline from "node:readline"
+import { fileURLToPath } from "node:url"
+import { Console, Effect, Layer, Schedule, Schema } from "effect"
+import { Redis } from "ioredis"
+import { Cluster, ClusterClient, RedisMembership } from "../src/index.ts"
+import { Account, storePrefix } from "./cluster/Account.ts"
+
+const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+const cluster = `example-${Date.now().toString(36)}-${randomUUID().slice(0, 4)}`
+const siloScript = fileURLToPath(new URL("./cluster/silo.ts", import.meta.url))
+const accounts = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"]
+
+class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", { reason: Schema.String }) {}
+class SiloFailed extends Schema.TaggedError<SiloFailed>()("SiloFailed", { label: Schema.String, reason: Schema.String }) {}
+
+const reasonOf = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
+const since = (start: number) => Math.round(performance.now() - start)
+
+// --- Redis: reachability and cleanup -------------------------------------------------------
+
+const redisConnection = Effect.acquireRelease(
+  Effect.tryPromise({
+    try: async () => {
+      const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      let lastError: unknown = undefined
+      redis.on("error", (error) => void (lastError = error))
+      // connect() only rejects with "Connection is closed"; the reason is the last "error" event.
+      await redis.connect().catch((cause) => Promise.reject(lastError ?? cause))
+      return redis
+    },
+    catch: (cause) => new RedisUnreachable({ reason: reasonOf(cause) })
+  }),
+  (redis) => Effect.promise(() => redis.quit().then(() => undefined, () => redis.disconnect()))
+)
+
+/** Every key this run wrote: the membership and directory of its cluster, and the accounts' state. */
+const deleteRunKeys = (redis: Redis) =>
+  Effect.promise(async () => {
+    let deleted = 0
+    for (const match of [`quark:{membership:${cluster}}:*`, `quark:{directory:${cluster}}:*`, `${storePrefix(cluster)}:*`]) {
+      let cursor = "0"
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", match, "COUNT", 1_000)
+        cursor = next
+        if (keys.length > 0) deleted += await redis.del(...keys)
+      } while (cursor !== "0")
+    }
+    return deleted
+  })
+
+// --- Silo processes --------------------------------------------------------------------------
+
+interface SiloProcess {
+  readonly label: string
+  readonly id: string
+  readonly child: ChildProcess
+  /** How it ended: `exit <code>` or the signal's name. */
+  readonly ended: Promise<string>
+}
+
+const running = new Set<ChildProcess>()
+process.on("exit", () => running.forEach((child) => child.kill("SIGKILL")))
+
+/** Starts a silo and waits for its `ready <id>` line; stops it (if still running) when the scope closes. */
+const startSilo = (label: string) =>
+  Effect.acquireRelease(
+    Effect.callback<SiloProcess, SiloFailed>((resume) => {
+      // The silo's stdin stays open for its whole life: when this process dies, it closes and the silo exits.
+      const child = spawn(process.execPath, [siloScript, cluster], { stdio: ["pipe", "pipe", "pipe"] })
+      running.add(child)
+      const ended = new Promise<string>((resolve) =>
+        child.once("exit", (code, signal) => {
+          running.delete(child)
+          resolve(signal ?? `exit ${code}`)
+        })
+      )
+      Readline.createInterface({ input: child.stderr! }).on("line", (line) => console.error(`    [silo ${label}] ${line}`))
+      Readline.createInterface({ input: child.stdout! }).once("line", (line) => {
+        const ready = /^ready (\S+)$/.exec(line)
+        resume(ready === null ?
+          Effect.fail(new SiloFailed({ label, reason: `unexpected output: ${line}` })) :
+          Effect.succeed({ label, id: ready[1]!, child, ended }))
+      })
+      void ended.then((how) => resume(Effect.fail(new SiloFailed({ label, reason: `${how} before it was ready` }))))
+      return Effect.sync(() => child.kill("SIGKILL")) // interrupted while starting
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: "20 seconds",
+        orElse: () => Effect.fail(new SiloFailed({ label, reason: "not ready after 20 s" }))
+      })
+    ),
+    (silo) => Effect.asVoid(stopSilo(silo))
+  )
+
+/** SIGTERM (a graceful stop: leave, deactivate, close), SIGKILL if that takes over 10 s. */
+const stopSilo = (silo: SiloProcess) =>
+  Effect.promise(() => {
+    if (silo.child.exitCode === null && silo.child.signalCode === null) {
+      silo.child.kill("SIGTERM")
+      const timer = setTimeout(() => silo.child.kill("SIGKILL"), 10_000)
+      void silo.ended.then(() => clearTimeout(timer))
+    }
+    return silo.ended
+  })
+
+// --- The client ------------------------------------------------------------------------------
+
+const demo = (silos: ReadonlyArray<SiloProcess>) =>
+  Effect.gen(function*() {
+    const { members, ownerOf } = yield* Cluster
+    const label = (id: string | undefined) => silos.find((silo) => silo.id === id)?.label ?? `?${id}`
+
+    /** Where each account lives, as `ownerOf` says, and which silo served a call to it. */
+    const locate = Effect.forEach(accounts, (id) =>
+      Effect.gen(function*() {
+        const owner = yield* ownerOf({ type: "Account", id })
+        const served = yield* Effect.flatMap(Account.ref(id), (account) => account.WhereAmI())
+        return { id, owner, served }
+      }), { concurrency: "unbounded" })
+    const showLocations = (rows: ReadonlyArray<{ id: string; owner: string | undefined; served: string }>) =>
+      Effect.forEach(silos.filter((silo) => rows.some((row) => row.owner === silo.id)), (silo) =>
+        Console.log(`  ${silo.label}: ${
+          rows.filter((row) => row.owner === silo.id)
+            .map((row) => row.served === row.owner ? row.id : `${row.id} (served by ${label(row.served)}!)`)
+            .join(", ")
+        }`), { discard: true })
+
+    yield* Console.log("members, as the client reads them from Redis:")
+    for (const id of (yield* members).toSorted((a, b) => label(a).localeCompare(label(b)))) {
+      yield* Console.log(`  ${label(id)}  ${id}  (pid ${silos.find((silo) => silo.id === id)?.child.pid})`)
+    }
+
+    const before = yield* locate
+    const servedByOwner = before.filter((row) => row.served === row.owner).length
+    yield* Console.log(`where the accounts live (Cluster.ownerOf; ${servedByOwner}/${accounts.length} calls served there):`)
+    yield* showLocations(before)
+
+    const amounts = new Map(accounts.map((id, i) => [id, 10 * (i + 1)]))
+    yield* Effect.forEach(accounts, (id) =>
+      Effect.flatMap(Account.ref(id), (account) => account.Deposit({ amount: amounts.get(id)! })), { concurrency: "unbounded" })
+    yield* Console.log(`deposited ${accounts.map((id) => `${id} ${amounts.get(id)}`).join(", ")}`)
+
+    // Kill the silo hosting the most accounts.
+    const victim = silos.toSorted((a, b) =>
+      before.filter((row) => row.owner === b.id).length - before.filter((row) => row.owner === a.id).length)[0]!
+    const moved = before.filter((row) => row.owner === victim.id).map((row) => row.id)
+    const killedAt = performance.now()
+    victim.child.kill("SIGKILL")
+    yield* Console.log(`${new Date().toISOString().slice(11, 23)} kill -9 silo ${victim.label} (pid ${victim.child.pid}), host of ${moved.join(", ")}`)
+
+    const stayed = accounts.filter((id) => !moved.includes(id))
+    const quick = performance.now()
+    yield* Effect.forEach(stayed, (id) => Effect.flatMap(Account.ref(id), (account) => account.WhereAmI()), { concurrency: "unbounded" })
+    yield* Console.log(`  the ${stayed.length} accounts on the other silos answer at once (${since(quick)} ms)`)
+
+    const failovers = yield* Effect.forEach(moved, (id) =>
+      Effect.gen(function*() {
+        const account = yield* Account.ref(id)
+        let unavailable = 0
+        // Each attempt is routed by the client's ring as it is then.
+        const served = yield* account.WhereAmI().pipe(
+          Effect.tapError(() => Effect.sync(() => unavailable++)),
+          Effect.retry({ while: (error) => error._tag === "ActorUnavailable", schedule: Schedule.spaced("100 millis") })
+        )
+        const ms = since(killedAt)
+        yield* Console.log(`  ${id} answers from silo ${label(served)} ${ms} ms after the kill (${unavailable} × ActorUnavailable before)`)
+        return ms
+      }), { concurrency: "unbounded" }).pipe(
+        Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.die(new Error("no failover within 30 s")) })
+      )
+    yield* Console.log(`failover time: ${Math.max(...failovers)} ms (a silo is declared dead 3 s after its last heartbeat)`)
+
+    yield* Console.log(`members now: ${(yield* members).map(label).toSorted().join(", ")}; where the accounts live now:`)
+    yield* showLocations(yield* locate)
+
+    const balances = yield* Effect.forEach(accounts, (id) =>
+      Effect.map(Effect.flatMap(Account.ref(id), (account) => account.Balance()), (balance) => [id, balance] as const))
+    const intact = balances.filter(([id, balance]) => balance === amounts.get(id)).length
+    yield* Console.log(`balances: ${balances.map(([id, b]) => `${id} ${b}`).join(", ")}`)
+    yield* Console.log(`  ${intact}/${accounts.length} intact; the ${moved.length} moved accounts reloaded theirs from Redis`)
+  })
+
+// --- The run ---------------------------------------------------------------------------------
+
+const main = Effect.gen(function*() {
+  const redis = yield* redisConnection
+  yield* Effect.addFinalizer(() =>
+    Effect.flatMap(deleteRunKeys(redis), (n) => Console.log(`deleted the run's ${n} Redis keys`)))
+  yield* Console.log(`cluster "${cluster}" on ${url}: starting 3 silos`)
+
+  const started = performance.now()
+  const silos = yield* Effect.forEach(["A", "B", "C"], startSilo, { concurrency: "unbounded" })
+  yield* Console.log(`3 silo processes ready in ${since(started)} ms`)
+
+  yield* demo(silos).pipe(Effect.provide(ClusterClient.layer().pipe(Layer.provide(RedisMembership.layer({ url, cluster })))))
+
+  const alive = silos.filter((silo) => silo.child.exitCode === null && silo.child.signalCode === null)
+  const ended = yield* Effect.forEach(alive, stopSilo, { concurrency: "unbounded" })
+  yield* Console.log(`stopped ${alive.map((silo, i) => `${silo.label} (${ended[i]})`).join(", ")} with SIGTERM`)
+}).pipe(
+  Effect.scoped, // silos stop (if still running) before the keys are deleted
+  Effect.catchTag("RedisUnreachable", (error) =>
+    Effect.andThen(
+      Console.error(
+        `Cannot reach Redis at ${url} (${error.reason}).\n` +
+          "Start one, e.g. `redis-server --daemonize yes` or `docker run -d -p 6379:6379 redis`,\n" +
+          "or point QUARK_REDIS_URL at one."
+      ),
+      Effect.sync(() => void (process.exitCode = 1))
+    ))
+)
+
+NodeRuntime.runMain(main)
