@@ -29,13 +29,13 @@ import { Activation, ActivationState, granted } from "./Activation.ts"
 import type { CallOptions } from "./CallOptions.ts"
 import {
   type ActorDefaults,
+  type MessageEntry,
   type Registration,
   resolveOptions,
   type ResolvedOptions
 } from "./Registration.ts"
 import { activate, create } from "./Lifecycle.ts"
 import type { Placement } from "../Cluster/Placement.ts"
-import type { MessageEntry } from "./Registration.ts"
 import { CurrentTurn, type MessageInfo, Turn, TurnKind } from "./Turn.ts"
 
 /**
