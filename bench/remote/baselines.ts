@@ -55,7 +55,7 @@ const warmUp = async (round: () => Promise<RoundResult>, rounds: number): Promis
  * `perCaller` requests from each of `inFlight` fibers, each waiting for its reply before the
  * next; the replies (numbers) are collected for checking.
  */
-const pipelinedRound = <E, R>(call: Effect.Effect<number, E, R>, perCaller: number) =>
+export const pipelinedRound = <E, R>(call: Effect.Effect<number, E, R>, perCaller: number) =>
   Effect.gen(function*() {
     const ops = perCaller * inFlight
     const replies = new Float64Array(ops)

@@ -20,7 +20,7 @@ import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as ClusterClient from "../../src/Cluster/ClusterClient.ts"
 import * as RedisMembership from "../../src/Cluster/RedisMembership.ts"
 import { nowNs, percentile, type RoundResult } from "../Harness.ts"
-import type { Disposable } from "./baselines.ts"
+import { type Disposable, pipelinedRound } from "./baselines.ts"
 import { type Peer, spawnPeer } from "./Peer.ts"
 import { checkCounts } from "./protocol.ts"
 import { BenchCounter, redisUrl } from "./quarkProtocol.ts"
@@ -99,28 +99,9 @@ export const remoteAskPipelined = async (opsPerRound: number): Promise<Disposabl
   const id = "remote.ask.pipelined"
   const r = await makeRemote(id)
   const call = r.ref.Increment({ by: 1 })
-  const perCaller = Math.ceil(opsPerRound / inFlight)
-  const round = Effect.gen(function*() {
-    const ops = perCaller * inFlight
-    const replies = new Float64Array(ops)
-    const latenciesUs: Array<number> = []
-    let next = 0
-    const t0 = nowNs()
-    yield* Effect.forEach(
-      Array.from({ length: inFlight }),
-      () =>
-        Effect.gen(function*() {
-          for (let i = 0; i < perCaller; i++) {
-            const s = nowNs()
-            replies[next++] = yield* call
-            latenciesUs.push((nowNs() - s) / 1000)
-          }
-        }),
-      { concurrency: "unbounded", discard: true }
-    )
-    const elapsedNs = nowNs() - t0
+  const round = Effect.map(pipelinedRound(call, Math.ceil(opsPerRound / inFlight)), ({ replies, round }) => {
     r.setLast(checkCounts(id, replies, r.last()))
-    return { ops, elapsedNs, latenciesUs } satisfies RoundResult
+    return round
   })
   return { id, round: () => r.runtime.runPromise(round), dispose: r.dispose }
 }

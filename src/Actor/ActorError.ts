@@ -214,12 +214,11 @@ export type CallError =
 export type SendError = UnknownActorType | MailboxFull | ActorUnavailable | ActorStopped | PayloadTooLarge
 
 /**
- * Every error class of {@link CallError} (and `InvalidActorId`), for codecs that carry
- * them across a boundary.
+ * Every error class of {@link CallError}, and `InvalidActorId`.
  *
  * @since 0.1.0
  */
-export const CallErrorSchema = Schema.Union([
+export const callErrorClasses = [
   UnknownActorType,
   UnknownMessage,
   InvalidActorId,
@@ -232,4 +231,12 @@ export const CallErrorSchema = Schema.Union([
   ActorDefect,
   ActorUnavailable,
   ActorStopped
-])
+] as const
+
+/**
+ * The schema of every {@link callErrorClasses} error, for codecs that carry them across a
+ * boundary.
+ *
+ * @since 0.1.0
+ */
+export const CallErrorSchema = Schema.Union(callErrorClasses)

@@ -11,21 +11,7 @@
  * @internal
  */
 import { Schema } from "effect"
-import {
-  ActivationFailed,
-  ActorDefect,
-  ActorStopped,
-  ActorUnavailable,
-  CallErrorSchema,
-  CallTimeout,
-  Deadlock,
-  InvalidActorId,
-  MailboxFull,
-  MessageDecodeError,
-  PayloadTooLarge,
-  UnknownActorType,
-  UnknownMessage
-} from "../Actor/ActorError.ts"
+import { CallErrorSchema, callErrorClasses } from "../Actor/ActorError.ts"
 import type { MessageEntry } from "../Actor/Registration.ts"
 import { type PayloadCodec, payloadCodec } from "../Transport/Envelope.ts"
 
@@ -62,23 +48,8 @@ export const codecOf = (entry: MessageEntry): MessageCodec => {
   return codec
 }
 
-const quarkErrors: ReadonlyArray<new(...args: Array<any>) => object> = [
-  UnknownActorType,
-  UnknownMessage,
-  InvalidActorId,
-  MessageDecodeError,
-  PayloadTooLarge,
-  ActivationFailed,
-  MailboxFull,
-  Deadlock,
-  CallTimeout,
-  ActorDefect,
-  ActorUnavailable,
-  ActorStopped
-]
-
 /** Whether `error` is one of Quark's own call errors (as opposed to a message's declared error). @internal */
-export const isQuarkError = (error: unknown): boolean => quarkErrors.some((error_) => error instanceof error_)
+export const isQuarkError = (error: unknown): boolean => callErrorClasses.some((errorClass) => error instanceof errorClass)
 
 const quarkCodec = payloadCodec(CallErrorSchema)
 

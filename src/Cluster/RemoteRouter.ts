@@ -20,7 +20,7 @@
  *
  * @internal
  */
-import { Context, Effect, Tracer } from "effect"
+import { Context, Effect, type Fiber, Tracer } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
 import {
   ActorDefect,
@@ -33,7 +33,7 @@ import type { Activation } from "../Actor/Activation.ts"
 import type { CallOptions } from "../Actor/CallOptions.ts"
 import type { LocalRouter, RemoteRouting, TypeSlot } from "../Actor/LocalRouter.ts"
 import type { MessageEntry } from "../Actor/Registration.ts"
-import { chainOf, CurrentTurn, type Turn } from "../Actor/Turn.ts"
+import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
 import type { CallRequest } from "../Transport/Connection.ts"
 import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
 import { FrameTooLarge } from "../Transport/Frame.ts"
@@ -258,16 +258,22 @@ export class RemoteRouter implements RemoteRouting {
   // ---------------------------------------------------------------------------
   // Sending
 
-  /** The envelope of a call from the current fiber. */
+  /** The envelope of a call from `fiber`, its payload encoded; a failure if it does not encode. */
   private request(
-    outer: Turn | undefined,
-    fiber: { readonly context: Context.Context<never> },
+    fiber: Fiber.Fiber<unknown, unknown>,
     slot: TypeSlot,
     id: string,
     info: MessageEntry,
-    payload: Uint8Array,
+    payload: unknown,
     forwarded: boolean
-  ): CallRequest {
+  ): CallRequest | MessageDecodeError {
+    let bytes: Uint8Array
+    try {
+      bytes = codecOf(info).payload.encode(payload)
+    } catch (error) {
+      return encodeError(slot, id, info, "the payload did not encode", error)
+    }
+    const outer = fiber.getRef(CurrentTurn)
     const context: EnvelopeContext = outer === undefined ?
       emptyContext :
       { requestId: String(outer.seq), correlationId: String(outer.correlation), metadata: outer.metadata }
@@ -275,7 +281,7 @@ export class RemoteRouter implements RemoteRouting {
     return {
       target: { type: slot.name, id },
       tag: info.tag,
-      payload,
+      payload: bytes,
       context,
       chain: outer === undefined ? noChain : chainOf(outer),
       trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined,
@@ -294,13 +300,8 @@ export class RemoteRouter implements RemoteRouting {
   ): Effect.Effect<any, any> {
     if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
     return Effect.withFiber((fiber) => {
-      let bytes: Uint8Array
-      try {
-        bytes = codecOf(info).payload.encode(payload)
-      } catch (error) {
-        return Effect.fail(encodeError(slot, id, info, "the payload did not encode", error))
-      }
-      const request = this.request(fiber.getRef(CurrentTurn), fiber, slot, id, info, bytes, forwarded)
+      const request = this.request(fiber, slot, id, info, payload, forwarded)
+      if (request instanceof MessageDecodeError) return Effect.fail(request)
       const timeout = options?.timeout ?? slot.options?.callTimeout
       return this.peers.get(owner).call(request, timeout === undefined ? undefined : { timeout }).pipe(
         Effect.mapError((error) => error instanceof FrameTooLarge ? tooLarge(slot, id, info, error) : error),
@@ -309,6 +310,7 @@ export class RemoteRouter implements RemoteRouting {
     })
   }
 
+  /** A one-way send; a payload that does not encode is a defect (`SendError` has no place for it). */
   sendOneWay(
     owner: string | undefined,
     slot: TypeSlot,
@@ -319,13 +321,8 @@ export class RemoteRouter implements RemoteRouting {
   ): Effect.Effect<void, SendError> {
     if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
     return Effect.withFiber((fiber) => {
-      let bytes: Uint8Array
-      try {
-        bytes = codecOf(info).payload.encode(payload)
-      } catch (error) {
-        return Effect.die(error)
-      }
-      const request = this.request(fiber.getRef(CurrentTurn), fiber, slot, id, info, bytes, forwarded)
+      const request = this.request(fiber, slot, id, info, payload, forwarded)
+      if (request instanceof MessageDecodeError) return Effect.die(request)
       return this.peers.get(owner).send(request).pipe(
         Effect.mapError((error) => error instanceof FrameTooLarge ? tooLarge(slot, id, info, error) : error)
       )

@@ -9,11 +9,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { Redis } from "ioredis"
 import { type DirectoryAddress, DirectoryError, type DirectoryShape } from "../../src/Cluster/Directory.ts"
 import * as MemoryDirectory from "../../src/Cluster/MemoryDirectory.ts"
 import * as RedisDirectory from "../../src/Cluster/RedisDirectory.ts"
-import { redisUrl, unreachable } from "../persistence/services.ts"
+import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
 
 interface Subject {
   readonly label: string
@@ -222,26 +221,13 @@ suite({
   slack: 1_000
 })
 
-/** A raw ioredis client, to look at what the directory really wrote. */
-const rawClient = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: async () => {
-      const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-      redis.on("error", () => {})
-      await redis.connect()
-      return redis
-    },
-    catch: (cause) => unreachable("Redis", redisUrl, cause)
-  }),
-  (redis) => Effect.promise(() => redis.quit())
-)
 
 describe("redis: directory specifics", () => {
   it.live("the documented key layout is what is stored, with the lease as expiry", () =>
     Effect.gen(function*() {
       const prefix = `quark-test-${run}`
       const directory = yield* redisDirectory({ keyPrefix: prefix, cluster: "c:1" })
-      const redis = yield* Effect.orDie(rawClient)
+      const redis = yield* Effect.orDie(rawRedis)
       const owner = silo(7)
       yield* directory.register({ type: "Chat/Room", id: "a:b{c}" }, owner, 5_000)
 

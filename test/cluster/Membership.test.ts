@@ -22,7 +22,7 @@ import {
 } from "../../src/Cluster/Membership.ts"
 import * as RedisMembership from "../../src/Cluster/RedisMembership.ts"
 import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
-import { redisUrl, unreachable } from "../persistence/services.ts"
+import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
 
 type Tester = typeof it.effect
 
@@ -412,23 +412,10 @@ const run = `run-${Date.now().toString(36)}-${Math.random().toString(36).slice(2
 let clusters = 0
 const redisTimings = { heartbeatInterval: "100 millis", suspectAfter: "400 millis", deadAfter: "800 millis", refreshInterval: "100 millis" } as const
 
-/** A raw ioredis client, to look at and tamper with the registry. */
-const rawClient = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: async () => {
-      const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-      redis.on("error", () => {})
-      await redis.connect()
-      return redis
-    },
-    catch: (cause) => unreachable("Redis", redisUrl, cause)
-  }),
-  (redis) => Effect.promise(() => redis.quit())
-)
 
 const redisHarness = Effect.gen(function*() {
   const cluster = `membership-test-${run}-${++clusters}`
-  const redis = yield* Effect.orDie(rawClient)
+  const redis = yield* Effect.orDie(rawRedis)
   const k = RedisMembership.keys("quark-test", cluster)
   yield* Effect.addFinalizer(() =>
     Effect.promise(() => redis.del(k.members, k.heartbeats, k.gone, k.version).catch(() => 0))

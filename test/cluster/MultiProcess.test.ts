@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url"
 import { Clock, Context, Effect, Fiber, Layer } from "effect"
 import { Redis } from "ioredis"
 import { Cluster, ClusterClient, RedisMembership, RedisStore, type Silo } from "../../src/index.ts"
-import { redisUrl, unreachable } from "../persistence/services.ts"
+import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
 import { Account, parseEntry, type RegistryEntry, registryKey, timingMillis, timings } from "./process/Account.ts"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
@@ -126,18 +126,6 @@ const describeSilos = (silos: ReadonlyArray<SiloProcess>) =>
 // Redis
 // ---------------------------------------------------------------------------------------
 
-const rawClient = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: async () => {
-      const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-      redis.on("error", () => {})
-      await redis.connect()
-      return redis
-    },
-    catch: (cause) => unreachable("Redis", redisUrl, cause)
-  }),
-  (redis) => Effect.promise(() => redis.quit())
-)
 
 /** Deletes the keys matching `pattern` that `doomed` picks. */
 const deleteKeys = (redis: Redis, pattern: string, doomed: (key: string) => boolean = () => true) =>
@@ -215,7 +203,7 @@ const storedAccount = (redis: Redis, id: string) =>
 describe("multi-process cluster", () => {
   it.live("three silo processes: calls land on the ring's owner; after kill -9 the actors move within the bound, never held twice, nothing acknowledged lost", () =>
     Effect.gen(function*() {
-      const redis = yield* Effect.orDie(rawClient)
+      const redis = yield* Effect.orDie(rawRedis)
       yield* cleanupAbandoned(redis)
       yield* Effect.addFinalizer(() => cleanup(redis))
       const silos = [yield* spawnSilo(0), yield* spawnSilo(1), yield* spawnSilo(2)]

@@ -1,9 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
-import { Redis } from "ioredis"
 import * as RedisStore from "../../src/Persistence/RedisStore.ts"
 import { conformance } from "./conformance.ts"
-import { redisUrl, unreachable } from "./services.ts"
+import { rawRedis, redisUrl, unreachable } from "./services.ts"
 
 /** The store under test; an unreachable server fails the suite (never skips it). */
 const store = (keyPrefix?: string) =>
@@ -11,19 +10,6 @@ const store = (keyPrefix?: string) =>
     Effect.mapError((error) => unreachable("Redis", redisUrl, error))
   )
 
-/** A raw ioredis client, to look at what the store really wrote. */
-const rawClient = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: async () => {
-      const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-      redis.on("error", () => {})
-      await redis.connect()
-      return redis
-    },
-    catch: (cause) => unreachable("Redis", redisUrl, cause)
-  }),
-  (redis) => Effect.promise(() => redis.quit())
-)
 
 conformance("redis", store())
 
@@ -33,7 +19,7 @@ describe("redis: provider specifics", () => {
   it.effect("the documented key layout is what is stored", () =>
     Effect.gen(function*() {
       const { state, journal } = yield* store(prefix)
-      const redis = yield* rawClient
+      const redis = yield* rawRedis
       const key = { type: "Bank/Account", id: "a:b/c{d}", record: "balance" }
       yield* state.write(key, `{"n":1}`, 0)
       yield* journal.append(key, 0, ["e1", "e2"])
@@ -66,7 +52,7 @@ describe("redis: provider specifics", () => {
       assert.deepStrictEqual(yield* journal.read(key, 1), [{ sequence: 1, data: text }, { sequence: 2, data: "ñ" }])
       yield* journal.saveSnapshot(key, { sequence: 1, data: text })
       assert.deepStrictEqual(yield* journal.loadSnapshot(key), { sequence: 1, data: text })
-      const redis = yield* rawClient
+      const redis = yield* rawRedis
       yield* Effect.promise(() => redis.del(...(["state", "journal", "snapshot"] as const).map((kind) => RedisStore.redisKey(prefix, kind, key))))
     }).pipe(Effect.scoped))
 
@@ -81,7 +67,7 @@ describe("redis: provider specifics", () => {
         { sequence: 10_000, data: "e9999" },
         { sequence: 10_001, data: "e10000" }
       ])
-      const redis = yield* rawClient
+      const redis = yield* rawRedis
       yield* Effect.promise(() => redis.del(RedisStore.redisKey(prefix, "journal", key)))
     }).pipe(Effect.scoped))
 
