@@ -20,6 +20,21 @@ describe("RequestContext", () => {
       assert.deepStrictEqual(yield* RequestContext.current, { requestId: "", correlationId: "", metadata: {} })
     }))
 
+  it.effect("the caller's span is the parent of the handler's and of nested calls' turns", () => {
+    const recorder = new ChainRecorder()
+    return Effect.gen(function*() {
+      const a = yield* ChainA.ref("span")
+      const traceId = yield* Effect.withSpan(
+        Effect.andThen(a.Hop({ path: [step("ChainB", "span")] }), Effect.map(Effect.currentSpan, (span) => span.traceId)),
+        "caller"
+      )
+      assert.strictEqual(only(recorder, "ChainA/span", "Hop").traceId, traceId)
+      assert.strictEqual(only(recorder, "ChainB/span", "Hop").traceId, traceId)
+      yield* a.Hop({ path: [] }) // no span: none is made up
+      assert.isUndefined(recorder.contextsAt("ChainA/span", "Hop")[1]!.traceId)
+    }).pipe((body) => withChains(recorder, body))
+  })
+
   it.effect("correlationId and metadata reach the handler and a nested call; requestIds differ", () => {
     const recorder = new ChainRecorder()
     return Effect.gen(function*() {

@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Context, Duration, Effect, type Fiber, Predicate, Scheduler } from "effect"
+import { Context, Duration, Effect, type Fiber, Predicate, Scheduler, Tracer } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../Supervision/Failure.ts"
 import {
@@ -245,8 +245,12 @@ export class LocalRouter {
   private runAsk(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
     const act = turn.activation!
     const previous = fiber.context
-    // The turn runs with the actor's services (captured when its layer was built), not the caller's.
-    fiber.setContext(Context.add(act.slot.turnContext, CurrentTurn, turn))
+    // The turn runs with the actor's services (captured when its layer was built), not the
+    // caller's; only the caller's span goes along, so traces follow calls between actors.
+    let context = Context.add(act.slot.turnContext, CurrentTurn, turn)
+    const span = Context.getOrUndefined(previous, Tracer.ParentSpan)
+    if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
+    fiber.setContext(context)
     let handled: Effect.Effect<any, any>
     try {
       handled = act.handlers![turn.info!.tag](turn.payload)

@@ -56,7 +56,9 @@ const Counted = Schema.String.pipe(Schema.decodeTo(Schema.String, {
 const Echo = Rpc.make("Echo", { payload: { text: Counted }, success: Schema.String })
 const Slow = Rpc.make("Slow", { success: Schema.String })
 const Where = Rpc.make("Where", { success: Schema.String })
-const Probe = Actor.make("Probe", [Echo, Slow, Where])
+/** Answers the trace id of the span the handler runs under ("" without one). */
+const TraceId = Rpc.make("TraceId", { success: Schema.String })
+const Probe = Actor.make("Probe", [Echo, Slow, Where, TraceId])
 
 /** Gates `Slow` turns: a test opens it, or never does. */
 let slowGate = Deferred.makeUnsafe<void>()
@@ -66,7 +68,8 @@ const probeLayer = Probe.toLayer(Effect.gen(function*() {
   return Probe.of({
     Echo: ({ text }) => Effect.succeed(text),
     Slow: () => Effect.as(Deferred.await(slowGate), "slow"),
-    Where: () => Effect.succeed(cluster.self?.id ?? "client")
+    Where: () => Effect.succeed(cluster.self?.id ?? "client"),
+    TraceId: () => Effect.map(Effect.option(Effect.currentParentSpan), (span) => span._tag === "Some" ? span.value.traceId : "")
   })
 }))
 
@@ -217,6 +220,22 @@ describe("cluster routing", () => {
       const seen = recorder.contextsAt("ChainB/ctx", "Hop")[0]!
       assert.strictEqual(seen.correlationId, "outside")
       assert.deepStrictEqual(seen.metadata, { user: "u1" })
+    }).pipe(Effect.scoped))
+
+  it.effect("the caller's trace context reaches a handler on another silo", () =>
+    Effect.gen(function*() {
+      const { cluster } = yield* start(2)
+      const client = yield* cluster.addClient
+      const [traceId, seen] = yield* client.run(
+        Effect.gen(function*() {
+          const span = yield* Effect.currentSpan
+          const probe = yield* Probe.ref("traced")
+          return [span.traceId, yield* probe.TraceId()] as const
+        }).pipe(Effect.withSpan("caller"))
+      )
+      assert.strictEqual(seen, traceId)
+      // Without a span nothing is propagated.
+      assert.strictEqual(yield* client.run(Effect.flatMap(Probe.ref("traced"), (p) => p.TraceId())), "")
     }).pipe(Effect.scoped))
 
   it.effect("one-way messages reach remote actors", () =>
