@@ -19,28 +19,17 @@ import { Rpc, RpcClient, RpcGroup, RpcSerialization, RpcServer } from "effect/rp
 import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
 import * as Connection from "../src/Transport/Connection.ts"
 import { payloadCodec, type ReplyOutcome, type RequestEnvelope } from "../src/Transport/Envelope.ts"
-import { encodeFrame, FrameDecoder } from "../src/Transport/Frame.ts"
 import * as Server from "../src/Transport/Server.ts"
 import { nowNs, type RoundResult, type Variant } from "./Harness.ts"
+import { connectEchoClient, freePort, host, startEchoServer } from "./rawNet.ts"
 
 type Disposable = Variant & { readonly dispose: () => Promise<void> }
 
 const inFlight = 100
-const host = "127.0.0.1"
 
 const check = (id: string, got: number, want: number): void => {
   if (got !== want) throw new Error(`${id}: expected ${want}, got ${got}`)
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = Net.createServer()
-    s.once("error", reject)
-    s.listen(0, host, () => {
-      const port = (s.address() as Net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
 
 // ---------------------------------------------------------------------------------------
 // Quark transport
@@ -133,96 +122,29 @@ export const transportPipelined = async (opsPerRound: number): Promise<Disposabl
 // ---------------------------------------------------------------------------------------
 // raw node:net
 
-const makeRaw = async () => {
-  const server = Net.createServer({ noDelay: true }, (socket) => {
-    // Echo every frame; replies to one chunk go out in one write.
-    let out: Array<Buffer> = []
-    const decoder = new FrameDecoder({
-      onFrame: (frame) => void out.push(encodeFrame(frame)),
-      onOversized: () => socket.destroy()
-    })
-    socket.on("data", (chunk: Buffer) => {
-      decoder.push(chunk)
-      if (out.length > 0) {
-        socket.write(out.length === 1 ? out[0]! : Buffer.concat(out))
-        out = []
-      }
-    })
-    socket.on("error", () => {})
-  })
-  await new Promise<void>((resolve) => server.listen(0, host, resolve))
-  const port = (server.address() as Net.AddressInfo).port
-  const socket = await new Promise<Net.Socket>((resolve) => {
-    const s = Net.connect({ host, port }, () => resolve(s))
-  })
-  socket.setNoDelay(true)
-  let onReply: (id: number, value: number) => void = () => {}
-  const decoder = new FrameDecoder({
-    onFrame: (frame) => onReply(frame.readUInt32BE(0), frame.readUInt32BE(4)),
-    onOversized: () => socket.destroy()
-  })
-  let pending: Array<Buffer> = []
-  socket.on("data", (chunk: Buffer) => {
-    decoder.push(chunk)
-    if (pending.length > 0) {
-      socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending))
-      pending = []
-    }
-  })
-  const frame = (id: number, value: number): Buffer => {
-    const b = Buffer.allocUnsafe(12)
-    b.writeUInt32BE(8, 0)
-    b.writeUInt32BE(id, 4)
-    b.writeUInt32BE(value, 8)
-    return b
-  }
+const makeRaw = async (id: string) => {
+  const server = await startEchoServer()
+  const client = await connectEchoClient(id, (server.address() as Net.AddressInfo).port)
   return {
-    /** Runs `ops` requests with `width` in flight; resolves with per-op latencies. */
-    run: (ops: number, width: number) =>
-      new Promise<RoundResult>((resolve) => {
-        const latenciesUs: Array<number> = []
-        const sentAt = new Float64Array(width)
-        let sent = 0
-        let done = 0
-        let sum = 0
-        const t0 = nowNs()
-        onReply = (slot, value) => {
-          latenciesUs.push((nowNs() - sentAt[slot]!) / 1000)
-          sum += value
-          done++
-          if (done === ops) {
-            check("raw", sum, ops)
-            resolve({ ops, elapsedNs: nowNs() - t0, latenciesUs })
-          } else if (sent < ops) {
-            sent++
-            sentAt[slot] = nowNs()
-            pending.push(frame(slot, 1))
-          }
-        }
-        const first: Array<Buffer> = []
-        for (let slot = 0; slot < Math.min(width, ops); slot++) {
-          sent++
-          sentAt[slot] = nowNs()
-          first.push(frame(slot, 1))
-        }
-        socket.write(Buffer.concat(first))
-      }),
+    run: client.run,
     dispose: () =>
       new Promise<void>((resolve) => {
-        socket.destroy()
+        client.close()
         server.close(() => resolve())
       })
   }
 }
 
 export const rawSequential = async (opsPerRound: number): Promise<Disposable> => {
-  const raw = await makeRaw()
-  return { id: "loopback.raw-net.sequential", round: () => raw.run(opsPerRound, 1), dispose: raw.dispose }
+  const id = "loopback.raw-net.sequential"
+  const raw = await makeRaw(id)
+  return { id, round: () => raw.run(opsPerRound, 1), dispose: raw.dispose }
 }
 
 export const rawPipelined = async (opsPerRound: number): Promise<Disposable> => {
-  const raw = await makeRaw()
-  return { id: "loopback.raw-net.pipelined", round: () => raw.run(opsPerRound, inFlight), dispose: raw.dispose }
+  const id = "loopback.raw-net.pipelined"
+  const raw = await makeRaw(id)
+  return { id, round: () => raw.run(opsPerRound, inFlight), dispose: raw.dispose }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,12 +14,11 @@
  *   calling `Increment` on an entity hosted by the runner in effectClusterRunner.ts (see
  *   cluster.ts for the setup); replies checked like effect/rpc's.
  */
-import * as Net from "node:net"
 import { NodeSocket } from "@effect/platform-node"
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import { RpcClient, RpcSerialization } from "effect/rpc"
-import { FrameDecoder } from "../../src/Transport/Frame.ts"
 import { nowNs, type RoundResult, type Variant } from "../Harness.ts"
+import { connectEchoClient } from "../rawNet.ts"
 import * as Cluster from "./cluster.ts"
 import { type Peer, spawnPeer } from "./Peer.ts"
 import { checkCounts, IncrementGroup } from "./protocol.ts"
@@ -84,75 +83,11 @@ export const pipelinedRound = <E, R>(call: Effect.Effect<number, E, R>, perCalle
 const makeRaw = async (id: string) => {
   const peer = await spawnPeer({ script: new URL("./rawEchoServer.ts", import.meta.url), label: id })
   return withPeer(peer, async () => {
-    const socket = await new Promise<Net.Socket>((resolve, reject) => {
-      const s = Net.connect({ host, port: peer.port }, () => resolve(s))
-      s.once("error", reject)
-    })
-    socket.setNoDelay(true)
-    let onReply: (slot: number, value: number) => void = () => {}
-    const decoder = new FrameDecoder({
-      onFrame: (frame) => onReply(frame.readUInt32BE(0), frame.readUInt32BE(4)),
-      onOversized: () => socket.destroy()
-    })
-    let pending: Array<Buffer> = []
-    socket.on("data", (chunk: Buffer) => {
-      decoder.push(chunk)
-      if (pending.length > 0) {
-        socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending))
-        pending = []
-      }
-    })
-    let failure: ((err: Error) => void) | undefined
-    const fail = (err: Error) => failure?.(err)
-    socket.on("error", fail)
-    socket.on("close", () => fail(new Error(`${id}: connection closed`)))
-    const frame = (slot: number, value: number): Buffer => {
-      const b = Buffer.allocUnsafe(12)
-      b.writeUInt32BE(8, 0)
-      b.writeUInt32BE(slot, 4)
-      b.writeUInt32BE(value, 8)
-      return b
-    }
-    let seq = 0 // sequence number of the next request, across rounds
+    const client = await connectEchoClient(id, peer.port)
     return {
-      /** Runs `ops` requests with `width` in flight; resolves with per-op latencies. */
-      run: (ops: number, width: number) =>
-        new Promise<RoundResult>((resolve, reject) => {
-          failure = reject
-          const latenciesUs: Array<number> = []
-          const sentAt = new Float64Array(width)
-          const expected = new Uint32Array(width)
-          let sent = 0
-          let done = 0
-          const send = (slot: number, out: Array<Buffer>) => {
-            sent++
-            seq = (seq + 1) >>> 0
-            expected[slot] = seq
-            sentAt[slot] = nowNs()
-            out.push(frame(slot, seq))
-          }
-          const t0 = nowNs()
-          onReply = (slot, value) => {
-            latenciesUs.push((nowNs() - sentAt[slot]!) / 1000)
-            if (slot >= width || value !== expected[slot]) {
-              onReply = () => {}
-              reject(new Error(`${id}: slot ${slot} echoed ${value}, expected ${expected[slot]}`))
-              return
-            }
-            done++
-            if (done === ops) {
-              resolve({ ops, elapsedNs: nowNs() - t0, latenciesUs })
-            } else if (sent < ops) {
-              send(slot, pending)
-            }
-          }
-          const first: Array<Buffer> = []
-          for (let slot = 0; slot < Math.min(width, ops); slot++) send(slot, first)
-          socket.write(Buffer.concat(first))
-        }),
+      run: client.run,
       dispose: async () => {
-        failure = undefined
-        socket.destroy()
+        client.close()
         await peer.dispose()
       }
     }

@@ -6,22 +6,11 @@
  * `counter-1`), which it checks by calling that entity itself; the count therefore starts
  * at 0 for the caller.
  */
-import * as Net from "node:net"
 import { Effect, ManagedRuntime } from "effect"
 import { announceReady, onParentGone } from "./Peer.ts"
 import { Counter, runnerLayer } from "./cluster.ts"
+import { freePort, host } from "../rawNet.ts"
 
-const host = "127.0.0.1"
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = Net.createServer()
-    s.once("error", reject)
-    s.listen(0, host, () => {
-      const port = (s.address() as Net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
 
 const port = Number(process.argv[2] ?? 0) || await freePort()
 const entityId = process.argv[3] ?? "counter-1"
