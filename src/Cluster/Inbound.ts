@@ -18,6 +18,7 @@ import { invalidIdReason } from "../Actor/ActorAddress.ts"
 import {
   ActorUnavailable,
   type CallErrorSchema,
+  type CallTimeout,
   InvalidActorId,
   MessageDecodeError,
   PayloadTooLarge,
@@ -28,7 +29,6 @@ import type { TypeSlot } from "../Actor/LocalRouter.ts"
 import type { MessageEntry } from "../Actor/Registration.ts"
 import { RemoteFrame } from "../Actor/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
-import { FrameTooLarge } from "../Transport/Frame.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
 import type { RemoteRouter } from "./RemoteRouter.ts"
 
@@ -122,16 +122,13 @@ const failure = (entry: MessageEntry, error: unknown): ReplyOutcome => {
 const forward = (remote: RemoteRouter, owner: string, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
   const connection = remote.peers.get(owner)
   const onward = { ...request, forwarded: true }
-  const sent: Effect.Effect<ReplyOutcome | void, ActorUnavailable | FrameTooLarge | { readonly _tag: "CallTimeout" }> =
+  const sent: Effect.Effect<ReplyOutcome | void, ActorUnavailable | PayloadTooLarge | CallTimeout> =
     request.oneWay === true ?
       connection.send(onward) :
       connection.call(onward, { timeout: request.timeoutMillis })
   return Effect.matchEffect(sent, {
-    onSuccess: (outcome) => Effect.succeed(outcome ?? { _tag: "Success", value: new Uint8Array(0) }),
-    onFailure: (error) =>
-      error instanceof FrameTooLarge ?
-        failWith(new PayloadTooLarge({ address: request.target, tag: request.tag, size: error.size, maxBytes: error.maxFrameBytes })) :
-        failWith(error as typeof CallErrorSchema.Type)
+    onSuccess: (outcome) => Effect.succeed(outcome ?? noReply),
+    onFailure: failWith
   })
 }
 

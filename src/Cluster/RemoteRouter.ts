@@ -36,7 +36,6 @@ import type { MessageEntry } from "../Actor/Registration.ts"
 import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
 import type { CallRequest } from "../Transport/Connection.ts"
 import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
-import { FrameTooLarge } from "../Transport/Frame.ts"
 import type { DirectoryShape } from "./Directory.ts"
 import type { HashRing } from "./HashRing.ts"
 import { codecOf, decodeFailure } from "./MessageCodec.ts"
@@ -303,9 +302,9 @@ export class RemoteRouter implements RemoteRouting {
       const request = this.request(fiber, slot, id, info, payload, forwarded)
       if (request instanceof MessageDecodeError) return Effect.fail(request)
       const timeout = options?.timeout ?? slot.options?.callTimeout
-      return this.peers.get(owner).call(request, timeout === undefined ? undefined : { timeout }).pipe(
-        Effect.mapError((error) => error instanceof FrameTooLarge ? tooLarge(slot, id, info, error) : error),
-        Effect.flatMap((outcome) => decodeOutcome(slot, id, info, outcome))
+      return Effect.flatMap(
+        this.peers.get(owner).call(request, timeout === undefined ? undefined : { timeout }),
+        (outcome) => decodeOutcome(slot, id, info, outcome)
       )
     })
   }
@@ -323,9 +322,7 @@ export class RemoteRouter implements RemoteRouting {
     return Effect.withFiber((fiber) => {
       const request = this.request(fiber, slot, id, info, payload, forwarded)
       if (request instanceof MessageDecodeError) return Effect.die(request)
-      return this.peers.get(owner).send(request).pipe(
-        Effect.mapError((error) => error instanceof FrameTooLarge ? tooLarge(slot, id, info, error) : error)
-      )
+      return this.peers.get(owner).send(request)
     })
   }
 }
@@ -335,9 +332,6 @@ const noChain: ReadonlyArray<ActorAddress> = []
 
 const noDirectory = (slot: TypeSlot, id: string, placement: Placement) =>
   unavailable(slot, id, `placement "${placement.name}" needs a Directory layer, and none was provided`)
-
-const tooLarge = (slot: TypeSlot, id: string, info: MessageEntry, error: FrameTooLarge) =>
-  new PayloadTooLarge({ address: { type: slot.name, id }, tag: info.tag, size: error.size, maxBytes: error.maxFrameBytes })
 
 const encodeError = (slot: TypeSlot, id: string, info: MessageEntry, what: string, error: unknown) =>
   new MessageDecodeError({

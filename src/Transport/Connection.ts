@@ -14,7 +14,7 @@
  *   the schedule restarts after each successful connection). While the connection is
  *   down between attempts, calls fail at once with ActorUnavailable; while an attempt is
  *   in progress (including the very first), calls wait in the buffer for it.
- * - A request larger than `maxFrameBytes` fails with {@link FrameTooLarge} and nothing is
+ * - A request larger than `maxFrameBytes` fails with {@link PayloadTooLarge} and nothing is
  *   sent; a reply frame larger than it fails the call it belongs to, the rest go on.
  *
  * @since 0.1.0
@@ -22,9 +22,9 @@
 import * as Net from "node:net"
 import { Duration, Effect, Schedule, Schema, Scope } from "effect"
 import { ActorAddress } from "../Actor/ActorAddress.ts"
-import { ActorUnavailable, CallTimeout } from "../Actor/ActorError.ts"
+import { ActorUnavailable, CallTimeout, PayloadTooLarge } from "../Actor/ActorError.ts"
 import { kindReply, peekRequestId, readReply, type ReplyOutcome, type RequestEnvelope, writeRequest } from "./Envelope.ts"
-import { defaultMaxFrameBytes, eagerFlushBytes, FrameDecoder, FrameTooLarge, OutputBuffer } from "./Frame.ts"
+import { defaultMaxFrameBytes, eagerFlushBytes, FrameDecoder, OutputBuffer } from "./Frame.ts"
 
 /**
  * Default request timeout: 30 seconds.
@@ -89,16 +89,19 @@ export interface Connection {
   readonly call: (
     request: CallRequest,
     options?: CallOptions
-  ) => Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | FrameTooLarge>
+  ) => Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | PayloadTooLarge>
   /**
    * Sends a one-way request: completes once it is in the write buffer (a connection lost
    * before the flush loses it, as any one-way message may be lost).
    */
-  readonly send: (request: CallRequest) => Effect.Effect<void, ActorUnavailable | FrameTooLarge>
+  readonly send: (request: CallRequest) => Effect.Effect<void, ActorUnavailable | PayloadTooLarge>
   readonly status: Effect.Effect<ConnectionStatus>
   /** Calls waiting for a reply. */
   readonly inFlight: Effect.Effect<number>
 }
+
+const tooLarge = (target: ActorAddress, tag: string, size: number, maxBytes: number) =>
+  new PayloadTooLarge({ address: target, tag, size, maxBytes })
 
 class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", { reason: Schema.String }) {}
 
@@ -107,7 +110,7 @@ interface Pending {
   readonly tag: string
   readonly timeoutMillis: number
   readonly deadline: number
-  readonly resume: (effect: Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | FrameTooLarge>) => void
+  readonly resume: (effect: Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | PayloadTooLarge>) => void
 }
 
 /**
@@ -159,7 +162,7 @@ class Core {
         const entry = this.pending.get(id)
         if (entry === undefined) return
         this.pending.delete(id)
-        entry.resume(Effect.fail(new FrameTooLarge({ size, maxFrameBytes: this.maxFrameBytes })))
+        entry.resume(Effect.fail(tooLarge(entry.target, entry.tag, size, this.maxFrameBytes)))
       }
     }, this.maxFrameBytes)
   }
@@ -324,13 +327,13 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         reason: status === "closed" ? `connection to ${core.host}:${core.port} closed` : core.lostReason
       })
 
-    const send = (request: CallRequest): Effect.Effect<void, ActorUnavailable | FrameTooLarge> =>
-      Effect.suspend((): Effect.Effect<void, ActorUnavailable | FrameTooLarge> => {
+    const send = (request: CallRequest): Effect.Effect<void, ActorUnavailable | PayloadTooLarge> =>
+      Effect.suspend((): Effect.Effect<void, ActorUnavailable | PayloadTooLarge> => {
         const status = core.status
         if (status === "disconnected" || status === "closed") return Effect.fail(unavailable(request, status))
         const requestId = core.nextId = (core.nextId + 1) >>> 0
         const size = writeRequest(core.out, { ...request, requestId, timeoutMillis: 0, oneWay: true }, core.maxFrameBytes)
-        if (size > core.maxFrameBytes) return Effect.fail(new FrameTooLarge({ size, maxFrameBytes: core.maxFrameBytes }))
+        if (size > core.maxFrameBytes) return Effect.fail(tooLarge(request.target, request.tag, size, core.maxFrameBytes))
         core.scheduleFlush()
         return Effect.void
       })
@@ -338,7 +341,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     const call = (
       request: CallRequest,
       callOptions?: CallOptions
-    ): Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | FrameTooLarge> =>
+    ): Effect.Effect<ReplyOutcome, CallTimeout | ActorUnavailable | PayloadTooLarge> =>
       Effect.callback((resume) => {
         const status = core.status
         if (status === "disconnected" || status === "closed") {
@@ -362,7 +365,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
         }
         const size = writeRequest(core.out, envelope, core.maxFrameBytes)
         if (size > core.maxFrameBytes) {
-          resume(Effect.fail(new FrameTooLarge({ size, maxFrameBytes: core.maxFrameBytes })))
+          resume(Effect.fail(tooLarge(request.target, request.tag, size, core.maxFrameBytes)))
           return
         }
         const deadline = Date.now() + timeoutMillis

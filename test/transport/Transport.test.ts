@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Net from "node:net"
 import { Deferred, Duration, Effect, Exit, Fiber, Schedule, Schema, Scope } from "effect"
-import { ActorUnavailable, CallTimeout } from "../../src/Actor/ActorError.ts"
+import { ActorUnavailable, CallTimeout, PayloadTooLarge } from "../../src/Actor/ActorError.ts"
 import * as Connection from "../../src/Transport/Connection.ts"
 import {
   payloadCodec,
@@ -12,7 +12,7 @@ import {
   writeReply,
   writeRequest
 } from "../../src/Transport/Envelope.ts"
-import { encodeFrame, FrameDecoder, FrameTooLarge, OutputBuffer } from "../../src/Transport/Frame.ts"
+import { encodeFrame, FrameDecoder, OutputBuffer } from "../../src/Transport/Frame.ts"
 import * as Server from "../../src/Transport/Server.ts"
 
 const Num = payloadCodec(Schema.Struct({ n: Schema.Number }))
@@ -191,14 +191,34 @@ describe("Transport over TCP", () => {
       assert.strictEqual(yield* connection.inFlight, 0)
     }).pipe(Effect.scoped))
 
-  it.live("an oversized request fails with FrameTooLarge and the connection goes on", () =>
+  it.live("an oversized request fails with PayloadTooLarge and the connection goes on", () =>
     Effect.gen(function*() {
       const { connection } = yield* setup(doubler, { maxFrameBytes: 1024 })
       const big = { ...request(1), payload: new Uint8Array(2000) }
       const error = yield* Effect.flip(bounded(connection.call(big)))
-      assert.instanceOf(error, FrameTooLarge)
-      assert.strictEqual((error as FrameTooLarge).maxFrameBytes, 1024)
+      assert.instanceOf(error, PayloadTooLarge)
+      assert.strictEqual((error as PayloadTooLarge).maxBytes, 1024)
+      assert.isAbove((error as PayloadTooLarge).size, 2000)
       assert.strictEqual(success(yield* bounded(connection.call(request(4)))), 8)
+    }).pipe(Effect.scoped))
+
+  it.live("a reply larger than the client's maximum fails its call with PayloadTooLarge; the others go on", () =>
+    Effect.gen(function*() {
+      // Replies 3,000 bytes to n = 1, doubles anything else; the server allows it, the client does not.
+      const server = yield* Server.make({
+        port: 0,
+        handle: (req) =>
+          Num.decode(req.payload).n === 1 ? Effect.succeed({ _tag: "Success", value: new Uint8Array(3000) }) : doubler(req)
+      })
+      const connection = yield* Connection.make({ host: "127.0.0.1", port: server.port, maxFrameBytes: 1024 })
+      const [big, small] = yield* Effect.all([Effect.flip(bounded(connection.call(request(1)))), bounded(connection.call(request(6)))], {
+        concurrency: "unbounded"
+      })
+      assert.instanceOf(big, PayloadTooLarge)
+      assert.deepStrictEqual((big as PayloadTooLarge).address, { type: "Counter", id: "1" })
+      assert.strictEqual((big as PayloadTooLarge).maxBytes, 1024)
+      assert.strictEqual(success(small), 12)
+      assert.strictEqual(success(yield* bounded(connection.call(request(7)))), 14)
     }).pipe(Effect.scoped))
 
   it.live("the server answers an oversized or malformed frame with a typed error, else closes", () =>
