@@ -42,20 +42,6 @@ export const defaultMaxFrameBytes = 16 * 1024 * 1024
 export const oversizedPrefixBytes = 16
 
 /**
- * A frame (incoming or outgoing) is larger than the maximum frame size.
- *
- * @since 0.1.0
- */
-export class FrameTooLarge extends Schema.TaggedError<FrameTooLarge>()("FrameTooLarge", {
-  size: Schema.Number,
-  maxFrameBytes: Schema.Number
-}) {
-  override get message(): string {
-    return `frame of ${this.size} bytes exceeds the maximum of ${this.maxFrameBytes} bytes`
-  }
-}
-
-/**
  * A frame did not decode as an envelope.
  *
  * @since 0.1.0
