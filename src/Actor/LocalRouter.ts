@@ -45,8 +45,12 @@ import { CurrentTurn, type MessageInfo, Turn, TurnKind } from "./Turn.ts"
  * @internal
  */
 export interface RemoteRouting {
-  /** The effect that delivers this ask elsewhere (or decides where first), or `undefined` to run it here. */
+  /**
+   * The effect that delivers this ask (made on `fiber`) elsewhere, or decides where first;
+   * `undefined` to run it here.
+   */
   readonly ask: (
+    fiber: Fiber.Fiber<unknown, unknown>,
     slot: TypeSlot,
     id: string,
     info: MessageEntry,
@@ -55,6 +59,7 @@ export interface RemoteRouting {
   ) => Effect.Effect<any, any> | undefined
   /** Likewise for a one-way message. */
   readonly tell: (
+    fiber: Fiber.Fiber<unknown, unknown>,
     slot: TypeSlot,
     id: string,
     info: MessageEntry,
@@ -148,8 +153,8 @@ export class LocalRouter {
     const remote = this.remote
     if (remote === undefined || !slot.virtual) return this.askLocal(slot, id, info, payload, options)
     // Decided when the call runs, not when it is built: a retried call follows the ring.
-    return Effect.suspend(() =>
-      (slot.activations.has(id) ? undefined : remote.ask(slot, id, info, payload, options)) ??
+    return Effect.withFiber((fiber) =>
+      (slot.activations.has(id) ? undefined : remote.ask(fiber, slot, id, info, payload, options)) ??
         this.askLocal(slot, id, info, payload, options)
     )
   }
@@ -315,8 +320,8 @@ export class LocalRouter {
   tell(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
     const remote = this.remote
     if (remote === undefined || !slot.virtual) return this.tellLocal(slot, id, info, payload, options)
-    return Effect.suspend(() =>
-      (slot.activations.has(id) ? undefined : remote.tell(slot, id, info, payload, options)) ??
+    return Effect.withFiber((fiber) =>
+      (slot.activations.has(id) ? undefined : remote.tell(fiber, slot, id, info, payload, options)) ??
         this.tellLocal(slot, id, info, payload, options)
     )
   }

@@ -53,7 +53,7 @@ export interface RemoteRouterOptions {
 const unavailable = (slot: TypeSlot, id: string, reason: string) =>
   new ActorUnavailable({ address: { type: slot.name, id }, reason })
 
-/** The most directory locations remembered; past it the cache starts over. */
+/** The most locations (directory entries, ring owners) remembered; past it a cache starts over. */
 const maxLocations = 100_000
 
 /** @internal */
@@ -69,6 +69,9 @@ export class RemoteRouter implements RemoteRouting {
   dead = false
   /** Where directory-placed addresses were last found (`Type/id` → silo id). */
   readonly locations = new Map<string, string>()
+  /** The ring's owners of hashed addresses, per type, for the current ring. */
+  private readonly owners = new Map<TypeSlot, Map<string, string>>()
+  private ownersCached = 0
   /** Directory-placed addresses this silo holds a lease on (`Type/id` → slot and id). */
   readonly leases = new Map<string, { readonly slot: TypeSlot; readonly id: string }>()
 
@@ -90,7 +93,23 @@ export class RemoteRouter implements RemoteRouting {
   /** The owner of a non-directory placement as this silo's view says. */
   ownerOf(slot: TypeSlot, id: string): string | undefined {
     const placement = slot.placement
-    return placement === undefined ? this.ring.owner(`${slot.name}/${id}`) : placement.place({ type: slot.name, id }, this.view)
+    if (placement !== undefined) return placement.place({ type: slot.name, id }, this.view)
+    // Hashing costs more than a lookup, and an address is called again and again.
+    let owners = this.owners.get(slot)
+    if (owners === undefined) this.owners.set(slot, owners = new Map())
+    let owner = owners.get(id)
+    if (owner === undefined) {
+      owner = this.ring.owner(`${slot.name}/${id}`)
+      if (owner === undefined) return undefined
+      if (++this.ownersCached > maxLocations) this.forgetOwners()
+      owners.set(id, owner)
+    }
+    return owner
+  }
+
+  private forgetOwners(): void {
+    this.owners.clear()
+    this.ownersCached = 0
   }
 
   /** Where a directory-placed address lives, or where it should go if it lives nowhere. */
@@ -157,30 +176,43 @@ export class RemoteRouter implements RemoteRouting {
   // ---------------------------------------------------------------------------
   // RemoteRouting
 
-  ask(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options: CallOptions | undefined): Effect.Effect<any, any> | undefined {
+  ask(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    options: CallOptions | undefined
+  ): Effect.Effect<any, any> | undefined {
     if (this.dead) return Effect.fail(unavailable(slot, id, "this silo was declared dead"))
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      return owner !== undefined && owner === this.self ? undefined : this.send(owner, slot, id, info, payload, options, false)
+      return owner !== undefined && owner === this.self ? undefined : this.send(fiber, owner, slot, id, info, payload, options)
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === this.self ?
         this.router.askLocal(slot, id, info, payload, options) :
-        this.send(owner, slot, id, info, payload, options, false))
+        this.send(fiber, owner, slot, id, info, payload, options))
   }
 
-  tell(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown): Effect.Effect<void, SendError> | undefined {
+  tell(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown
+  ): Effect.Effect<void, SendError> | undefined {
     if (this.dead) return Effect.fail(unavailable(slot, id, "this silo was declared dead"))
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      return owner !== undefined && owner === this.self ? undefined : this.sendOneWay(owner, slot, id, info, payload, false)
+      return owner !== undefined && owner === this.self ? undefined : this.sendOneWay(fiber, owner, slot, id, info, payload)
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === this.self ?
         this.router.tellLocal(slot, id, info, payload) :
-        this.sendOneWay(owner, slot, id, info, payload, false))
+        this.sendOneWay(fiber, owner, slot, id, info, payload))
   }
 
   private locateOrClaim(slot: TypeSlot, placement: Placement, id: string): Effect.Effect<string | undefined, ActorUnavailable> {
@@ -212,6 +244,7 @@ export class RemoteRouter implements RemoteRouting {
   /** Installs a new ring and deactivates the hashed activations this silo no longer owns. */
   setRing(ring: HashRing): void {
     this.ring = ring
+    this.forgetOwners()
     for (const [key, owner] of this.locations) if (!ring.has(owner)) this.locations.delete(key)
     if (this.self === undefined) return
     for (const slot of this.router.slots.values()) {
@@ -263,8 +296,7 @@ export class RemoteRouter implements RemoteRouting {
     slot: TypeSlot,
     id: string,
     info: MessageEntry,
-    payload: unknown,
-    forwarded: boolean
+    payload: unknown
   ): CallRequest | MessageDecodeError {
     let bytes: Uint8Array
     try {
@@ -283,47 +315,44 @@ export class RemoteRouter implements RemoteRouting {
       payload: bytes,
       context,
       chain: outer === undefined ? noChain : chainOf(outer),
-      trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined,
-      forwarded
+      trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined
     }
   }
 
+  /** Sends an ask made on `fiber` to `owner`. */
   send(
+    fiber: Fiber.Fiber<unknown, unknown>,
     owner: string | undefined,
     slot: TypeSlot,
     id: string,
     info: MessageEntry,
     payload: unknown,
-    options: CallOptions | undefined,
-    forwarded: boolean
+    options: CallOptions | undefined
   ): Effect.Effect<any, any> {
     if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
-    return Effect.withFiber((fiber) => {
-      const request = this.request(fiber, slot, id, info, payload, forwarded)
-      if (request instanceof MessageDecodeError) return Effect.fail(request)
-      const timeout = options?.timeout ?? slot.options?.callTimeout
-      return Effect.flatMap(
-        this.peers.get(owner).call(request, timeout === undefined ? undefined : { timeout }),
-        (outcome) => decodeOutcome(slot, id, info, outcome)
-      )
-    })
+    const request = this.request(fiber, slot, id, info, payload)
+    if (request instanceof MessageDecodeError) return Effect.fail(request)
+    const timeout = options?.timeout ?? slot.options?.callTimeout
+    return this.peers.get(owner).call(
+      request,
+      timeout === undefined ? undefined : { timeout },
+      (outcome) => decodeOutcome(slot, id, info, outcome)
+    )
   }
 
-  /** A one-way send; a payload that does not encode is a defect (`SendError` has no place for it). */
+  /** Sends a one-way message made on `fiber`; a payload that does not encode is a defect (`SendError` has no place for it). */
   sendOneWay(
+    fiber: Fiber.Fiber<unknown, unknown>,
     owner: string | undefined,
     slot: TypeSlot,
     id: string,
     info: MessageEntry,
-    payload: unknown,
-    forwarded: boolean
+    payload: unknown
   ): Effect.Effect<void, SendError> {
     if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
-    return Effect.withFiber((fiber) => {
-      const request = this.request(fiber, slot, id, info, payload, forwarded)
-      if (request instanceof MessageDecodeError) return Effect.die(request)
-      return this.peers.get(owner).send(request)
-    })
+    const request = this.request(fiber, slot, id, info, payload)
+    if (request instanceof MessageDecodeError) return Effect.die(request)
+    return this.peers.get(owner).send(request)
   }
 }
 
