@@ -45,12 +45,7 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   })
   silo.router.remote = remote
   yield* Topology.follow(membership, remote, hasher, undefined)
-  const cluster = Cluster.of({
-    self: undefined,
-    members: Effect.sync(() => remote.ring.members.map((member) => member.id)),
-    ownerOf: (address) => Topology.ownerOf(remote, address),
-    declaredDead: Effect.never
-  })
+  const cluster = Cluster.of(Topology.view(remote, undefined, Effect.never))
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })
 

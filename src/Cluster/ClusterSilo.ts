@@ -101,12 +101,7 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
     )))
   if (directory !== undefined) yield* Effect.forkScoped(renewLeases(remote, leaseMillis))
 
-  const cluster = Cluster.of({
-    self: identity,
-    members: Effect.sync(() => remote.ring.members.map((member) => member.id)),
-    ownerOf: (address) => Topology.ownerOf(remote, address),
-    declaredDead: registration.declaredDead
-  })
+  const cluster = Cluster.of(Topology.view(remote, identity, registration.declaredDead))
   halts.set(cluster, Effect.andThen(stopServing(remote, silo.router), Effect.andThen(Scope.close(serverScope, Exit.void), peers.close)))
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })

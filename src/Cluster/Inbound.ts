@@ -86,18 +86,18 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
   } catch (error) {
     return failWith(new MessageDecodeError({ address: request.target, tag: request.tag, reason: describe(error) }))
   }
-  const router = remote.router
   const context = request.context
   const frame = new RemoteFrame(context.correlationId, context.metadata, request.chain)
-  let call: Effect.Effect<unknown, unknown> = request.oneWay === true ?
-    // No reply carries a failure of a one-way message back (a full mailbox, say): log it here.
-    Effect.tapError(router.tellLocal(slot, id, entry, payload, undefined, frame), (error) =>
-      Effect.logWarning(`one-way ${request.tag} to ${type}/${id} dropped`).pipe(Effect.annotateLogs({ error: String(error) }))) :
-    router.askLocal(slot, id, entry, payload, undefined, frame)
-  const parent = request.trace === undefined ? undefined : parseTraceparent(request.trace)
-  if (parent !== undefined) call = Effect.withParentSpan(call, parent)
-  // A one-way message is not answered (the server drops whatever this returns).
-  if (request.oneWay === true) return Effect.as(Effect.ignore(call), noReply)
+  if (request.oneWay === true) {
+    // Not answered (the server drops what this returns), so a failure (a full mailbox, say) is logged here.
+    return traced(request, remote.router.tellLocal(slot, id, entry, payload, undefined, frame)).pipe(
+      Effect.catch((error) =>
+        Effect.logWarning(`one-way ${request.tag} to ${type}/${id} dropped`).pipe(Effect.annotateLogs({ error: error.message }))
+      ),
+      Effect.as(noReply)
+    )
+  }
+  const call = traced(request, remote.router.askLocal(slot, id, entry, payload, undefined, frame))
   return Effect.match(call, {
     onSuccess: (value): ReplyOutcome => {
       try {
@@ -130,6 +130,12 @@ const forward = (remote: RemoteRouter, owner: string, request: RequestEnvelope):
     onSuccess: (outcome) => Effect.succeed(outcome ?? noReply),
     onFailure: failWith
   })
+}
+
+/** `call` as a child of the caller's span, when the envelope names one. */
+const traced = <A, E>(request: RequestEnvelope, call: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  const parent = request.trace === undefined ? undefined : parseTraceparent(request.trace)
+  return parent === undefined ? call : Effect.withParentSpan(call, parent)
 }
 
 /** A W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) as a parent span, or `undefined`. */

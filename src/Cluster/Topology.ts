@@ -8,10 +8,12 @@
  */
 import { Effect, Option, Stream } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
+import type { ClusterShape } from "./Cluster.ts"
 import type { DirectoryShape } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
-import type { MembershipShape } from "./Membership.ts"
+import type { MembershipShape, SiloDeclaredDead } from "./Membership.ts"
 import type { RemoteRouter } from "./RemoteRouter.ts"
+import type { SiloIdentity } from "./SiloIdentity.ts"
 
 /** Subscribes, installs the current ring, and follows changes for the life of the scope. @internal */
 export const follow = Effect.fnUntraced(function*(
@@ -42,8 +44,20 @@ export const refresh = (membership: MembershipShape, remote: RemoteRouter, hashe
     return remote.peers.retain(new Set(ids))
   })
 
-/** `Cluster.ownerOf` over a remote router. @internal */
-export const ownerOf = (remote: RemoteRouter, address: ActorAddress): Effect.Effect<string | undefined> =>
+/** The `Cluster` view of a silo (`self`) or a client over its remote router. @internal */
+export const view = (
+  remote: RemoteRouter,
+  self: SiloIdentity | undefined,
+  declaredDead: Effect.Effect<SiloDeclaredDead>
+): ClusterShape => ({
+  self,
+  members: Effect.sync(() => remote.ring.members.map((member) => member.id)),
+  ownerOf: (address) => ownerOf(remote, address),
+  declaredDead
+})
+
+/** `Cluster.ownerOf` over a remote router. */
+const ownerOf = (remote: RemoteRouter, address: ActorAddress): Effect.Effect<string | undefined> =>
   Effect.suspend(() => {
     const slot = remote.router.slot(address.type)
     const placement = slot.placement
