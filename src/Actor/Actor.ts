@@ -101,7 +101,8 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
   options?: ContractOptions
 ): Actor<Type, Rpcs[number]> => {
   if (type.length === 0) throw new Error("an actor type name must not be empty")
-  const messages: Record<string, MessageEntry> = {}
+  // No prototype: a tag read from the wire ("constructor", "__proto__") finds nothing inherited.
+  const messages: Record<string, MessageEntry> = Object.create(null)
   for (const rpc of rpcs as unknown as ReadonlyArray<Rpc.AnyWithProps>) {
     if (reservedTags.has(rpc._tag)) throw new Error(`actor type "${type}": "${rpc._tag}" is a reserved name`)
     if (messages[rpc._tag] !== undefined) throw new Error(`actor type "${type}": message "${rpc._tag}" is defined twice`)

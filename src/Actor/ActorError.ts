@@ -122,6 +122,24 @@ export class CallTimeout extends Schema.TaggedError<CallTimeout>()("CallTimeout"
 }
 
 /**
+ * The request left this process but its reply never came: the connection to the silo that
+ * owns the actor was lost after the request was written, or that silo stopped while the
+ * turn ran. The message may or may not have run, so retry only what is idempotent (as
+ * after a {@link CallTimeout}).
+ *
+ * @since 0.1.0
+ */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
+  address: ActorAddress,
+  tag: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)}.${this.tag} may or may not have run: ${this.reason}`
+  }
+}
+
+/**
  * The handler died (threw, or failed with a defect) during this call's turn. The
  * activation itself goes on with its next message.
  *
@@ -138,9 +156,11 @@ export class ActorDefect extends Schema.TaggedError<ActorDefect>()("ActorDefect"
 }
 
 /**
- * The silo is shutting down, the activation was stopped with this message still in it, or
- * (in a cluster) the silo that owns the actor cannot be reached: the connection was lost,
- * no silo is alive, or ownership is moving. Safe to retry.
+ * The message was not delivered and did not run: the silo is shutting down, the activation
+ * was stopped with this message still in it, or (in a cluster) the silo that owns the actor
+ * cannot be reached (no connection, no silo alive, ownership moving, the owner could not
+ * show it is still a member). Safe to retry. A request that was written and then lost ends
+ * in {@link OutcomeUnknown} instead.
  *
  * @since 0.1.0
  */
@@ -202,6 +222,7 @@ export type CallError =
   | MailboxFull
   | Deadlock
   | CallTimeout
+  | OutcomeUnknown
   | ActorDefect
   | ActorUnavailable
   | ActorStopped
@@ -228,6 +249,7 @@ export const callErrorClasses = [
   MailboxFull,
   Deadlock,
   CallTimeout,
+  OutcomeUnknown,
   ActorDefect,
   ActorUnavailable,
   ActorStopped

@@ -91,6 +91,13 @@ export interface Registration {
   readonly placement?: Placement | undefined
 }
 
+/**
+ * The entry of message `tag`, looked up as an own property: a tag from the wire
+ * (`constructor`, `__proto__`) never finds something inherited. @internal
+ */
+export const messageEntry = (registration: Registration, tag: string): MessageEntry | undefined =>
+  Object.hasOwn(registration.messages, tag) ? registration.messages[tag] : undefined
+
 /** A registration with its options resolved. @internal */
 export interface ResolvedOptions {
   readonly idleMillis: number

@@ -20,7 +20,7 @@ import type { Placement } from "../Cluster/Placement.ts"
 import { rejectQueued, remove } from "./Lifecycle.ts"
 import { LocalRouter } from "./LocalRouter.ts"
 import { runSweeper } from "./Passivation.ts"
-import { type ActorDefaults, defaultActorDefaults } from "./Registration.ts"
+import { type ActorDefaults, defaultActorDefaults, messageEntry } from "./Registration.ts"
 import { stopChildren } from "./Supervisor.ts"
 
 /**
@@ -148,7 +148,7 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
   const dispatch = (request: UntypedRequest) =>
     Effect.suspend(() => {
       const slot = router.slots.get(request.type)
-      const entry = slot?.registration?.messages[request.tag]
+      const entry = slot?.registration === undefined ? undefined : messageEntry(slot.registration, request.tag)
       if (slot?.registration === undefined) return Effect.fail(new UnknownActorType({ type: request.type }))
       if (entry === undefined) return Effect.fail(new UnknownMessage({ type: request.type, tag: request.tag }))
       const reason = invalidIdReason(request.id)

@@ -26,7 +26,7 @@ import {
   UnknownMessage
 } from "../Actor/ActorError.ts"
 import type { TypeSlot } from "../Actor/LocalRouter.ts"
-import type { MessageEntry } from "../Actor/Registration.ts"
+import { type MessageEntry, messageEntry } from "../Actor/Registration.ts"
 import { RemoteFrame } from "../Actor/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
@@ -44,7 +44,7 @@ export const handler = (remote: RemoteRouter) => (request: RequestEnvelope): Eff
   const { id, type } = request.target
   const slot = remote.router.slots.get(type)
   if (slot?.registration === undefined || !slot.virtual) return failWith(new UnknownActorType({ type }))
-  const entry = slot.registration.messages[request.tag]
+  const entry = messageEntry(slot.registration, request.tag)
   if (entry === undefined) return failWith(new UnknownMessage({ type, tag: request.tag }))
   const reason = invalidIdReason(id)
   if (reason !== undefined) return failWith(new InvalidActorId({ type, id, reason }))
