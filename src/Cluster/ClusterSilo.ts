@@ -89,7 +89,7 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   handle = handler(remote)
 
   const refresh = yield* Topology.follow(membership, remote, hasher, directory)
-  const registration = yield* membership.join(identity, config.metadata)
+  const registration = yield* membership.join(identity, { metadata: config.metadata })
   yield* refresh
 
   yield* Effect.forkScoped(Effect.flatMap(registration.declaredDead, (dead) =>

@@ -241,6 +241,33 @@ export interface Registration {
    * then stop serving, e.g. `Effect.raceFirst(serve, Effect.flatMap(reg.declaredDead, Effect.fail))`.
    */
   readonly declaredDead: Effect.Effect<SiloDeclaredDead>
+  /**
+   * Whether this silo can still show it is a member, read synchronously (a silo calls it
+   * before every turn): its last acknowledged heartbeat was sent less than
+   * `deadAfter − heartbeatInterval` ago, or a registry outage confirmed by every other member
+   * extends that (see the module doc). False once declared dead or left.
+   */
+  readonly leaseValid: () => boolean
+  /** Whether this silo's last heartbeat reached the registry (what it answers a peer that asks during an outage). */
+  readonly reachesRegistry: () => boolean
+}
+
+/**
+ * Options of `join`.
+ *
+ * @since 0.1.0
+ */
+export interface JoinOptions {
+  /** Labels published with the member. */
+  readonly metadata?: Metadata | undefined
+  /**
+   * Asked while this silo's heartbeats fail: succeeds with `true` when every other member of
+   * the last view confirms that it cannot reach the registry either (the registry is down for
+   * everyone, so nobody can declare anyone dead). Each confirmation extends this silo's lease,
+   * up to `outageGrace` after its last acknowledged heartbeat. Without it a silo fences itself
+   * `deadAfter − heartbeatInterval` after its last acknowledged heartbeat, as before.
+   */
+  readonly confirmOutage?: Effect.Effect<boolean> | undefined
 }
 
 /**
@@ -253,7 +280,7 @@ export interface MembershipShape {
    */
   readonly join: (
     self: SiloIdentity,
-    metadata?: Metadata
+    options?: JoinOptions
   ) => Effect.Effect<Registration, MembershipError | DuplicateSilo, Scope.Scope>
   /** The members (alive and suspected) as this silo sees them, ordered by id. */
   readonly members: Effect.Effect<ReadonlyArray<Member>>
@@ -294,6 +321,13 @@ export interface MembershipTimings {
   readonly deadAfter?: Duration.Input | undefined
   /** How often each silo runs a full read (repair, suspicion, death). Default 500 ms. */
   readonly refreshInterval?: Duration.Input | undefined
+  /**
+   * How long a silo goes on serving while the registry is unreachable for every member
+   * (counted from its last acknowledged heartbeat), and how long members that stopped
+   * heartbeating during a registry-wide silence are kept before they can be declared dead.
+   * Default 30 s.
+   */
+  readonly outageGrace?: Duration.Input | undefined
 }
 
 /**
@@ -304,7 +338,14 @@ export interface ResolvedTimings {
   readonly suspectMillis: number
   readonly deadMillis: number
   readonly refreshMillis: number
-  /** How long tombstones are kept and how long an abandoned registry lives: max(10 × deadAfter, 1 min). */
+  readonly outageGraceMillis: number
+  /**
+   * A registry that heard no heartbeat or registration for this long was unreachable (or
+   * every silo was paused): `suspectAfter`. Its first script afterwards re-stamps every
+   * member's heartbeat `outageGrace` into the future instead of declaring anyone dead.
+   */
+  readonly silenceMillis: number
+  /** How long tombstones are kept and how long an abandoned registry lives: max(10 × deadAfter, 2 × outageGrace, 1 min). */
   readonly retentionMillis: number
 }
 
@@ -315,7 +356,8 @@ export const defaultTimings = {
   heartbeatInterval: "500 millis",
   suspectAfter: "1500 millis",
   deadAfter: "3 seconds",
-  refreshInterval: "500 millis"
+  refreshInterval: "500 millis",
+  outageGrace: "30 seconds"
 } as const satisfies MembershipTimings
 
 /**
@@ -336,13 +378,18 @@ export const resolveTimings = (timings?: MembershipTimings): Effect.Effect<Resol
     const suspectMillis = millis(timings?.suspectAfter, defaultTimings.suspectAfter)
     const deadMillis = millis(timings?.deadAfter, defaultTimings.deadAfter)
     const refreshMillis = millis(timings?.refreshInterval, defaultTimings.refreshInterval)
-    const finite = [heartbeatMillis, suspectMillis, deadMillis, refreshMillis].every(Number.isFinite)
-    if (!finite || !(heartbeatMillis > 0 && heartbeatMillis < suspectMillis && suspectMillis < deadMillis && refreshMillis > 0)) {
+    const outageGraceMillis = millis(timings?.outageGrace, defaultTimings.outageGrace)
+    const finite = [heartbeatMillis, suspectMillis, deadMillis, refreshMillis, outageGraceMillis].every(Number.isFinite)
+    if (
+      !finite ||
+      !(heartbeatMillis > 0 && heartbeatMillis < suspectMillis && suspectMillis < deadMillis && refreshMillis > 0 &&
+        outageGraceMillis >= 0)
+    ) {
       return Effect.fail(
         new MembershipError({
           operation: "configure",
           reason: `timings must satisfy 0 < heartbeatInterval (${heartbeatMillis} ms) < suspectAfter (${suspectMillis} ms) ` +
-            `< deadAfter (${deadMillis} ms) and refreshInterval (${refreshMillis} ms) > 0`
+            `< deadAfter (${deadMillis} ms), refreshInterval (${refreshMillis} ms) > 0 and outageGrace (${outageGraceMillis} ms) >= 0`
         })
       )
     }
@@ -351,6 +398,8 @@ export const resolveTimings = (timings?: MembershipTimings): Effect.Effect<Resol
       suspectMillis,
       deadMillis,
       refreshMillis,
-      retentionMillis: Math.max(10 * deadMillis, 60_000)
+      outageGraceMillis,
+      silenceMillis: suspectMillis,
+      retentionMillis: Math.max(10 * deadMillis, 2 * outageGraceMillis, 60_000)
     })
   })

@@ -8,8 +8,9 @@
 import { Clock, Deferred, Duration, Effect, Layer, PubSub, Scope, Semaphore, Stream } from "effect"
 import {
   Dead,
-  DeathReason,
-  DuplicateSilo,
+  type DeathReason,
+  type DuplicateSilo,
+  type JoinOptions,
   Joined,
   Left,
   Member,
@@ -49,20 +50,21 @@ export type GoneReason = "left" | "timeout" | "superseded"
 
 /**
  * An announcement on the registry's channel; `version` is the registry version the change
- * produced, `at` the registry time.
+ * produced, `at` the registry time, `epoch` the registry's incarnation (see {@link Snapshot}).
  *
  * @since 0.1.0
  * @internal
  */
 export type Notice =
-  | { readonly kind: "Joined"; readonly member: MemberRecord; readonly version: number; readonly at: number }
-  | { readonly kind: "Left"; readonly member: MemberRecord; readonly version: number; readonly at: number }
+  | { readonly kind: "Joined"; readonly member: MemberRecord; readonly version: number; readonly at: number; readonly epoch: number }
+  | { readonly kind: "Left"; readonly member: MemberRecord; readonly version: number; readonly at: number; readonly epoch: number }
   | {
     readonly kind: "Dead"
     readonly reason: "timeout" | "superseded"
     readonly member: MemberRecord
     readonly version: number
     readonly at: number
+    readonly epoch: number
   }
 
 /**
@@ -73,11 +75,25 @@ export type Notice =
  * @internal
  */
 export interface Snapshot {
+  /**
+   * The registry's incarnation: the registry time at which it was found empty and started
+   * over (a Redis restarted without its data). Versions only compare within one epoch; a
+   * later epoch means every member must register again.
+   */
+  readonly epoch: number
   readonly version: number
   readonly now: number
   readonly members: ReadonlyArray<{ readonly record: MemberRecord; readonly lastHeartbeat: number }>
   readonly gone: ReadonlyMap<string, GoneReason>
 }
+
+/**
+ * What a heartbeat found.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export type HeartbeatResult = "ok" | "gone" | "reset"
 
 /**
  * The storage side of membership. Each operation is atomic in the registry.
@@ -89,9 +105,13 @@ export interface Backend {
   /** Adds the member (heartbeat = now), declares older generations at its address dead, announces `Joined`. */
   readonly register: (
     record: MemberRecord
-  ) => Effect.Effect<{ readonly version: number; readonly at: number }, MembershipError | DuplicateSilo>
-  /** Refreshes the heartbeat; `false` if the id is not a member (it was removed). */
-  readonly heartbeat: (id: string) => Effect.Effect<boolean, MembershipError>
+  ) => Effect.Effect<{ readonly version: number; readonly at: number; readonly epoch: number }, MembershipError | DuplicateSilo>
+  /**
+   * Refreshes the heartbeat of a member registered in `epoch`: `"ok"`; `"gone"` if it is no
+   * member (it was removed); `"reset"` if the registry's epoch is another (it started over
+   * empty, so the member must register again).
+   */
+  readonly heartbeat: (id: string, epoch: number) => Effect.Effect<HeartbeatResult, MembershipError>
   /** Removes the member with a `left` tombstone and announces `Left`; the new version, or `undefined` if it was not a member. */
   readonly leave: (id: string) => Effect.Effect<number | undefined, MembershipError>
   /** Declares members without a heartbeat for `deadAfter` dead (announcing each), then reads everything. */
@@ -110,19 +130,29 @@ interface ViewEntry {
   lastHeartbeat: number
   status: MemberStatus
   /** The registry version this entry was learned at: a full read older than that does not remove it. */
-  readonly knownAt: number
+  knownAt: number
+  /**
+   * Set when the registry started over (a new epoch) without this member: until this
+   * (monotonic) time it is kept, so that it can register again.
+   */
+  orphanedUntil: number | undefined
 }
 
 interface RegistrationState {
   readonly identity: SiloIdentity
-  readonly version: number
+  readonly record: MemberRecord
+  /** The registry epoch and version it (last) registered at. */
+  epoch: number
+  version: number
   status: SelfStatus
   /** Monotonic millis at which the last acknowledged heartbeat (or the registration) was sent. */
   lastAcknowledged: number
+  /** Monotonic millis until which a confirmed registry outage extends the lease. */
+  extendedUntil: number
+  /** The last heartbeat failed (the registry did not answer). */
+  failing: boolean
   readonly dead: Deferred.Deferred<SiloDeclaredDead>
 }
-
-const monotonicMillis = Effect.map(Clock.monotonicTimeNanos, (nanos) => Number(nanos / 1_000_000n))
 
 const reasonOf = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
@@ -132,6 +162,8 @@ const bounded = <A, E>(operation: string, millis: number, effect: Effect.Effect<
     duration: Duration.millis(millis),
     orElse: () => Effect.fail(new MembershipError({ operation, reason: `no answer within ${millis} ms` }))
   })
+
+const serving = (reg: RegistrationState) => reg.status === "alive" || reg.status === "suspected"
 
 /**
  * Builds the service on a backend: the local view, the heartbeats, the announcement
@@ -146,12 +178,28 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
   const refreshLock = yield* Semaphore.make(1)
   const events = yield* PubSub.unbounded<MembershipEvent>()
   yield* Effect.addFinalizer(() => PubSub.shutdown(events))
+  // Read synchronously by `leaseValid` before every turn, so captured once.
+  const clock = yield* Clock.Clock
+  const monotonicNow = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+  const monotonicMillis = Effect.sync(monotonicNow)
 
   const view = new Map<string, ViewEntry>()
   /** Ids removed by an announcement newer than the last full read: a stale read must not bring them back. */
   const gone = new Map<string, number>()
+  let epoch = -1
   let snapshotVersion = -1
   const registrations = new Map<string, RegistrationState>()
+
+  // Self-fencing: no acknowledged heartbeat for deadAfter − heartbeatInterval, unless a
+  // registry outage confirmed by every other member extends it (see the module doc).
+  const fenceAfter = timings.deadMillis - timings.heartbeatMillis
+  /**
+   * How far one confirmation of an outage extends the lease from when it was asked: a peer's
+   * "I cannot reach the registry either" may be up to two heartbeat intervals old (its
+   * interval plus its attempt's bound), so a third of margin is taken off `fenceAfter`.
+   */
+  const outageExtension = fenceAfter - 2 * timings.heartbeatMillis
+  const leaseExpiry = (reg: RegistrationState) => Math.max(reg.lastAcknowledged + fenceAfter, reg.extendedUntil)
 
   // Every change of the view runs under `lock` and publishes its events before releasing it,
   // so subscribers see changes in the order they were made.
@@ -167,7 +215,7 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
     }))
 
   const markFenced = (step: Step, reg: RegistrationState, reason: DeathReason) => {
-    if (reg.status === "dead" || reg.status === "left") return
+    if (!serving(reg)) return
     reg.status = "dead"
     step.fenced.push([reg, reason])
   }
@@ -180,19 +228,28 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
       )
     )
 
-  const applyNotice = (notice: Notice) =>
-    locked((step) => {
-      if (notice.version <= snapshotVersion) return // the last full read already reflects it
+  /** A notice of a later epoch than this view's means the registry started over: read it whole. */
+  const applyNotice = (notice: Notice): Effect.Effect<void> =>
+    notice.epoch > epoch ? Effect.ignore(refresh) : locked((step) => {
+      if (notice.epoch < epoch || notice.version <= snapshotVersion) return // stale, or already reflected
       const identity = notice.member.identity
       const id = identity.id
       if (notice.kind === "Joined") {
-        if (gone.has(id) || view.has(id)) return
+        if (gone.has(id)) return
+        const entry = view.get(id)
+        if (entry !== undefined) {
+          // Registered again after the registry started over.
+          entry.knownAt = notice.version
+          entry.orphanedUntil = undefined
+          return
+        }
         view.set(id, {
           identity,
           metadata: notice.member.metadata,
           lastHeartbeat: notice.at,
           status: "alive",
-          knownAt: notice.version
+          knownAt: notice.version,
+          orphanedUntil: undefined
         })
         step.events.push(new Joined({ identity, metadata: notice.member.metadata }))
         return
@@ -202,14 +259,26 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
         step.events.push(notice.kind === "Left" ? new Left({ identity }) : new Dead({ identity, reason: notice.reason }))
       }
       const reg = registrations.get(id)
-      if (reg !== undefined) markFenced(step, reg, notice.kind === "Dead" ? notice.reason : "removed")
+      if (reg !== undefined && reg.epoch === notice.epoch) {
+        markFenced(step, reg, notice.kind === "Dead" ? notice.reason : "removed")
+      }
     })
 
-  const applySnapshot = (snapshot: Snapshot) =>
+  const applySnapshot = (snapshot: Snapshot, readAt: number) =>
     locked((step) => {
-      // A lower version than before means the registry was reset (its keys expired or were
-      // deleted): what we remember about removals no longer applies.
-      if (snapshot.version < snapshotVersion) gone.clear()
+      if (snapshot.epoch < epoch) return // read before a restart this view already saw
+      if (snapshot.epoch > epoch) {
+        // The registry started over empty: what we know of versions and removals is void, and
+        // members we knew get the time a paused or cut-off silo may still serve to register again.
+        const first = epoch === -1
+        epoch = snapshot.epoch
+        snapshotVersion = -1
+        gone.clear()
+        for (const entry of view.values()) {
+          entry.knownAt = -1
+          if (!first) entry.orphanedUntil = readAt + timings.outageGraceMillis + timings.deadMillis
+        }
+      }
       snapshotVersion = snapshot.version
       const present = new Set<string>()
       for (const { lastHeartbeat, record } of snapshot.members) {
@@ -220,18 +289,26 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
         const status: MemberStatus = snapshot.now - lastHeartbeat >= timings.suspectMillis ? "suspected" : "alive"
         const entry = view.get(id)
         if (entry === undefined) {
-          view.set(id, { identity, metadata: record.metadata, lastHeartbeat, status, knownAt: snapshot.version })
+          view.set(id, {
+            identity,
+            metadata: record.metadata,
+            lastHeartbeat,
+            status,
+            knownAt: snapshot.version,
+            orphanedUntil: undefined
+          })
           step.events.push(new Joined({ identity, metadata: record.metadata }))
           if (status === "suspected") step.events.push(new Suspected({ identity, lastHeartbeat }))
         } else {
           entry.lastHeartbeat = lastHeartbeat
+          entry.orphanedUntil = undefined
           if (entry.status !== status) {
             entry.status = status
             step.events.push(status === "suspected" ? new Suspected({ identity, lastHeartbeat }) : new Recovered({ identity }))
           }
         }
         const reg = registrations.get(id)
-        if (reg !== undefined && (reg.status === "alive" || reg.status === "suspected")) reg.status = status
+        if (reg !== undefined && serving(reg)) reg.status = status
       }
       const reasonFor = (id: string): DeathReason | "left" => {
         const tombstone = snapshot.gone.get(id)
@@ -239,6 +316,7 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
       }
       for (const [id, entry] of view) {
         if (present.has(id) || entry.knownAt > snapshot.version) continue
+        if (entry.orphanedUntil !== undefined && readAt < entry.orphanedUntil) continue
         view.delete(id)
         const reason = reasonFor(id)
         step.events.push(
@@ -247,14 +325,18 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
       }
       for (const [id, version] of gone) if (version <= snapshot.version) gone.delete(id)
       for (const [id, reg] of registrations) {
-        if (present.has(id) || reg.version > snapshot.version) continue
+        // Registered in another epoch: its heartbeat registers it again (or fences it).
+        if (present.has(id) || reg.epoch !== snapshot.epoch || reg.version > snapshot.version) continue
         const reason = reasonFor(id)
         markFenced(step, reg, reason === "left" ? "removed" : reason)
       }
     })
 
   const refresh: Effect.Effect<void, MembershipError> = refreshLock.withPermits(1)(
-    Effect.flatMap(bounded("read the membership", timings.deadMillis, backend.snapshot), applySnapshot)
+    Effect.flatMap(
+      bounded("read the membership", timings.deadMillis, backend.snapshot),
+      (snapshot) => applySnapshot(snapshot, monotonicNow())
+    )
   )
 
   // Announcements first, then the first full read: nothing between the two is missed.
@@ -270,50 +352,98 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
     )
   )
 
+  /** The registry started over empty: register again under the same identity, if the lease still holds. */
+  const registerAgain = (reg: RegistrationState, sentAt: number) =>
+    Effect.gen(function*() {
+      if (sentAt >= leaseExpiry(reg)) {
+        // Others may have dropped this silo meanwhile: it must not come back as itself.
+        return yield* locked((step) => markFenced(step, reg, "unreachable"))
+      }
+      const result = yield* Effect.result(bounded("register again", timings.heartbeatMillis, backend.register(reg.record)))
+      if (result._tag === "Failure") {
+        if (result.failure._tag === "DuplicateSilo") return yield* locked((step) => markFenced(step, reg, "removed"))
+        reg.failing = true
+        return
+      }
+      const { at, epoch: registeredIn, version } = result.success
+      reg.epoch = registeredIn
+      reg.version = version
+      reg.lastAcknowledged = Math.max(reg.lastAcknowledged, sentAt)
+      reg.failing = false
+      yield* Effect.logInfo("membership: the registry started over; registered again").pipe(
+        Effect.annotateLogs({ silo: reg.identity.id })
+      )
+      yield* applyNotice({ kind: "Joined", member: reg.record, version, at, epoch: registeredIn })
+    })
+
   const heartbeatLoop = (reg: RegistrationState) =>
     Effect.gen(function*() {
-      let failing = false
       while (true) {
         yield* Effect.sleep(Duration.millis(timings.heartbeatMillis))
-        if (reg.status === "dead" || reg.status === "left") return
-        const sentAt = yield* monotonicMillis
+        if (!serving(reg)) return
+        const sentAt = monotonicNow()
         const result = yield* Effect.result(
-          bounded("heartbeat", timings.heartbeatMillis, backend.heartbeat(reg.identity.id))
+          bounded("heartbeat", timings.heartbeatMillis, backend.heartbeat(reg.identity.id, reg.epoch))
         )
-        if (result._tag === "Success") {
-          if (failing) yield* Effect.logInfo("membership heartbeats succeed again").pipe(Effect.annotateLogs({ silo: reg.identity.id }))
-          failing = false
-          if (result.success) {
-            reg.lastAcknowledged = Math.max(reg.lastAcknowledged, sentAt)
-          } else {
-            // Not a member any more: read why (the tombstone), then make sure it is known.
-            yield* Effect.ignore(refresh)
-            yield* locked((step) => markFenced(step, reg, "removed"))
-            return
+        if (result._tag === "Failure") {
+          if (!reg.failing) {
+            yield* Effect.logWarning("membership heartbeat failed", result.failure).pipe(
+              Effect.annotateLogs({ silo: reg.identity.id })
+            )
           }
-        } else if (!failing) {
-          failing = true
-          yield* Effect.logWarning("membership heartbeat failed", result.failure).pipe(
-            Effect.annotateLogs({ silo: reg.identity.id })
-          )
+          reg.failing = true
+          continue
+        }
+        if (result.success === "ok") {
+          if (reg.failing) yield* Effect.logInfo("membership heartbeats succeed again").pipe(Effect.annotateLogs({ silo: reg.identity.id }))
+          reg.failing = false
+          reg.lastAcknowledged = Math.max(reg.lastAcknowledged, sentAt)
+        } else if (result.success === "reset") {
+          yield* registerAgain(reg, sentAt)
+        } else {
+          // Not a member any more: read why (the tombstone), then make sure it is known.
+          yield* Effect.ignore(refresh)
+          yield* locked((step) => markFenced(step, reg, "removed"))
+          return
         }
       }
     })
 
-  // Self-fencing: no acknowledged heartbeat for deadAfter − heartbeatInterval.
-  const fenceAfter = timings.deadMillis - timings.heartbeatMillis
+  /** While heartbeats fail, asks the other members every interval whether the registry is down for them too. */
+  const outageLoop = (reg: RegistrationState, confirmOutage: Effect.Effect<boolean>) =>
+    Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(Duration.millis(timings.heartbeatMillis))
+        if (!serving(reg)) return
+        if (!reg.failing) continue
+        const askedAt = monotonicNow()
+        const limit = reg.lastAcknowledged + timings.outageGraceMillis
+        if (askedAt >= limit || askedAt >= leaseExpiry(reg)) continue
+        const confirmed = yield* Effect.timeoutOrElse(confirmOutage, {
+          duration: Duration.millis(timings.heartbeatMillis),
+          orElse: () => Effect.succeed(false)
+        })
+        if (confirmed && reg.failing) reg.extendedUntil = Math.max(reg.extendedUntil, Math.min(askedAt + outageExtension, limit))
+      }
+    })
+
   const watchdog = (reg: RegistrationState) =>
     Effect.gen(function*() {
       while (true) {
-        if (reg.status === "dead" || reg.status === "left") return
-        const now = yield* monotonicMillis
-        const deadline = reg.lastAcknowledged + fenceAfter
-        if (now >= deadline) return yield* locked((step) => markFenced(step, reg, "unreachable"))
+        if (!serving(reg)) return
+        const now = monotonicNow()
+        const deadline = leaseExpiry(reg)
+        if (now >= deadline) {
+          yield* Effect.logWarning("membership: no acknowledged heartbeat and no confirmed registry outage within the lease").pipe(
+            Effect.annotateLogs({ silo: reg.identity.id })
+          )
+          return yield* locked((step) => markFenced(step, reg, "unreachable"))
+        }
         yield* Effect.sleep(Duration.millis(deadline - now))
       }
     })
 
-  const leave = (reg: RegistrationState, record: MemberRecord) =>
+  const leave = (reg: RegistrationState) =>
     Effect.gen(function*() {
       if (reg.status !== "dead") reg.status = "left"
       // Also when dead: a silo that fenced itself (unreachable) removes its entry if it can.
@@ -327,38 +457,48 @@ export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, tim
           )
         )
       )
-      if (left !== undefined) yield* applyNotice({ kind: "Left", member: record, version: left, at: 0 })
+      if (left !== undefined) yield* applyNotice({ kind: "Left", member: reg.record, version: left, at: 0, epoch: reg.epoch })
       registrations.delete(reg.identity.id)
     })
 
-  const join = (self: SiloIdentity, metadata: Metadata = {}) =>
+  const join = (self: SiloIdentity, options?: JoinOptions) =>
     Effect.gen(function*() {
-      const record: MemberRecord = { identity: self, metadata }
+      const record: MemberRecord = { identity: self, metadata: options?.metadata ?? {} }
       // Registered and the leave finalizer in place, uninterruptibly; the leave runs after the
       // heartbeat fibers (forked below, so interrupted first) have stopped.
       const reg = yield* Effect.acquireRelease(
         Effect.gen(function*() {
           const sentAt = yield* monotonicMillis
-          const { at, version } = yield* bounded("register", timings.deadMillis, backend.register(record))
+          const { at, epoch: registeredIn, version } = yield* bounded("register", timings.deadMillis, backend.register(record))
           const reg: RegistrationState = {
             identity: self,
+            record,
+            epoch: registeredIn,
             version,
             status: "alive",
             lastAcknowledged: sentAt,
+            extendedUntil: 0,
+            failing: false,
             dead: yield* Deferred.make<SiloDeclaredDead>()
           }
           registrations.set(self.id, reg)
-          yield* applyNotice({ kind: "Joined", member: record, version, at })
+          yield* applyNotice({ kind: "Joined", member: record, version, at, epoch: registeredIn })
           return reg
         }),
-        (reg) => leave(reg, record)
+        leave
       )
       yield* Effect.forkScoped(heartbeatLoop(reg))
       yield* Effect.forkScoped(watchdog(reg))
+      const confirmOutage = options?.confirmOutage
+      if (confirmOutage !== undefined && outageExtension > 0 && timings.outageGraceMillis > 0) {
+        yield* Effect.forkScoped(outageLoop(reg, confirmOutage))
+      }
       const registration: Registration = {
         identity: self,
         status: Effect.sync(() => reg.status),
-        declaredDead: Deferred.await(reg.dead)
+        declaredDead: Deferred.await(reg.dead),
+        leaseValid: () => serving(reg) && monotonicNow() < leaseExpiry(reg),
+        reachesRegistry: () => serving(reg) && !reg.failing
       }
       return registration
     })

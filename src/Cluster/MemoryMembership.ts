@@ -6,8 +6,10 @@
  *
  * For tests the registry can simulate faults: `freeze(id)` (the silo stops heartbeating and
  * will not leave: a crash or a long pause), `partition(id)` (its heartbeats fail: it cannot
- * reach the registry) and `remove(id)` (its entry vanishes without an announcement: a
- * missed event).
+ * reach the registry), `remove(id)` (its entry vanishes without an announcement: a
+ * missed event), and `outage()`/`restore({ empty })` (the registry is unreachable for
+ * everyone, then comes back with its data or, as a Redis restarted without persistence,
+ * empty).
  *
  * ```ts
  * const registry = MemoryMembership.makeRegistry()
@@ -55,6 +57,11 @@ export class MemoryRegistry {
   readonly #partitioned = new Set<string>()
   readonly #listeners = new Set<(notice: Notice) => void>()
   #version = 0
+  /** The registry's incarnation (see `Snapshot.epoch`); -1 until the first operation. */
+  #epoch = -1
+  /** When a silo last registered or heartbeated (see the silence rule in `Membership`). */
+  #touched: number | undefined = undefined
+  #down = false
 
   /** Testing: the silo stops heartbeating and will not leave (a crash, or a pause until `unfreeze`). */
   freeze(id: string): Effect.Effect<void> {
@@ -81,6 +88,24 @@ export class MemoryRegistry {
     return Effect.sync(() => this.#members.delete(id))
   }
 
+  /** Testing: the registry is unreachable for everyone until `restore`; announcements stop. */
+  outage(): Effect.Effect<void> {
+    return Effect.sync(() => void (this.#down = true))
+  }
+
+  /** Testing: ends an `outage`; with `empty`, the registry comes back with nothing in it (a new epoch). */
+  restore(options?: { readonly empty?: boolean }): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.#down = false
+      if (options?.empty !== true) return
+      this.#members.clear()
+      this.#tombstones.clear()
+      this.#version = 0
+      this.#epoch = -1
+      this.#touched = undefined
+    })
+  }
+
   /** The ids in the registry, in registration order. */
   get ids(): Effect.Effect<ReadonlyArray<string>> {
     return Effect.sync(() => [...this.#members.keys()])
@@ -88,6 +113,20 @@ export class MemoryRegistry {
 
   #announce(notice: Notice): void {
     for (const listener of this.#listeners) listener(notice)
+  }
+
+  /** The epoch, started now if the registry is empty and new; and the silence rule. */
+  #open(now: number, timings: ResolvedTimings): number {
+    if (this.#epoch === -1) {
+      this.#epoch = now
+      this.#touched = now
+    }
+    if (this.#touched !== undefined && now - this.#touched > timings.silenceMillis) {
+      for (const entry of this.#members.values()) {
+        entry.lastHeartbeat = Math.max(entry.lastHeartbeat, now + timings.outageGraceMillis)
+      }
+    }
+    return this.#epoch
   }
 
   #removeEntry(id: string, reason: GoneReason, now: number): number | undefined {
@@ -98,8 +137,8 @@ export class MemoryRegistry {
     const version = ++this.#version
     this.#announce(
       reason === "left" ?
-        { kind: "Left", member: entry.record, version, at: now } :
-        { kind: "Dead", reason, member: entry.record, version, at: now }
+        { kind: "Left", member: entry.record, version, at: now, epoch: this.#epoch } :
+        { kind: "Dead", reason, member: entry.record, version, at: now, epoch: this.#epoch }
     )
     return version
   }
@@ -114,9 +153,12 @@ export class MemoryRegistry {
   backend(timings: ResolvedTimings): Backend {
     const unreachable = (operation: string) =>
       Effect.fail(new MembershipError({ operation, reason: "partitioned from the registry (simulated)" }))
+    const down = (operation: string) =>
+      Effect.fail(new MembershipError({ operation, reason: "the registry is unreachable (simulated outage)" }))
     return {
       register: (record) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        this.#down ? down("register") : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const epoch = this.#open(now, timings)
           const self = record.identity
           if (this.#members.has(self.id)) {
             return Effect.fail(new DuplicateSilo({ id: self.id, detail: "it is already a member" }))
@@ -126,6 +168,7 @@ export class MemoryRegistry {
               new DuplicateSilo({ id: self.id, detail: "it left or was declared dead; restart with a new generation" })
             )
           }
+          this.#touched = now
           for (const [id, entry] of [...this.#members]) {
             const other = entry.record.identity
             if (other.address === self.address && other.generation < self.generation) {
@@ -134,37 +177,42 @@ export class MemoryRegistry {
           }
           this.#members.set(self.id, { record, lastHeartbeat: now })
           const version = ++this.#version
-          this.#announce({ kind: "Joined", member: record, version, at: now })
+          this.#announce({ kind: "Joined", member: record, version, at: now, epoch })
           this.#trim(now, timings.retentionMillis)
-          return Effect.succeed({ version, at: now })
+          return Effect.succeed({ version, at: now, epoch })
         }),
-      heartbeat: (id) =>
-        this.#partitioned.has(id) ? unreachable("heartbeat") : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      heartbeat: (id, epoch) =>
+        this.#down ? down("heartbeat") : this.#partitioned.has(id) ? unreachable("heartbeat") : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (this.#frozen.has(id)) return Effect.succeed("ok" as const)
+          if (this.#open(now, timings) !== epoch) return Effect.succeed("reset" as const)
           const entry = this.#members.get(id)
-          if (entry === undefined) return Effect.succeed(false)
-          if (!this.#frozen.has(id)) entry.lastHeartbeat = now
-          return Effect.succeed(true)
+          if (entry === undefined) return Effect.succeed("gone" as const)
+          this.#touched = now
+          entry.lastHeartbeat = now
+          return Effect.succeed("ok" as const)
         }),
       leave: (id) =>
-        this.#partitioned.has(id) ? unreachable("leave") : Effect.flatMap(
+        this.#down ? down("leave") : this.#partitioned.has(id) ? unreachable("leave") : Effect.flatMap(
           Clock.currentTimeMillis,
           (now) => Effect.succeed(this.#frozen.has(id) ? undefined : this.#removeEntry(id, "left", now))
         ),
-      snapshot: Effect.map(Clock.currentTimeMillis, (now) => {
+      snapshot: Effect.suspend(() => this.#down ? down("read the membership") : Effect.map(Clock.currentTimeMillis, (now) => {
+        const epoch = this.#open(now, timings)
         for (const [id, entry] of [...this.#members]) {
           if (now - entry.lastHeartbeat >= timings.deadMillis) this.#removeEntry(id, "timeout", now)
         }
         this.#trim(now, timings.retentionMillis)
         return {
+          epoch,
           version: this.#version,
           now,
           members: [...this.#members.values()].map((entry) => ({ record: entry.record, lastHeartbeat: entry.lastHeartbeat })),
           gone: new Map([...this.#tombstones].map(([id, tombstone]) => [id, tombstone.reason]))
         }
-      }),
+      })),
       subscribe: Effect.gen({ self: this }, function*() {
         const queue = yield* Queue.unbounded<Notice>()
-        const listener = (notice: Notice) => void Queue.offerUnsafe(queue, notice)
+        const listener = (notice: Notice) => void (this.#down || Queue.offerUnsafe(queue, notice))
         yield* Effect.acquireRelease(
           Effect.sync(() => void this.#listeners.add(listener)),
           () => Effect.andThen(Effect.sync(() => void this.#listeners.delete(listener)), Queue.shutdown(queue))

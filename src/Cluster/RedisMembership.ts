@@ -13,6 +13,7 @@
  * | `quark:{membership:default}:heartbeats`      | zset    | id, score = server time (ms) of its last heartbeat  |
  * | `quark:{membership:default}:gone`            | zset    | `<reason>:<id>` tombstones (`left`, `timeout`, `superseded`), score = when |
  * | `quark:{membership:default}:version`         | string  | bumped by every join, leave and death               |
+ * | `quark:{membership:default}:meta`            | hash    | `epoch` (server time the registry started, see below), `touched` (last heartbeat or join) |
  * | `quark:{membership:default}:events`          | channel | `{"kind":"Joined"/"Left"/"Dead",…,"version":n,"at":ms,"member":…}` |
  *
  * **One sorted set of heartbeats, not a key per member with a TTL.** Two thresholds
@@ -90,6 +91,7 @@ export const keys = (keyPrefix = "quark", cluster = "default") => {
     heartbeats: `${base}:heartbeats`,
     gone: `${base}:gone`,
     version: `${base}:version`,
+    meta: `${base}:meta`,
     channel: `${base}:events`
   } as const
 }
@@ -107,16 +109,31 @@ export interface RedisMembershipShape extends MembershipShape {
   readonly freeze: (id: string) => Effect.Effect<void>
 }
 
-// KEYS (every script): members, heartbeats, gone, version.
+// KEYS (every script): members, heartbeats, gone, version, meta.
 const prelude = `
 local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function touch(ttl)
-  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
-local function remove(channel, id, reason, t)
+-- The registry's epoch, started now if it is empty and new (a restart without its data);
+-- and the silence rule: after no heartbeat or join for 'silence' ms, nobody's heartbeat age
+-- means anything, so every member is re-stamped 'grace' ms into the future.
+local function open(t, silence, grace)
+  local epoch = redis.call('HGET', KEYS[5], 'epoch')
+  if not epoch then
+    epoch = tostring(t)
+    redis.call('HSET', KEYS[5], 'epoch', epoch, 'touched', t)
+  end
+  local touched = tonumber(redis.call('HGET', KEYS[5], 'touched') or t)
+  if t - touched > tonumber(silence) then
+    for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do redis.call('ZADD', KEYS[2], 'GT', t + tonumber(grace), id) end
+  end
+  return tonumber(epoch)
+end
+local function remove(channel, id, reason, t, epoch)
   local info = redis.call('HGET', KEYS[1], id)
   redis.call('HDEL', KEYS[1], id)
   redis.call('ZREM', KEYS[2], id)
@@ -126,64 +143,72 @@ local function remove(channel, id, reason, t)
   local kind = 'Dead'
   if reason == 'left' then kind = 'Left' end
   redis.call('PUBLISH', channel, '{"kind":"' .. kind .. '","reason":"' .. reason .. '","version":' .. v ..
-    ',"at":' .. t .. ',"member":' .. info .. '}')
+    ',"at":' .. t .. ',"epoch":' .. epoch .. ',"member":' .. info .. '}')
   return v
 end
 `
 
 const scripts = {
-  // ARGV: id, info, channel, address, generation, retention
-  // Returns {version, time}, or {-1, 0} (a member), {-2, 0} (tombstoned).
+  // ARGV: id, info, channel, address, generation, retention, silence, grace
+  // Returns {version, time, epoch}, or {-1, 0, epoch} (a member), {-2, 0, epoch} (tombstoned).
   quarkMembershipRegister: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `${prelude}
 local t = now()
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {-1, 0} end
+local epoch = open(t, ARGV[7], ARGV[8])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {-1, 0, epoch} end
 for _, reason in ipairs({'left', 'timeout', 'superseded'}) do
-  if redis.call('ZSCORE', KEYS[3], reason .. ':' .. ARGV[1]) then return {-2, 0} end
+  if redis.call('ZSCORE', KEYS[3], reason .. ':' .. ARGV[1]) then return {-2, 0, epoch} end
 end
+redis.call('HSET', KEYS[5], 'touched', t)
 local generation = tonumber(ARGV[5])
 for _, other in ipairs(redis.call('HKEYS', KEYS[1])) do
   local address, g = string.match(other, '^(.*)@(%d+)$')
-  if address == ARGV[4] and tonumber(g) < generation then remove(ARGV[3], other, 'superseded', t) end
+  if address == ARGV[4] and tonumber(g) < generation then remove(ARGV[3], other, 'superseded', t, epoch) end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], t, ARGV[1])
 local v = redis.call('INCR', KEYS[4])
-redis.call('PUBLISH', ARGV[3], '{"kind":"Joined","version":' .. v .. ',"at":' .. t .. ',"member":' .. ARGV[2] .. '}')
+redis.call('PUBLISH', ARGV[3], '{"kind":"Joined","version":' .. v .. ',"at":' .. t .. ',"epoch":' .. epoch ..
+  ',"member":' .. ARGV[2] .. '}')
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t - tonumber(ARGV[6]))
 touch(ARGV[6])
-return {v, t}`
+return {v, t, epoch}`
   },
-  // ARGV: id, retention. Returns 1, or 0 if not a member (never re-creates an entry).
+  // ARGV: id, retention, epoch, silence, grace. Returns 1; 0 if not a member (never
+  // re-creates an entry); -1 if the registry's epoch is another (register again).
   quarkMembershipHeartbeat: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `${prelude}
+local t = now()
+if open(t, ARGV[4], ARGV[5]) ~= tonumber(ARGV[3]) then return -1 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[2], now(), ARGV[1])
+redis.call('HSET', KEYS[5], 'touched', t)
+redis.call('ZADD', KEYS[2], t, ARGV[1])
 touch(ARGV[2])
 return 1`
   },
   // ARGV: id, channel. Returns the new version, or 0 if not a member.
   quarkMembershipLeave: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `${prelude}
-return remove(ARGV[2], ARGV[1], 'left', now())`
+return remove(ARGV[2], ARGV[1], 'left', now(), tonumber(redis.call('HGET', KEYS[5], 'epoch') or '0'))`
   },
-  // ARGV: channel, deadAfter, retention.
+  // ARGV: channel, deadAfter, retention, silence, grace.
   // Declares members without a heartbeat for deadAfter dead, then returns
-  // {version, time, {info1, beat1, info2, beat2, ...}, {tombstone, ...}}.
+  // {version, time, {info1, beat1, info2, beat2, ...}, {tombstone, ...}, epoch}.
   quarkMembershipSnapshot: {
-    numberOfKeys: 4,
+    numberOfKeys: 5,
     lua: `${prelude}
 local t = now()
+local epoch = open(t, ARGV[4], ARGV[5])
 local deadline = t - tonumber(ARGV[2])
 local members = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #members, 2 do
   local beat = redis.call('ZSCORE', KEYS[2], members[i])
   if (not beat) or tonumber(beat) <= deadline then
-    remove(ARGV[1], members[i], 'timeout', t)
+    remove(ARGV[1], members[i], 'timeout', t, epoch)
   else
     out[#out + 1] = members[i + 1]
     out[#out + 1] = beat
@@ -193,21 +218,31 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if redis.call('HEXISTS', KEYS[1], id) == 0 then redis.call('ZREM', KEYS[2], id) end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t - tonumber(ARGV[3]))
-return {tonumber(redis.call('GET', KEYS[4]) or '0'), t, out, redis.call('ZRANGE', KEYS[3], 0, -1)}`
+return {tonumber(redis.call('GET', KEYS[4]) or '0'), t, out, redis.call('ZRANGE', KEYS[3], 0, -1), epoch}`
   }
 }
 
-type Keys4 = [string, string, string, string]
+type Keys5 = [string, string, string, string, string]
 
 interface Scripts {
   quarkMembershipRegister(
-    ...args: [...Keys4, id: string, info: string, channel: string, address: string, generation: number, retention: number]
-  ): Promise<[number, number]>
-  quarkMembershipHeartbeat(...args: [...Keys4, id: string, retention: number]): Promise<number>
-  quarkMembershipLeave(...args: [...Keys4, id: string, channel: string]): Promise<number>
+    ...args: [
+      ...Keys5,
+      id: string,
+      info: string,
+      channel: string,
+      address: string,
+      generation: number,
+      retention: number,
+      silence: number,
+      grace: number
+    ]
+  ): Promise<[number, number, number]>
+  quarkMembershipHeartbeat(...args: [...Keys5, id: string, retention: number, epoch: number, silence: number, grace: number]): Promise<number>
+  quarkMembershipLeave(...args: [...Keys5, id: string, channel: string]): Promise<number>
   quarkMembershipSnapshot(
-    ...args: [...Keys4, channel: string, deadAfter: number, retention: number]
-  ): Promise<[number, number, Array<string>, Array<string>]>
+    ...args: [...Keys5, channel: string, deadAfter: number, retention: number, silence: number, grace: number]
+  ): Promise<[number, number, Array<string>, Array<string>, number]>
 }
 
 type Client = Redis & Scripts
@@ -232,6 +267,7 @@ const NoticeJson = Schema.fromJsonString(Schema.Struct({
   reason: Schema.optional(Schema.Literals(["left", "timeout", "superseded"])),
   version: Schema.Number,
   at: Schema.Number,
+  epoch: Schema.Number,
   member: StoredMember
 }))
 const decodeNotice = Schema.decodeUnknownExit(NoticeJson)
@@ -239,11 +275,11 @@ const decodeNotice = Schema.decodeUnknownExit(NoticeJson)
 const toNotice = (message: string): Notice | undefined => {
   const exit = decodeNotice(message)
   if (exit._tag === "Failure") return undefined
-  const { at, kind, member, reason, version } = exit.value
+  const { at, epoch, kind, member, reason, version } = exit.value
   if (kind === "Dead") {
-    return { kind, reason: reason === "superseded" ? "superseded" : "timeout", member, version, at }
+    return { kind, reason: reason === "superseded" ? "superseded" : "timeout", member, version, at, epoch }
   }
-  return { kind, member, version, at }
+  return { kind, member, version, at, epoch }
 }
 
 const goneReasons: ReadonlySet<string> = new Set(["left", "timeout", "superseded"])
@@ -256,7 +292,9 @@ const backendFor = (
   frozen: ReadonlySet<string>
 ): Backend => {
   const k = keys(options.keyPrefix, options.cluster)
-  const k4: Keys4 = [k.members, k.heartbeats, k.gone, k.version]
+  const k5: Keys5 = [k.members, k.heartbeats, k.gone, k.version, k.meta]
+  const silence = timings.silenceMillis
+  const grace = timings.outageGraceMillis
   const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, MembershipError> =>
     Effect.tryPromise({
       try: run,
@@ -268,15 +306,17 @@ const backendFor = (
       Effect.flatMap(
         call("register", () =>
           command.quarkMembershipRegister(
-            ...k4,
+            ...k5,
             record.identity.id,
             encodeMember(record),
             k.channel,
             record.identity.address,
             record.identity.generation,
-            timings.retentionMillis
+            timings.retentionMillis,
+            silence,
+            grace
           )),
-        ([version, at]) =>
+        ([version, at, epoch]) =>
           version === -1 ?
             Effect.fail(new DuplicateSilo({ id: record.identity.id, detail: "it is already a member" })) :
             version === -2 ?
@@ -286,26 +326,26 @@ const backendFor = (
                 detail: "it left or was declared dead; restart with a new generation"
               })
             ) :
-            Effect.succeed({ version, at })
+            Effect.succeed({ version, at, epoch })
       ),
-    heartbeat: (id) =>
+    heartbeat: (id, epoch) =>
       frozen.has(id) ?
-        Effect.succeed(true) :
+        Effect.succeed("ok") :
         Effect.map(
-          call("heartbeat", () => command.quarkMembershipHeartbeat(...k4, id, timings.retentionMillis)),
-          (result) => result === 1
+          call("heartbeat", () => command.quarkMembershipHeartbeat(...k5, id, timings.retentionMillis, epoch, silence, grace)),
+          (result) => result === 1 ? "ok" : result === -1 ? "reset" : "gone"
         ),
     leave: (id) =>
       frozen.has(id) ?
         Effect.succeed(undefined) :
         Effect.map(
-          call("leave", () => command.quarkMembershipLeave(...k4, id, k.channel)),
+          call("leave", () => command.quarkMembershipLeave(...k5, id, k.channel)),
           (version) => (version > 0 ? version : undefined)
         ),
     snapshot: Effect.flatMap(
       call("read the membership", () =>
-        command.quarkMembershipSnapshot(...k4, k.channel, timings.deadMillis, timings.retentionMillis)),
-      ([version, now, flat, tombstones]) => {
+        command.quarkMembershipSnapshot(...k5, k.channel, timings.deadMillis, timings.retentionMillis, silence, grace)),
+      ([version, now, flat, tombstones, epoch]) => {
         const members: Array<Snapshot["members"][number]> = []
         let undecodable = 0
         for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -319,7 +359,7 @@ const backendFor = (
           const reason = tombstone.slice(0, colon)
           if (colon > 0 && goneReasons.has(reason)) gone.set(tombstone.slice(colon + 1), reason as GoneReason)
         }
-        const snapshot: Snapshot = { version, now, members, gone }
+        const snapshot: Snapshot = { epoch, version, now, members, gone }
         return undecodable === 0 ?
           Effect.succeed(snapshot) :
           Effect.as(Effect.logWarning(`membership: ${undecodable} registry entries do not decode; ignored`), snapshot)

@@ -88,7 +88,7 @@ const joinIn = (silo: TestSilo, identity: SiloIdentity.SiloIdentity, metadata?: 
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const registration = yield* Scope.provide(scope)(silo.membership.join(identity, metadata))
+    const registration = yield* Scope.provide(scope)(silo.membership.join(identity, { metadata }))
     return { registration, leave: Scope.close(scope, Exit.void) }
   })
 
@@ -318,6 +318,8 @@ describe("memory: specifics", () => {
       const seen = yield* record(b.membership)
       const idA = yield* freshIdentity()
       yield* joinIn(a, idA)
+      // B heartbeats throughout: a registry that hears from nobody declares nobody dead (the silence rule).
+      yield* joinIn(b, yield* freshIdentity())
       // Heartbeats at 500, 1000; the full reads run at 500, 1000, 1500, ... too.
       yield* TestClock.adjust(1000)
       yield* registry.freeze(idA.id) // the last heartbeat counted was at 1000
@@ -371,6 +373,7 @@ describe("memory: specifics", () => {
       const seen = yield* record(b.membership)
       const idA = yield* freshIdentity()
       const { registration } = yield* joinIn(a, idA)
+      yield* joinIn(b, yield* freshIdentity()) // reaches the registry throughout
       yield* TestClock.adjust(1000) // heartbeats at 500 and 1000 acknowledged
       yield* registry.partition(idA.id)
       let fencedAt = -1
