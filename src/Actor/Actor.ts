@@ -101,6 +101,7 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
   options?: ContractOptions
 ): Actor<Type, Rpcs[number]> => {
   if (type.length === 0) throw new Error("an actor type name must not be empty")
+  if (type.startsWith("$")) throw new Error(`actor type "${type}": names starting with "$" are reserved for Quark`)
   // No prototype: a tag read from the wire ("constructor", "__proto__") finds nothing inherited.
   const messages: Record<string, MessageEntry> = Object.create(null)
   for (const rpc of rpcs as unknown as ReadonlyArray<Rpc.AnyWithProps>) {

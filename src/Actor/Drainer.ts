@@ -16,6 +16,9 @@ const drainerBatch = 256
 
 const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
   const act = turn.activation!
+  // A clustered silo that cannot show it is still a member runs nothing (see `LocalRouter.lease`).
+  const lease = act.router.lease
+  if (lease !== undefined && !lease()) return Effect.void
   let handled: Effect.Effect<unknown, unknown>
   if (turn.kind === TurnKind.Tick) {
     handled = turn.payload as Effect.Effect<void>

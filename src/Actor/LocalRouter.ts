@@ -107,6 +107,10 @@ const describeDefect = (defect: unknown): string => {
   return Predicate.hasProperty(defect, "_tag") && typeof defect._tag === "string" ? `${defect._tag}: ${message}` : message
 }
 
+/** A turn refused because the silo cannot show it is still a cluster member: it did not run. @internal */
+export const noLease = (act: Activation): ActorUnavailable =>
+  new ActorUnavailable({ address: act.address, reason: "its silo cannot show it is still a cluster member; the message did not run" })
+
 /** @internal */
 export class LocalRouter {
   readonly slots = new Map<string, TypeSlot>()
@@ -116,6 +120,12 @@ export class LocalRouter {
   shuttingDown = false
   /** Set by a clustered silo or client. */
   remote: RemoteRouting | undefined = undefined
+  /**
+   * Set by a clustered silo: whether it can still show it is a member. No turn starts while
+   * it says no (a paused silo must not serve what queued up meanwhile: another silo may
+   * host those actors now).
+   */
+  lease: (() => boolean) | undefined = undefined
 
   constructor(context: Context.Context<never>, defaults: ActorDefaults) {
     this.defaults = defaults
@@ -249,6 +259,10 @@ export class LocalRouter {
    */
   private runAsk(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
     const act = turn.activation!
+    if (this.lease !== undefined && !this.lease()) {
+      act.end(turn)
+      return Effect.fail(noLease(act))
+    }
     const previous = fiber.context
     // The turn runs with the actor's services (captured when its layer was built), not the
     // caller's; only the caller's span goes along, so traces follow calls between actors.

@@ -7,24 +7,33 @@
  */
 import { Context, type Effect } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
-import type { SiloDeclaredDead } from "./Membership.ts"
+import type { Member, SiloDeclaredDead } from "./Membership.ts"
 import type { SiloIdentity } from "./SiloIdentity.ts"
 
 /**
  * @since 0.1.0
  */
 export interface ClusterShape {
-  /** This silo; `undefined` in a client. */
+  /**
+   * This silo as it is a member now; `undefined` in a client. A silo declared dead joins
+   * again with a new generation (see `ClusterSilo`), so this changes then.
+   */
   readonly self: SiloIdentity | undefined
   /** The ids of the silos in this program's ring (alive and suspected), ordered. */
   readonly members: Effect.Effect<ReadonlyArray<string>>
+  /** This program's view of the membership: every member with its status and last heartbeat, ordered by id. */
+  readonly view: Effect.Effect<ReadonlyArray<Member>>
   /**
    * The silo the activation of `address` lives on (or would be placed on) as this program
    * sees it now: the ring's owner, the directory's entry, or, for a stateless worker, the
    * calling silo.
    */
   readonly ownerOf: (address: ActorAddress) => Effect.Effect<string | undefined>
-  /** Completes if this silo is declared dead (it then serves nothing); never in a client. */
+  /**
+   * Completes once this silo is declared dead (the first time). It then serves nothing, and
+   * joins again under a new generation unless configured to stop (`onDeclaredDead`); never
+   * in a client.
+   */
   readonly declaredDead: Effect.Effect<SiloDeclaredDead>
 }
 

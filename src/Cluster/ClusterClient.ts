@@ -41,11 +41,15 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   const silo = yield* Silo.make({})
   const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {
     leaseMillis: 0,
-    random: Math.random
+    random: Math.random,
+    // A client hosts nothing: it never hands an address over.
+    handoffMillis: 0,
+    releaseTimeoutMillis: 0,
+    now: () => 0
   })
   silo.router.remote = remote
   yield* Topology.follow(membership, remote, hasher, undefined)
-  const cluster = Cluster.of(Topology.view(remote, undefined, Effect.never))
+  const cluster = Cluster.of(Topology.view(remote, membership, () => undefined, Effect.never))
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })
 

@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
 import { ActorUnavailable } from "../Actor/ActorError.ts"
 import type { LocalRouter } from "../Actor/LocalRouter.ts"
 import * as Silo from "../Actor/Silo.ts"
@@ -30,8 +30,16 @@ import * as Server from "../Transport/Server.ts"
 import { Cluster } from "./Cluster.ts"
 import { Directory } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
+import * as Control from "./Control.ts"
 import { handler } from "./Inbound.ts"
-import { type DuplicateSilo, Membership, type MembershipError, type Metadata } from "./Membership.ts"
+import {
+  type DuplicateSilo,
+  Membership,
+  type MembershipError,
+  type Metadata,
+  type Registration,
+  type SiloDeclaredDead
+} from "./Membership.ts"
 import { encodeQuarkError } from "./MessageCodec.ts"
 import { Peers } from "./Peers.ts"
 import { RemoteRouter } from "./RemoteRouter.ts"
@@ -56,14 +64,35 @@ export interface ClusterSiloConfig extends Silo.SiloConfig {
   readonly directoryLease?: Duration.Input | undefined
   /** Labels published with this silo's membership. */
   readonly metadata?: Metadata | undefined
+  /**
+   * What a silo declared dead does once it has stopped serving: join again with a new
+   * generation as soon as the registry takes it (`"rejoin"`, the default), or stay out
+   * (`"stop"`: the process is expected to exit and restart).
+   */
+  readonly onDeclaredDead?: "rejoin" | "stop" | undefined
+  /**
+   * How long after a ring change a new owner asks the previous owner to release an address
+   * before activating it. Default 30 seconds.
+   */
+  readonly handoffWindow?: Duration.Input | undefined
+  /** Bound on a graceful stop's wait for in-flight requests to be answered. Default 10 seconds. */
+  readonly drainTimeout?: Duration.Input | undefined
+}
+
+interface Incarnation {
+  readonly identity: SiloIdentity.SiloIdentity
+  readonly registration: Registration
+  readonly scope: Scope.Closeable
 }
 
 const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   const membership = yield* Membership
   const directory = Option.getOrUndefined(yield* Effect.serviceOption(Directory))
   const hasher = yield* HashRing.xxhash32
+  const clock = yield* Clock.Clock
   const host = config.host ?? "127.0.0.1"
   const leaseMillis = Duration.toMillis(config.directoryLease ?? "10 seconds")
+  const layerScope = yield* Effect.scope
 
   const peers = new Peers({ maxFrameBytes: config.maxFrameBytes, defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout })
   yield* Effect.addFinalizer(() => peers.close)
@@ -71,40 +100,106 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   // The listener comes first so that it closes last: the silo's shutdown (before it)
   // answers late calls with ActorUnavailable instead of dropping them.
   let handle = notYetServing
-  const serverScope = yield* Scope.fork(yield* Effect.scope)
+  const serverScope = yield* Scope.fork(layerScope)
   const server = yield* Server.make({
     host,
     port: config.port ?? 0,
     maxFrameBytes: config.maxFrameBytes,
     handle: (request: RequestEnvelope) => handle(request)
   }).pipe(Scope.provide(serverScope))
+  // After every activation stopped (the silo's finalizer, which runs before this one):
+  // answer what is still in flight before the listener closes.
+  yield* Effect.addFinalizer(() => server.drain(config.drainTimeout ?? "10 seconds"))
   const silo = yield* Silo.make(config)
   const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {
     leaseMillis,
-    random: Math.random
+    random: Math.random,
+    handoffMillis: Duration.toMillis(config.handoffWindow ?? "30 seconds"),
+    releaseTimeoutMillis: Duration.toMillis(config.requestTimeout ?? Connection.defaultTimeout),
+    now: () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
   })
-  const identity = yield* SiloIdentity.generate(host, server.port)
-  remote.self = identity.id
   silo.router.remote = remote
-  handle = handler(remote)
 
+  let current: Incarnation | undefined
+  handle = handler(remote, {
+    self: () => remote.self,
+    reachesRegistry: () => current?.registration.reachesRegistry() ?? false,
+    release: (address) => remote.release(address)
+  })
   const refresh = yield* Topology.follow(membership, remote, hasher, directory)
-  const registration = yield* membership.join(identity, { metadata: config.metadata })
-  yield* refresh
 
-  yield* Effect.forkScoped(Effect.flatMap(registration.declaredDead, (dead) =>
-    Effect.andThen(
-      Effect.logError("this silo was declared dead: it stops serving").pipe(
-        Effect.annotateLogs({ silo: identity.id, reason: dead.reason })
-      ),
-      stopServing(remote, silo.router)
-    )))
+  /** Takes a new identity and joins; serves from then on. */
+  const join = Effect.gen(function*() {
+    const identity = yield* SiloIdentity.generate(host, server.port)
+    const scope = yield* Scope.fork(layerScope)
+    const registration = yield* membership.join(identity, {
+      metadata: config.metadata,
+      confirmOutage: confirmOutage(remote, membership.timings.heartbeatMillis)
+    }).pipe(
+      Scope.provide(scope),
+      Effect.onError(() => Scope.close(scope, Exit.void))
+    )
+    current = { identity, registration, scope }
+    remote.self = identity.id
+    remote.dead = false
+    silo.router.shuttingDown = false
+    silo.router.lease = registration.leaseValid
+    yield* refresh
+    return current
+  })
+
+  const first = yield* join
+  const firstDeath = yield* Deferred.make<SiloDeclaredDead>()
+
+  /** Declared dead: stop serving (everything deactivates), then join again unless told to stop. */
+  const onDeath = (incarnation: Incarnation): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const dead = yield* incarnation.registration.declaredDead
+      yield* Deferred.succeed(firstDeath, dead)
+      yield* Effect.logError("this silo was declared dead: it stops serving").pipe(
+        Effect.annotateLogs({ silo: incarnation.identity.id, reason: dead.reason })
+      )
+      remote.markDead(incarnation.identity.id)
+      yield* stopServing(remote, silo.router)
+      yield* deactivated(silo.router)
+      yield* Scope.close(incarnation.scope, Exit.void)
+      if (config.onDeclaredDead === "stop") return yield* Effect.never
+      const next = yield* join.pipe(
+        Effect.tapError((error) => Effect.logWarning("joining the cluster again failed; retrying", error)),
+        Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])),
+        Effect.orDie // retried forever: never fails
+      )
+      yield* Effect.logInfo("joined the cluster again").pipe(
+        Effect.annotateLogs({ silo: next.identity.id, previous: incarnation.identity.id })
+      )
+      return yield* onDeath(next)
+    })
+  yield* Effect.forkScoped(onDeath(first))
   if (directory !== undefined) yield* Effect.forkScoped(renewLeases(remote, leaseMillis))
 
-  const cluster = Cluster.of(Topology.view(remote, identity, registration.declaredDead))
+  const cluster = Cluster.of(
+    Topology.view(remote, membership, () => current?.identity, Deferred.await(firstDeath))
+  )
   halts.set(cluster, Effect.andThen(stopServing(remote, silo.router), Effect.andThen(Scope.close(serverScope, Exit.void), peers.close)))
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })
+
+/**
+ * Asks every other member of the ring whether it reaches the registry: `true` when each
+ * answers that it does not (or is gone), i.e. the registry is down for everyone.
+ */
+const confirmOutage = (remote: RemoteRouter, timeoutMillis: number): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const others = remote.ring.members.map((member) => member.id).filter((id) => id !== remote.self)
+    return Effect.forEach(
+      others,
+      (id) => Effect.suspend(() => Control.askRegistryStatus(remote.peers.get(id), id, timeoutMillis)),
+      { concurrency: "unbounded" }
+    ).pipe(
+      Effect.map((answers) => answers.every((status) => status === "unreachable" || status === "gone")),
+      Effect.catchDefect(() => Effect.succeed(false))
+    )
+  })
 
 const halts = new WeakMap<object, Effect.Effect<void>>()
 
@@ -130,6 +225,15 @@ const stopServing = (remote: RemoteRouter, router: LocalRouter): Effect.Effect<v
     for (const slot of router.slots.values()) {
       for (const act of slot.activations.values()) act.deactivate()
     }
+  })
+
+/** Waits until no activation is left. */
+const deactivated = (router: LocalRouter): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const all = [...router.slots.values()].flatMap((slot) => [...slot.activations.values()])
+    return Effect.forEach(all, (act) => Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void))), {
+      discard: true
+    })
   })
 
 /** Renews the directory leases every third of a lease, for the life of the scope. */

@@ -21,6 +21,7 @@ import {
   type CallTimeout,
   InvalidActorId,
   MessageDecodeError,
+  type OutcomeUnknown,
   PayloadTooLarge,
   UnknownActorType,
   UnknownMessage
@@ -30,7 +31,9 @@ import { type MessageEntry, messageEntry } from "../Actor/Registration.ts"
 import { RemoteFrame } from "../Actor/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
-import type { RemoteRouter } from "./RemoteRouter.ts"
+import * as Control from "./Control.ts"
+import { type ControlHost, controlType } from "./Control.ts"
+import { moving, type RemoteRouter } from "./RemoteRouter.ts"
 
 const failWith = (error: typeof CallErrorSchema.Type): Effect.Effect<ReplyOutcome> =>
   Effect.succeed({ _tag: "Failure", error: encodeQuarkError(error) })
@@ -40,8 +43,9 @@ const noReply: ReplyOutcome = { _tag: "Success", value: new Uint8Array(0) }
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
 
 /** The server's request handler for a silo. @internal */
-export const handler = (remote: RemoteRouter) => (request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
+export const handler = (remote: RemoteRouter, control: ControlHost) => (request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
   const { id, type } = request.target
+  if (type === controlType) return Control.handle(control, request)
   const slot = remote.router.slots.get(type)
   if (slot?.registration === undefined || !slot.virtual) return failWith(new UnknownActorType({ type }))
   const entry = messageEntry(slot.registration, request.tag)
@@ -50,6 +54,13 @@ export const handler = (remote: RemoteRouter) => (request: RequestEnvelope): Eff
   if (reason !== undefined) return failWith(new InvalidActorId({ type, id, reason }))
   if (remote.dead || remote.self === undefined) {
     return failWith(new ActorUnavailable({ address: request.target, reason: "the receiving silo was declared dead" }))
+  }
+  // Checked again when the turn starts; here so that nothing activates for a call that cannot run.
+  const lease = remote.router.lease
+  if (lease !== undefined && !lease()) {
+    return failWith(
+      new ActorUnavailable({ address: request.target, reason: "the receiving silo cannot show it is still a member; not run" })
+    )
   }
   const owner = remote.resolveInbound(slot, id)
   return typeof owner === "string" ?
@@ -67,11 +78,15 @@ const route = (
   request: RequestEnvelope,
   owner: string
 ): Effect.Effect<ReplyOutcome> => {
-  if (owner === remote.self) return serve(remote, slot, entry, request)
+  if (owner === remote.self) {
+    if (remote.isReleased(slot, request.target.id)) return failWith(new ActorUnavailable({ address: request.target, reason: moving }))
+    const handoff = remote.handoffBefore(slot, request.target.id)
+    return handoff === undefined ?
+      serve(remote, slot, entry, request) :
+      Effect.matchEffect(handoff, { onFailure: failWith, onSuccess: () => serve(remote, slot, entry, request) })
+  }
   if (request.forwarded === true) {
-    return failWith(
-      new ActorUnavailable({ address: request.target, reason: "its ownership is moving between silos; retry" })
-    )
+    return failWith(new ActorUnavailable({ address: request.target, reason: moving }))
   }
   return forward(remote, owner, request)
 }
@@ -122,7 +137,7 @@ const failure = (entry: MessageEntry, error: unknown): ReplyOutcome => {
 const forward = (remote: RemoteRouter, owner: string, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
   const connection = remote.peers.get(owner)
   const onward = { ...request, forwarded: true }
-  const sent: Effect.Effect<ReplyOutcome | void, ActorUnavailable | PayloadTooLarge | CallTimeout> =
+  const sent: Effect.Effect<ReplyOutcome | void, ActorUnavailable | PayloadTooLarge | CallTimeout | OutcomeUnknown> =
     request.oneWay === true ?
       connection.send(onward) :
       connection.call(onward, { timeout: request.timeoutMillis })

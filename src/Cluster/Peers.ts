@@ -21,11 +21,15 @@ interface Peer {
   readonly scope: Scope.Closeable
 }
 
+const noIds: ReadonlySet<string> = new Set()
+
 /** @internal */
 export class Peers {
   readonly #peers = new Map<string, Peer>()
   readonly #options: PeerOptions
   #closed = false
+  /** The members as of the last `retain`; `undefined` before the first. */
+  #members: ReadonlySet<string> | undefined = undefined
 
   constructor(options: PeerOptions) {
     this.#options = options
@@ -56,20 +60,41 @@ export class Peers {
     return connection
   }
 
-  /** Closes the connections to every peer not in `alive`; their in-flight calls fail with ActorUnavailable. */
-  retain(alive: ReadonlySet<string>): Effect.Effect<void> {
+  /**
+   * `alive` are the members now: connections to others are closed when idle, or at once if
+   * they are in `dead`.
+   */
+  retain(alive: ReadonlySet<string>, dead: ReadonlySet<string> = noIds): Effect.Effect<void> {
     return Effect.suspend(() => {
-      const gone = [...this.#peers].filter(([id]) => !alive.has(id))
-      for (const [id] of gone) this.#peers.delete(id)
-      return Effect.forEach(gone, ([, peer]) => Scope.close(peer.scope, Exit.void), { discard: true })
+      this.#members = alive
+      const gone = [...this.#peers].filter(([id]) => dead.has(id))
+      return Effect.andThen(this.#closeAll(gone), this.sweep)
     })
+  }
+
+  /** Closes the idle connections to silos that are not members. */
+  get sweep(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const members = this.#members
+      if (members === undefined) return Effect.void
+      return Effect.flatMap(
+        Effect.filter([...this.#peers].filter(([id]) => !members.has(id)), ([, peer]) =>
+          Effect.map(peer.connection.inFlight, (n) => n === 0)),
+        (idle) => this.#closeAll(idle)
+      )
+    })
+  }
+
+  #closeAll(peers: ReadonlyArray<[string, Peer]>): Effect.Effect<void> {
+    for (const [id, peer] of peers) if (this.#peers.get(id) === peer) this.#peers.delete(id)
+    return Effect.forEach(peers, ([, peer]) => Scope.close(peer.scope, Exit.void), { discard: true })
   }
 
   /** Closes every connection. */
   get close(): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.#closed = true
-      return this.retain(new Set())
+      return this.#closeAll([...this.#peers])
     })
   }
 }

@@ -16,11 +16,17 @@
  *
  * When the ring changes, activations of hashed addresses this silo no longer owns are
  * deactivated (hooks run, state is written); messages that reach them meanwhile follow the
- * address to its new owner.
+ * address to its new owner. The new owner does not wait for that on faith: for
+ * `handoffMillis` after a ring change, before it activates an address whose owner under a
+ * replaced ring was another silo not declared dead, it asks that silo to release the
+ * address (`Control`'s `Release`) and activates only once it has, so an address is never
+ * hosted by two silos at once, not even for the milliseconds a deactivation takes. A silo
+ * that released an address its own (older) ring still gives it refuses calls for it
+ * (`ActorUnavailable`, not delivered) until its ring changes.
  *
  * @internal
  */
-import { Context, Effect, type Fiber, Tracer } from "effect"
+import { Context, Deferred, Effect, type Fiber, Tracer } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
 import {
   ActorDefect,
@@ -36,6 +42,7 @@ import type { MessageEntry } from "../Actor/Registration.ts"
 import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
 import type { CallRequest } from "../Transport/Connection.ts"
 import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
+import * as Control from "./Control.ts"
 import type { DirectoryShape } from "./Directory.ts"
 import type { HashRing } from "./HashRing.ts"
 import { codecOf, decodeFailure } from "./MessageCodec.ts"
@@ -48,6 +55,12 @@ export interface RemoteRouterOptions {
   readonly leaseMillis: number
   /** The source of randomness for placements. */
   readonly random: () => number
+  /** How long after a ring change a new owner asks the previous one to release an address first. */
+  readonly handoffMillis: number
+  /** Bound on one release (the previous owner's deactivation of the address). */
+  readonly releaseTimeoutMillis: number
+  /** Monotonic milliseconds (the silo's Clock). */
+  readonly now: () => number
 }
 
 const unavailable = (slot: TypeSlot, id: string, reason: string) =>
@@ -74,6 +87,14 @@ export class RemoteRouter implements RemoteRouting {
   private ownersCached = 0
   /** Directory-placed addresses this silo holds a lease on (`Type/id` → slot and id). */
   readonly leases = new Map<string, { readonly slot: TypeSlot; readonly id: string }>()
+  /** Rings replaced less than `handoffMillis` ago, oldest first, with when each stops counting. */
+  private handoffs: Array<{ readonly ring: HashRing; readonly until: number }> = []
+  /** Silos declared dead (this one's former incarnations too), with when: nothing to release from them. */
+  readonly deadSilos = new Map<string, number>()
+  /** Addresses (`Type/id`) this silo released although its ring still gives them to it, until the ring changes. */
+  readonly released = new Set<string>()
+  /** Releases in progress, so that concurrent first calls ask once. */
+  private readonly releasing = new Map<string, Deferred.Deferred<void, ActorUnavailable>>()
 
   constructor(router: LocalRouter, peers: Peers, directory: DirectoryShape | undefined, ring: HashRing, options: RemoteRouterOptions) {
     this.router = router
@@ -188,7 +209,10 @@ export class RemoteRouter implements RemoteRouting {
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      return owner !== undefined && owner === this.self ? undefined : this.send(fiber, owner, slot, id, info, payload, options)
+      if (owner === undefined || owner !== this.self) return this.send(fiber, owner, slot, id, info, payload, options)
+      if (this.isReleased(slot, id)) return Effect.fail(unavailable(slot, id, moving))
+      const handoff = this.handoffBefore(slot, id)
+      return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.askLocal(slot, id, info, payload, options)))
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === this.self ?
@@ -207,7 +231,10 @@ export class RemoteRouter implements RemoteRouting {
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      return owner !== undefined && owner === this.self ? undefined : this.sendOneWay(fiber, owner, slot, id, info, payload)
+      if (owner === undefined || owner !== this.self) return this.sendOneWay(fiber, owner, slot, id, info, payload)
+      if (this.isReleased(slot, id)) return Effect.fail(unavailable(slot, id, moving))
+      const handoff = this.handoffBefore(slot, id)
+      return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.tellLocal(slot, id, info, payload)))
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === this.self ?
@@ -224,7 +251,80 @@ export class RemoteRouter implements RemoteRouting {
     if (this.self === undefined || this.dead) return false
     if (!slot.virtual || slot.maxWorkers > 1) return true
     if (slot.placement?.usesDirectory === true) return this.leases.has(`${slot.name}/${id}`)
-    return this.ownerOf(slot, id) === this.self
+    return this.ownerOf(slot, id) === this.self && !this.isReleased(slot, id)
+  }
+
+  /** Whether this silo released the address to a newer owner (see the module doc). */
+  isReleased(slot: TypeSlot, id: string): boolean {
+    return this.released.size !== 0 && this.released.has(`${slot.name}/${id}`)
+  }
+
+  // ---------------------------------------------------------------------------
+  // Handoff
+
+  /**
+   * Before activating a hashed address here: the release of it by the silos that owned it
+   * under a recently replaced ring, or `undefined` when there is nothing to wait for (the
+   * usual case, checked without allocating).
+   */
+  handoffBefore(slot: TypeSlot, id: string): Effect.Effect<void, ActorUnavailable> | undefined {
+    if (this.handoffs.length === 0 || slot.activations.has(id) || !slot.virtual || slot.maxWorkers > 1) return undefined
+    if (slot.placement !== undefined) return undefined // directory claims and custom placements decide for themselves
+    const now = this.options.now()
+    const key = `${slot.name}/${id}`
+    let owners: Array<string> | undefined
+    for (const { ring, until } of this.handoffs) {
+      if (until <= now) continue
+      const previous = ring.owner(key)
+      if (previous === undefined || previous === this.self || this.deadSilos.has(previous)) continue
+      if (owners === undefined) owners = [previous]
+      else if (!owners.includes(previous)) owners.push(previous)
+    }
+    if (this.handoffs[this.handoffs.length - 1]!.until <= now) this.handoffs = []
+    if (owners === undefined) return undefined
+    const from = owners
+    const address = { type: slot.name, id }
+    return Effect.suspend(() => {
+      const pending = this.releasing.get(key)
+      if (pending !== undefined) return Deferred.await(pending)
+      const done = Deferred.makeUnsafe<void, ActorUnavailable>()
+      this.releasing.set(key, done)
+      return Effect.forEach(
+        from,
+        (silo) => Control.askRelease(this.peers.get(silo), silo, address, this.options.releaseTimeoutMillis),
+        { concurrency: "unbounded", discard: true }
+      ).pipe(
+        Effect.onExit((exit) => {
+          this.releasing.delete(key)
+          return Deferred.done(done, exit)
+        })
+      )
+    })
+  }
+
+  /**
+   * A newer owner asks this silo to give `address` up: no new turns for it here until the
+   * ring changes, and the answer once its activation (if any) has stopped.
+   */
+  release(address: ActorAddress): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const slot = this.router.slots.get(address.type)
+      if (slot === undefined || !slot.virtual) return Effect.void
+      if (this.self !== undefined && this.ownerOf(slot, address.id) === this.self) {
+        this.released.add(`${slot.name}/${address.id}`)
+      }
+      const act = slot.activations.get(address.id)
+      if (act === undefined) return Effect.void
+      act.deactivate()
+      return Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
+    })
+  }
+
+  /** A silo was declared dead: nothing to release from it, and its connection has nothing more to say. */
+  markDead(id: string): void {
+    const now = this.options.now()
+    this.deadSilos.set(id, now)
+    for (const [silo, at] of this.deadSilos) if (at < now - this.options.handoffMillis) this.deadSilos.delete(silo)
   }
 
   removed(act: Activation): void {
@@ -243,8 +343,15 @@ export class RemoteRouter implements RemoteRouting {
 
   /** Installs a new ring and deactivates the hashed activations this silo no longer owns. */
   setRing(ring: HashRing): void {
+    const previous = this.ring
     this.ring = ring
     this.forgetOwners()
+    this.released.clear()
+    if (this.self !== undefined && previous.members.length > 0) {
+      const now = this.options.now()
+      this.handoffs = this.handoffs.filter(({ until }) => until > now)
+      this.handoffs.push({ ring: previous, until: now + this.options.handoffMillis })
+    }
     for (const [key, owner] of this.locations) if (!ring.has(owner)) this.locations.delete(key)
     if (this.self === undefined) return
     for (const slot of this.router.slots.values()) {
@@ -355,6 +462,9 @@ export class RemoteRouter implements RemoteRouting {
     return this.peers.get(owner).send(request)
   }
 }
+
+/** Why a call for an address this silo released (or is releasing) fails: it did not run. @internal */
+export const moving = "its ownership is moving between silos; retry"
 
 const emptyContext: EnvelopeContext = { correlationId: "", metadata: {} }
 const noChain: ReadonlyArray<ActorAddress> = []

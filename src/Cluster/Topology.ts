@@ -1,12 +1,13 @@
 /**
  * Keeps a silo's (or client's) routing in step with the membership: on every change the
  * ring is rebuilt from the members (alive and suspected: a suspected silo keeps its actors
- * until it is declared dead), connections to departed silos are closed, and a dead silo's
+ * until it is declared dead), connections to dead silos are closed (to silos that left, once
+ * their last calls are answered), and a dead silo's
  * directory entries are removed so its actors can be placed again at once.
  *
  * @internal
  */
-import { Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Schedule, Stream } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
 import type { ClusterShape } from "./Cluster.ts"
 import type { DirectoryShape } from "./Directory.ts"
@@ -26,11 +27,16 @@ export const follow = Effect.fnUntraced(function*(
   const apply = refresh(membership, remote, hasher)
   yield* apply
   yield* Effect.forkScoped(
-    Stream.runForEach(changes, (event) =>
-      event._tag === "Dead" && directory !== undefined && remote.self !== undefined ?
+    Stream.runForEach(changes, (event) => {
+      if (event._tag !== "Dead") return apply
+      remote.markDead(event.identity.id)
+      return directory !== undefined && remote.self !== undefined ?
         Effect.andThen(apply, Effect.ignore(directory.removeSilo(event.identity.id))) :
-        apply)
+        apply
+    })
   )
+  // Connections to silos that left are closed once their last calls are answered.
+  yield* Effect.forkScoped(Effect.schedule(remote.peers.sweep, Schedule.spaced(Duration.seconds(1))))
   return apply
 })
 
@@ -41,17 +47,21 @@ export const refresh = (membership: MembershipShape, remote: RemoteRouter, hashe
     const current = remote.ring.members
     if (ids.length === current.length && ids.every((id) => remote.ring.has(id))) return Effect.void
     remote.setRing(HashRing.makeWith(hasher, ids.map((id) => ({ id }))))
-    return remote.peers.retain(new Set(ids))
+    return remote.peers.retain(new Set(ids), new Set(remote.deadSilos.keys()))
   })
 
 /** The `Cluster` view of a silo (`self`) or a client over its remote router. @internal */
 export const view = (
   remote: RemoteRouter,
-  self: SiloIdentity | undefined,
+  membership: MembershipShape,
+  self: () => SiloIdentity | undefined,
   declaredDead: Effect.Effect<SiloDeclaredDead>
 ): ClusterShape => ({
-  self,
+  get self() {
+    return self()
+  },
   members: Effect.sync(() => remote.ring.members.map((member) => member.id)),
+  view: membership.members,
   ownerOf: (address) => ownerOf(remote, address),
   declaredDead
 })

@@ -1,0 +1,163 @@
+/**
+ * Single activation through graceful ring changes, in-process (memory membership on the
+ * TestClock, real TCP on 127.0.0.1): when a silo joins or leaves, the new owner of an
+ * address activates it only after the previous owner's activation has stopped, even when
+ * that deactivation takes a while. And a silo that cannot show it is still a member starts
+ * no turn (its lease).
+ *
+ * `Held` records every activation start and end in one log; its deactivation waits on a
+ * gate the test opens, so a deactivation can be held as long as the test needs.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber } from "effect"
+import { Rpc } from "effect/rpc"
+import { Schema } from "effect"
+import { Actor, ActorContext, ActorUnavailable, Silo } from "../../src/index.ts"
+import { Cluster } from "../../src/Cluster/Cluster.ts"
+import * as TestCluster from "../../src/Cluster/TestCluster.ts"
+
+const Where = Rpc.make("Where", { success: Schema.String })
+const Held = Actor.make("Held", [Where])
+
+interface Event {
+  readonly id: string
+  readonly silo: string
+  readonly kind: "start" | "end"
+}
+
+const log: Array<Event> = []
+let gate = Deferred.makeUnsafe<void>()
+
+const heldLayer = Held.toLayer(Effect.gen(function*() {
+  const ctx = yield* ActorContext
+  const silo = (yield* Cluster).self!.id
+  const id = ctx.address.id
+  log.push({ id, silo, kind: "start" })
+  yield* Effect.addFinalizer(() =>
+    Effect.andThen(Deferred.await(gate), Effect.sync(() => void log.push({ id, silo, kind: "end" })))
+  )
+  return Held.of({ Where: () => Effect.succeed(silo) })
+}))
+
+const where = (id: string) => Effect.flatMap(Held.ref(id), (ref) => ref.Where())
+
+const ownerOf = (member: TestCluster.TestMember, id: string) =>
+  member.run(Effect.flatMap(Cluster, (cluster) => cluster.ownerOf({ type: "Held", id })))
+
+const hosted = (member: TestCluster.TestMember) =>
+  member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations("Held")), (rows) => rows.map((row) => row.address.id)))
+
+const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 20_000; i++) {
+      if (yield* condition) return
+      yield* Effect.yieldNow
+    }
+    return yield* Effect.die(new Error(`never happened: ${what}`))
+  })
+
+/** Lets fibers (and sockets) run for a while, without moving the clock. */
+const settleFor = (rounds: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < rounds; i++) yield* Effect.yieldNow
+    yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+  })
+
+/** No address has two activations alive at once in the log. */
+const overlaps = () => {
+  const live = new Map<string, Set<string>>()
+  const found: Array<string> = []
+  for (const event of log) {
+    const silos = live.get(event.id) ?? new Set<string>()
+    live.set(event.id, silos)
+    if (event.kind === "start") {
+      if (silos.size > 0) found.push(`${event.id} started on ${event.silo} while live on ${[...silos].join()}`)
+      silos.add(event.silo)
+    } else {
+      silos.delete(event.silo)
+    }
+  }
+  return found
+}
+
+const ids = Array.from({ length: 24 }, (_, i) => `h-${i}`)
+
+describe("handoff on graceful ring changes", () => {
+  it.effect("a joining silo activates a moved address only after the old owner's activation stopped", () =>
+    Effect.gen(function*() {
+      log.length = 0
+      gate = Deferred.makeUnsafe<void>()
+      yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined)) // a failed check must not hang the teardown
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: heldLayer })
+      const [a] = cluster.silos
+      for (const id of ids) assert.strictEqual(yield* a!.run(where(id)), a!.id)
+      const client = yield* cluster.addClient
+      const c = yield* cluster.addSilo
+      yield* cluster.settle
+      const moved: Array<string> = []
+      for (const id of ids) if ((yield* ownerOf(c, id)) === c.id) moved.push(id)
+      assert.isAbove(moved.length, 0)
+      // a is deactivating the moved actors, held at the gate; calls for them go to c.
+      const calls = yield* Effect.forkChild(
+        client.run(Effect.forEach(moved, where, { concurrency: "unbounded" }))
+      )
+      yield* settleFor(200)
+      assert.deepStrictEqual(yield* hosted(c), [], "c activates nothing while a still holds the addresses")
+      assert.deepStrictEqual(log.filter((event) => event.silo === c.id), [])
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(calls), moved.map(() => c.id))
+      assert.deepStrictEqual(overlaps(), [])
+      for (const id of moved) {
+        const endOnA = log.findIndex((event) => event.id === id && event.silo === a!.id && event.kind === "end")
+        const startOnC = log.findIndex((event) => event.id === id && event.silo === c.id && event.kind === "start")
+        assert.isAbove(startOnC, endOnA, `${id}: started on c after it ended on a`)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("a silo leaving gracefully hands its addresses over: the next owner activates each after it stopped there", () =>
+    Effect.gen(function*() {
+      log.length = 0
+      gate = Deferred.makeUnsafe<void>()
+      yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
+      const cluster = yield* TestCluster.make({ silos: 2, implementations: heldLayer })
+      const [a, b] = cluster.silos
+      const client = yield* cluster.addClient
+      for (const id of ids) yield* client.run(where(id))
+      const onB = (yield* hosted(b!))
+      assert.isAbove(onB.length, 0)
+      const leaving = yield* Effect.forkChild(b!.stop)
+      yield* eventually(Effect.map(ownerOf(client, onB[0]!), (owner) => owner === a!.id), "the client's ring dropped b")
+      const calls = yield* Effect.forkChild(client.run(Effect.forEach(onB, where, { concurrency: "unbounded" })))
+      yield* settleFor(200)
+      assert.deepStrictEqual((yield* hosted(a!)).filter((id) => onB.includes(id)), [], "a waits for b's deactivations")
+      yield* Deferred.succeed(gate, undefined)
+      assert.deepStrictEqual(yield* Fiber.join(calls), onB.map(() => a!.id))
+      yield* Fiber.join(leaving)
+      assert.deepStrictEqual(overlaps(), [])
+    }).pipe(Effect.scoped))
+})
+
+describe("the serving lease", () => {
+  it.effect("no turn starts while the silo cannot show it is a member: asks fail with ActorUnavailable, nothing runs", () =>
+    Effect.gen(function*() {
+      log.length = 0
+      gate = Deferred.makeUnsafe<void>()
+      yield* Deferred.succeed(gate, undefined)
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: heldLayer })
+      const [a] = cluster.silos
+      assert.strictEqual(yield* a!.run(where("lease-1")), a!.id)
+      const router = (yield* a!.run(Silo.Silo)).router
+      const lease = router.lease!
+      router.lease = () => false
+      const refused = yield* a!.run(Effect.flip(where("lease-1")))
+      assert.instanceOf(refused, ActorUnavailable)
+      assert.match(refused.message, /did not run|not run/)
+      const client = yield* cluster.addClient
+      const remote = yield* client.run(Effect.flip(where("lease-2")))
+      assert.instanceOf(remote, ActorUnavailable)
+      assert.deepStrictEqual(log.filter((event) => event.id === "lease-2"), [], "nothing activated for a call that cannot run")
+      router.lease = lease
+      assert.strictEqual(yield* client.run(where("lease-2")), a!.id)
+    }).pipe(Effect.scoped))
+})
+
