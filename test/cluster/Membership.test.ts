@@ -421,7 +421,7 @@ const redisHarness = Effect.gen(function*() {
   const redis = yield* Effect.orDie(rawRedis)
   const k = RedisMembership.keys("quark-test", cluster)
   yield* Effect.addFinalizer(() =>
-    Effect.promise(() => redis.del(k.members, k.heartbeats, k.gone, k.version).catch(() => 0))
+    Effect.promise(() => redis.del(k.members, k.heartbeats, k.gone, k.version, k.meta).catch(() => 0))
   )
   const harness: Harness & { readonly redis: Redis; readonly keys: typeof k; readonly cluster: string } = {
     redis,
@@ -492,6 +492,63 @@ describe("redis: specifics", () => {
         yield* Effect.sleep("10 millis")
       }
       assert.include((yield* b.membership.members).map((m) => m.identity.id), ghost.id)
+    }))
+
+  it.live("a registry that lost its data (a restart without persistence): silos register again as themselves; views keep them", () =>
+    Effect.gen(function*() {
+      const { keys: k, redis, silo } = yield* redisHarness
+      const a = yield* silo
+      const b = yield* silo
+      const reader = yield* silo
+      const seen = yield* record(reader.membership)
+      const ids = [yield* freshIdentity(), yield* freshIdentity()]
+      yield* joinIn(a, ids[0]!)
+      yield* joinIn(b, ids[1]!)
+      const joined = Date.now()
+      while ((yield* reader.membership.members).length < 2) {
+        assert.isBelow(Date.now() - joined, 1_000, "the reader sees both")
+        yield* Effect.sleep("10 millis")
+      }
+      const before = (yield* reader.membership.members).map((m) => m.identity.id)
+      yield* Effect.promise(() => redis.del(k.members, k.heartbeats, k.gone, k.version, k.meta))
+      const start = Date.now()
+      while ((yield* Effect.promise(() => redis.hlen(k.members))) < 2) {
+        assert.isBelow(Date.now() - start, 1_000, "both registered again within a few heartbeats")
+        yield* Effect.sleep("10 millis")
+      }
+      yield* Effect.sleep("1 second") // several full reads of the new registry, and deadAfter
+      assert.deepStrictEqual((yield* reader.membership.members).map((m) => m.identity.id), before)
+      assert.deepStrictEqual(seen.filter(({ event }) => event._tag === "Dead" || event._tag === "Left"), [])
+    }))
+
+  it.live("after a registry-wide silence, nobody is declared dead; members still silent die after the grace", () =>
+    Effect.gen(function*() {
+      const { cluster } = yield* redisHarness
+      const membership = (grace: "1 second") =>
+        RedisMembership.make({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings, outageGrace: grace }).pipe(
+          Effect.orDie
+        )
+      const a = yield* membership("1 second")
+      const b = yield* membership("1 second")
+      const ids = [yield* freshIdentity(), yield* freshIdentity()]
+      yield* joinIn({ membership: a, freeze: a.freeze }, ids[0]!)
+      yield* joinIn({ membership: b, freeze: b.freeze }, ids[1]!)
+      const seen = yield* record(b)
+      // Both stop heartbeating at once (paused together, or the registry unreachable to both).
+      yield* a.freeze(ids[0]!.id)
+      yield* b.freeze(ids[1]!.id)
+      yield* Effect.sleep("1200 millis") // past deadAfter (800 ms): b's full reads find the registry silent
+      assert.isFalse(has(seen, "Dead", ids[0]!.id), "silence is not death")
+      // A new silo heartbeats: from its first beat the others have the grace (1 s) plus deadAfter.
+      const c = yield* membership("1 second")
+      yield* joinIn({ membership: c, freeze: c.freeze }, yield* freshIdentity())
+      yield* Effect.sleep("1 second")
+      assert.isFalse(has(seen, "Dead", ids[0]!.id), "kept for the grace")
+      const start = Date.now()
+      while (!has(seen, "Dead", ids[0]!.id)) {
+        assert.isBelow(Date.now() - start, 2_000, "declared dead after the grace and deadAfter")
+        yield* Effect.sleep("10 millis")
+      }
     }))
 
   it.live("an unreachable server fails make with MembershipError promptly", () =>
