@@ -38,18 +38,55 @@
  * **Learning that you are dead.** A silo learns it was declared dead from a `Dead`
  * announcement naming it, from a full read without its entry, or from a refused heartbeat;
  * `Registration.declaredDead` then completes and heartbeats stop. It must stop serving (it
- * cannot undo this: others may already be re-activating its actors). It also fences itself:
- * with no acknowledged heartbeat for `deadAfter − heartbeatInterval` (2.5 s; e.g. the
- * registry is unreachable) it declares itself dead (`unreachable`). Its last acknowledged
+ * cannot undo this: others may already be re-activating its actors), and may join again
+ * with a new generation. It also fences itself: its *lease* runs `deadAfter −
+ * heartbeatInterval` (2.5 s) from when its last acknowledged heartbeat was sent, and when
+ * the lease runs out it declares itself dead (`unreachable`). Its last acknowledged
  * heartbeat was sent before the registry stamped it, so this happens before any other silo
- * can declare it dead: a silo never goes on serving after the others consider it dead (clock
- * rates, not clock values, are all this assumes).
+ * can declare it dead (clock rates, not clock values, are all this assumes). A silo starts
+ * no turn outside its lease (`Registration.leaseValid`, read before every turn), so a
+ * process that was paused (SIGSTOP, a long GC) serves nothing it found queued on waking.
+ *
+ * **Registry outages.** While its heartbeats fail, a silo asks every other member of its
+ * view, once per heartbeat interval, whether it reaches the registry (`JoinOptions.confirmOutage`).
+ * If none does (each answers that it cannot, or refuses connections: nothing listens there
+ * any more), the registry is down for everyone, nobody can declare anybody dead, and the
+ * silo's lease is extended to `deadAfter − 3 × heartbeatInterval` (1.5 s) past the question,
+ * up to `outageGrace` (30 s) after its last acknowledged heartbeat. So an outage shorter
+ * than the grace costs nothing: silos keep serving the addresses they own under the last
+ * view (no joins, no ownership changes). A silo that cannot reach the registry while
+ * another member can (a partition, or a pause) gets no confirmation and fences at 2.5 s as
+ * before. Past the grace every silo fences, and joins again when the registry is back.
+ * The registry's side of the same rule, the **silence rule**: a registry that heard no
+ * heartbeat or join for `suspectAfter` (1.5 s) was unreachable (or every silo was paused),
+ * so heartbeat ages mean nothing; its first script afterwards re-stamps every member
+ * `outageGrace` into the future instead of declaring anyone dead. A member that never
+ * heartbeats again is declared dead `outageGrace + deadAfter` (33 s) after the registry is
+ * heard from again, which is after its lease ran out however it was extended. (The cost:
+ * a silo that crashed during an outage, or while every other silo was paused, holds its
+ * actors for those 33 s; one restarted at the same `host:port` supersedes it at once.)
+ *
+ * **A registry that lost its data** (a Redis restarted without persistence, or a failover
+ * to an empty replica) starts a new *epoch* (its first script records the time). A silo
+ * whose heartbeat finds another epoch registers again under the same identity, if its
+ * lease still holds (otherwise it fences, and joins again with a new generation). Every
+ * view, a client's too, keeps the members it knew for `outageGrace + deadAfter` after it
+ * first sees the new epoch, so that they can register again, and then drops those that did
+ * not. Versions compare only within an epoch: announcements and reads of an older epoch
+ * are ignored, and one of a newer epoch triggers a full read.
  *
  * **The view.** Announcements (join, leave, dead) update every view at once; the periodic
  * full read repairs anything missed (a lost pub/sub message, a reconnect, an entry deleted
  * behind everyone's back, which reads as `Dead` with reason `removed`). Every change to the
  * registry bumps a version, announcements carry it, and a full read returns the version it
  * saw, so a stale read never undoes a newer announcement and vice versa.
+ *
+ * **Rejected alternatives.** Fencing at 2.5 s whatever happens (the first version) turned
+ * a 5 s Redis restart into a cluster-wide outage. Extending leases without asking the
+ * peers would let a silo cut off from a registry that others still reach serve on after
+ * they declared it dead. Peer-to-peer failure detection with votes (Orleans) keeps working
+ * without the registry but needs a quorum protocol of its own; the registry stays the one
+ * authority here, and the peers are only asked whether it is down.
  *
  * @since 0.1.0
  */

@@ -90,6 +90,11 @@ export class Peers {
     return Effect.forEach(peers, ([, peer]) => Scope.close(peer.scope, Exit.void), { discard: true })
   }
 
+  /** The ids of the silos with an open connection. */
+  get ids(): ReadonlyArray<string> {
+    return [...this.#peers.keys()]
+  }
+
   /** Closes every connection. */
   get close(): Effect.Effect<void> {
     return Effect.suspend(() => {
