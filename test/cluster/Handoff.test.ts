@@ -17,7 +17,9 @@ import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 
 const Where = Rpc.make("Where", { success: Schema.String })
-const Held = Actor.make("Held", [Where])
+/** Answers where it ran, once `turnGate` opens. */
+const WaitThenWhere = Rpc.make("WaitThenWhere", { success: Schema.String })
+const Held = Actor.make("Held", [Where, WaitThenWhere])
 
 interface Event {
   readonly id: string
@@ -27,6 +29,7 @@ interface Event {
 
 const log: Array<Event> = []
 let gate = Deferred.makeUnsafe<void>()
+let turnGate = Deferred.makeUnsafe<void>()
 
 const heldLayer = Held.toLayer(Effect.gen(function*() {
   const ctx = yield* ActorContext
@@ -36,7 +39,10 @@ const heldLayer = Held.toLayer(Effect.gen(function*() {
   yield* Effect.addFinalizer(() =>
     Effect.andThen(Deferred.await(gate), Effect.sync(() => void log.push({ id, silo, kind: "end" })))
   )
-  return Held.of({ Where: () => Effect.succeed(silo) })
+  return Held.of({
+    Where: () => Effect.succeed(silo),
+    WaitThenWhere: () => Effect.as(Deferred.await(turnGate), silo)
+  })
 }))
 
 const where = (id: string) => Effect.flatMap(Held.ref(id), (ref) => ref.Where())
@@ -134,6 +140,31 @@ describe("handoff on graceful ring changes", () => {
       assert.deepStrictEqual(yield* Fiber.join(calls), onB.map(() => a!.id))
       yield* Fiber.join(leaving)
       assert.deepStrictEqual(overlaps(), [])
+    }).pipe(Effect.scoped))
+})
+
+describe("graceful stop", () => {
+  it.effect("calls in flight when a silo stops gracefully are answered, not failed", () =>
+    Effect.gen(function*() {
+      log.length = 0
+      gate = Deferred.makeUnsafe<void>()
+      turnGate = Deferred.makeUnsafe<void>()
+      yield* Deferred.succeed(gate, undefined) // deactivations run freely
+      yield* Effect.addFinalizer(() => Deferred.succeed(turnGate, undefined))
+      const cluster = yield* TestCluster.make({ silos: 2, implementations: heldLayer })
+      const [, b] = cluster.silos
+      const client = yield* cluster.addClient
+      let onB = ""
+      for (let i = 0; onB === ""; i++) if ((yield* ownerOf(client, `w-${i}`)) === b!.id) onB = `w-${i}`
+      const call = yield* Effect.forkChild(client.run(Effect.flatMap(Held.ref(onB), (ref) => ref.WaitThenWhere())))
+      yield* eventually(Effect.map(hosted(b!), (rows) => rows.includes(onB)), "the call is running on b")
+      const stopping = yield* Effect.forkChild(b!.stop)
+      yield* eventually(Effect.map(ownerOf(client, onB), (owner) => owner !== b!.id), "b left the client's ring")
+      yield* settleFor(50)
+      assert.isUndefined(call.pollUnsafe(), "still waiting for its turn to finish")
+      yield* Deferred.succeed(turnGate, undefined)
+      assert.strictEqual(yield* Fiber.join(call), b!.id, "answered by b, after it left the membership")
+      yield* Fiber.join(stopping)
     }).pipe(Effect.scoped))
 })
 
