@@ -2,29 +2,48 @@
  * A client connection to one peer silo over TCP (`node:net`): one socket, multiplexing
  * concurrent requests by request id.
  *
- * - Writes are coalesced: frames are encoded into one {@link OutputBuffer} and flushed in
- *   a single `socket.write` at the end of the current tick (`process.nextTick`), so 100
- *   fibers asking at once cost one syscall.
+ * - Writes are coalesced (one `socket.write` per tick, or at once when 4 KiB wait, so 100
+ *   fibers asking at once cost one syscall) and respect backpressure: when the socket asks
+ *   to wait, frames wait in the buffer until `'drain'`. When `maxBufferedBytes` (default
+ *   {@link defaultMaxBufferedBytes}, 64 MiB) wait, new calls and sends fail at once with
+ *   {@link ActorUnavailable} ("backed up"; nothing was sent).
+ * - At most `maxInFlight` calls wait for replies (default {@link defaultMaxInFlight},
+ *   10,000); one more fails at once with ActorUnavailable (nothing was sent).
  * - Each call has a timeout: the connection's `defaultTimeout` (default 30 seconds) or the
- *   call's own `timeout`; it fails with {@link CallTimeout}. Deadlines use one real timer
- *   per connection, armed for the earliest deadline (not the Effect Clock).
- * - When the socket drops, every in-flight call (written or still buffered) fails at once
- *   with {@link ActorUnavailable} (`connection to host:port lost`); the connection then
- *   reconnects following `reconnect` (default: exponential from 20 ms, capped at 2 s;
- *   the schedule restarts after each successful connection). While the connection is
- *   down between attempts, calls fail at once with ActorUnavailable; while an attempt is
- *   in progress (including the very first), calls wait in the buffer for it.
+ *   call's own `timeout`; it fails with {@link CallTimeout}. Deadlines are monotonic and
+ *   follow Effect's `Clock` (a `TestClock` drives them): one fiber per connection sleeps
+ *   until the earliest deadline.
+ * - When the socket drops or the connection is closed, every call waiting for a reply fails
+ *   at once: with {@link OutcomeUnknown} if its request was handed to `socket.write` (it
+ *   may have run), with ActorUnavailable if it never was (still in the buffer, or waiting
+ *   for a connection: safe to retry). The connection then reconnects following `reconnect`
+ *   (default: exponential from 20 ms, capped at 2 s; the schedule restarts after each
+ *   successful connection). While the connection is down between attempts, calls fail at
+ *   once with ActorUnavailable; while an attempt is in progress (including the very
+ *   first), calls wait in the buffer for it.
  * - A request larger than `maxFrameBytes` fails with {@link PayloadTooLarge} and nothing is
  *   sent; a reply frame larger than it fails the call it belongs to, the rest go on.
+ * - A reply whose request id cannot be read means the stream can no longer be trusted: the
+ *   socket is closed (and logged), its calls fail as above. So is a throw in the socket's
+ *   data callback; an `onReply` that throws fails its own call with a defect. Socket
+ *   errors are logged once per socket, failed connection attempts once per outage.
  *
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Duration, Effect, Schedule, Schema, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema, Scope } from "effect"
 import { ActorAddress } from "../Actor/ActorAddress.ts"
-import { ActorUnavailable, CallTimeout, PayloadTooLarge } from "../Actor/ActorError.ts"
+import { ActorUnavailable, CallTimeout, OutcomeUnknown, PayloadTooLarge } from "../Actor/ActorError.ts"
 import { kindReply, peekRequestId, readReply, type ReplyOutcome, type RequestEnvelope, writeRequest } from "./Envelope.ts"
-import { defaultMaxFrameBytes, eagerFlushBytes, FrameDecoder, OutputBuffer } from "./Frame.ts"
+import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
+import { Writer } from "./internal/Writer.ts"
+
+export {
+  /** @since 0.1.0 */
+  defaultMaxBufferedBytes,
+  /** @since 0.1.0 */
+  defaultMaxInFlight
+}
 
 /**
  * Default request timeout: 30 seconds.
@@ -53,6 +72,10 @@ export interface ConnectionOptions {
   readonly defaultTimeout?: Duration.Input | undefined
   /** Default {@link defaultMaxFrameBytes} (16 MiB). */
   readonly maxFrameBytes?: number | undefined
+  /** Bytes waiting to be sent past which calls fail at once; default {@link defaultMaxBufferedBytes} (64 MiB). */
+  readonly maxBufferedBytes?: number | undefined
+  /** Calls waiting for a reply past which calls fail at once; default {@link defaultMaxInFlight} (10,000). */
+  readonly maxInFlight?: number | undefined
   /** Delays between failed connection attempts; default {@link defaultReconnect}. */
   readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
   /** Bound on one connection attempt; default 5 seconds. */
@@ -93,7 +116,7 @@ export interface Connection {
     request: CallRequest,
     options?: CallOptions,
     onReply?: (outcome: ReplyOutcome) => Effect.Effect<A, E>
-  ) => Effect.Effect<A, E | CallTimeout | ActorUnavailable | PayloadTooLarge>
+  ) => Effect.Effect<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge>
   /**
    * Sends a one-way request: completes once it is in the write buffer (a connection lost
    * before the flush loses it, as any one-way message may be lost).
@@ -107,16 +130,29 @@ export interface Connection {
 const tooLarge = (target: ActorAddress, tag: string, size: number, maxBytes: number) =>
   new PayloadTooLarge({ address: target, tag, size, maxBytes })
 
-class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", { reason: Schema.String }) {}
+class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", {
+  reason: Schema.String,
+  code: Schema.optional(Schema.String)
+}) {}
 
 interface Pending {
   readonly target: ActorAddress
   readonly tag: string
   readonly timeoutMillis: number
+  /** Monotonic milliseconds of the connection's Clock. */
   readonly deadline: number
+  /** `writer.writes` when the request was encoded: written once `writer.writes` exceeds it. */
+  readonly seq: number
   readonly onReply: (outcome: ReplyOutcome) => Effect.Effect<unknown, unknown>
   readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
 }
+
+const errorCode = (error: unknown): string | undefined => {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === "string" ? code : undefined
+}
+
+const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 /**
  * The mutable core of a connection. Plain code: it runs in socket callbacks and on the
@@ -125,26 +161,52 @@ interface Pending {
 class Core {
   readonly host: string
   readonly port: number
+  readonly peer: string
   readonly maxFrameBytes: number
+  readonly maxInFlight: number
   readonly defaultTimeoutMillis: number
   readonly lostReason: string
+  readonly closedReason: string
+  readonly busyReason: string
+  readonly backedUpReason: string
+  readonly clock: Clock.Clock
+  readonly runFork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
   status: ConnectionStatus = "connecting"
   socket: Net.Socket | undefined = undefined
+  readonly writer: Writer
   readonly pending = new Map<number, Pending>()
   nextId = 0
-  out = new OutputBuffer()
-  flushScheduled = false
   decoder: FrameDecoder
-  timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** A failed connection attempt was logged; reset by the next successful one. */
+  outageLogged = false
+  timer: Fiber.Fiber<void> | undefined = undefined
   timerDeadline = Infinity
 
-  constructor(options: ConnectionOptions) {
+  constructor(options: ConnectionOptions, context: Context.Context<never>) {
     this.host = options.host
     this.port = options.port
+    this.peer = `${this.host}:${this.port}`
     this.maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
+    this.maxInFlight = options.maxInFlight ?? defaultMaxInFlight
     this.defaultTimeoutMillis = Duration.toMillis(options.defaultTimeout ?? defaultTimeout)
-    this.lostReason = `connection to ${this.host}:${this.port} lost`
+    this.lostReason = `connection to ${this.peer} lost`
+    this.closedReason = `connection to ${this.peer} closed`
+    this.busyReason = `connection to ${this.peer} has ${this.maxInFlight} calls in flight; not sent`
+    const maxBufferedBytes = options.maxBufferedBytes ?? defaultMaxBufferedBytes
+    this.backedUpReason = `connection to ${this.peer} is backed up (${maxBufferedBytes} bytes waiting to be sent); not sent`
+    this.writer = new Writer(maxBufferedBytes)
+    this.clock = Context.get(context, Clock.Clock)
+    this.runFork = Effect.runForkWith(context)
     this.decoder = this.makeDecoder()
+  }
+
+  log(message: string, annotations: Record<string, unknown>): void {
+    this.runFork(Effect.logWarning(message).pipe(Effect.annotateLogs({ peer: this.peer, ...annotations })))
+  }
+
+  /** Monotonic milliseconds. */
+  now(): number {
+    return Number(this.clock.monotonicTimeNanosUnsafe()) / 1e6
   }
 
   makeDecoder(): FrameDecoder {
@@ -153,17 +215,18 @@ class Core {
         let reply
         try {
           reply = readReply(frame)
-        } catch {
-          // A reply we cannot read fails the call it names, if any; the stream stays in sync.
+        } catch (error) {
+          // A reply we cannot read fails the call it names; the stream stays in sync.
           const id = peekRequestId(frame, kindReply)
-          if (id !== undefined) this.settle(id, { _tag: "TransportError", error: "MalformedFrame", message: "malformed reply" })
+          if (id === undefined) return this.untrusted("a reply frame without a readable request id", error)
+          this.settle(id, { _tag: "TransportError", error: "MalformedFrame", message: "malformed reply" })
           return
         }
         this.settle(reply.requestId, reply.outcome)
       },
       onOversized: (size, prefix) => {
         const id = peekRequestId(prefix, kindReply)
-        if (id === undefined) return
+        if (id === undefined) return this.untrusted(`an oversized reply frame (${size} bytes) without a readable request id`)
         const entry = this.pending.get(id)
         if (entry === undefined) return
         this.pending.delete(id)
@@ -176,74 +239,93 @@ class Core {
     const entry = this.pending.get(id)
     if (entry === undefined) return // timed out or interrupted meanwhile
     this.pending.delete(id)
-    entry.resume(entry.onReply(outcome))
+    let result: Effect.Effect<unknown, unknown>
+    try {
+      result = entry.onReply(outcome)
+    } catch (error) {
+      result = Effect.die(error) // the caller's own code: its call, not the connection, pays
+    }
+    entry.resume(result)
   }
 
-  readonly flush = (): void => {
-    this.flushScheduled = false
+  /** What the peer sends can no longer be trusted: drop the socket (the loop reconnects). */
+  untrusted(what: string, error?: unknown): void {
     const socket = this.socket
-    if (socket === undefined) return // connecting: kept until attached
-    const chunk = this.out.take()
-    if (chunk !== undefined) socket.write(chunk)
-  }
-
-  scheduleFlush(): void {
-    if (this.socket === undefined) return
-    if (this.out.pending >= eagerFlushBytes) return this.flush()
-    if (this.flushScheduled) return
-    this.flushScheduled = true
-    process.nextTick(this.flush)
+    if (socket === undefined) return
+    this.log(`transport: closing the connection after ${what}`, error === undefined ? {} : { error: describe(error) })
+    this.decoder.pause() // nothing more from this stream
+    this.lost()
+    socket.destroy()
   }
 
   attach(socket: Net.Socket, onClose: () => void): void {
     this.socket = socket
     this.status = "connected"
+    this.outageLogged = false
     const decoder = this.decoder
+    const writer = this.writer
     socket.on("data", (chunk: Buffer) => {
-      decoder.push(chunk)
-      // Callers resumed by these replies may have asked again already: send that at once.
-      if (!this.out.isEmpty) this.flush()
+      try {
+        decoder.push(chunk)
+        // Callers resumed by these replies may have asked again already: send that at once.
+        if (!writer.out.isEmpty) writer.flush()
+      } catch (error) {
+        if (this.socket === socket) this.untrusted("an error in its data callback", error)
+      }
     })
-    socket.on("error", () => {}) // "close" follows
+    let errorLogged = false
+    socket.on("error", (error) => {
+      // "close" follows and fails the calls; say why once.
+      if (errorLogged || this.status === "closed") return
+      errorLogged = true
+      this.log("transport: connection error", { code: errorCode(error), error: error.message })
+    })
     socket.once("close", () => {
       if (this.socket === socket) this.lost()
       onClose()
     })
-    this.scheduleFlush()
+    writer.attach(socket)
   }
 
   /** The socket is gone: fail everything in flight, reset the stream state. */
   lost(): void {
     this.socket = undefined
     if (this.status !== "closed") this.status = "disconnected"
-    this.out.clear()
+    this.writer.detach()
     this.decoder = this.makeDecoder()
     this.failAll(this.lostReason)
   }
 
+  /** Fails every waiting call: OutcomeUnknown if its request was written, ActorUnavailable if not. */
   failAll(reason: string): void {
     if (this.pending.size === 0) return
     const entries = Array.from(this.pending.values())
     this.pending.clear()
+    const writes = this.writer.writes
     for (const entry of entries) {
-      entry.resume(Effect.fail(new ActorUnavailable({ address: entry.target, reason })))
+      entry.resume(Effect.fail(
+        entry.seq < writes ?
+          new OutcomeUnknown({ address: entry.target, tag: entry.tag, reason }) :
+          new ActorUnavailable({ address: entry.target, reason })
+      ))
     }
   }
 
-  // --- timeouts: one timer armed for the earliest deadline -------------------------------
+  // --- timeouts: one fiber sleeping until the earliest deadline --------------------------
 
   armTimer(deadline: number): void {
     if (deadline >= this.timerDeadline) return
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer?.interruptUnsafe()
     this.timerDeadline = deadline
-    this.timer = setTimeout(this.onTimer, Math.max(0, deadline - Date.now()))
-    this.timer.unref?.()
+    this.timer = this.runFork(
+      Effect.andThen(this.clock.sleep(Duration.millis(Math.max(0, deadline - this.now()))), this.expire)
+    )
   }
 
-  readonly onTimer = (): void => {
+  readonly expire = Effect.sync(() => {
     this.timer = undefined
     this.timerDeadline = Infinity
-    const now = Date.now()
+    const now = this.now()
     let next = Infinity
     for (const [id, entry] of this.pending) {
       if (entry.deadline <= now) {
@@ -255,18 +337,19 @@ class Core {
         next = entry.deadline
       }
     }
-    if (next !== Infinity) this.armTimer(next)
-  }
+    if (next !== Infinity && this.status !== "closed") this.armTimer(next)
+  })
 
   close(): void {
     this.status = "closed"
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer?.interruptUnsafe()
     this.timer = undefined
+    this.timerDeadline = Infinity
     const socket = this.socket
     this.socket = undefined
     socket?.destroy()
-    this.out.clear()
-    this.failAll(`connection to ${this.host}:${this.port} closed`)
+    this.failAll(this.closedReason)
+    this.writer.detach()
   }
 }
 
@@ -278,7 +361,7 @@ class Core {
  */
 export const make = (options: ConnectionOptions): Effect.Effect<Connection, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const core = new Core(options)
+    const core = new Core(options, yield* Effect.context<never>())
     const connectTimeoutMillis = Duration.toMillis(options.connectTimeout ?? "5 seconds")
 
     const connectOnce = Effect.callback<Net.Socket, ConnectFailed>((resume) => {
@@ -288,7 +371,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       socket.setTimeout(connectTimeoutMillis)
       const onError = (error: Error) => {
         socket.destroy()
-        resume(Effect.fail(new ConnectFailed({ reason: error.message })))
+        resume(Effect.fail(new ConnectFailed({ reason: error.message, code: errorCode(error) })))
       }
       const onTimeout = () => onError(new Error("connect timed out"))
       socket.once("error", onError)
@@ -301,11 +384,15 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       })
       return Effect.sync(() => socket.destroy())
     }).pipe(
-      // Calls buffered for this attempt fail with it; later ones fail fast until the next.
-      Effect.tapError(() =>
+      // Calls buffered for this attempt fail with it (never sent); later ones fail fast until the next.
+      Effect.tapError((error) =>
         Effect.sync(() => {
           if (core.status === "connecting") core.status = "disconnected"
-          core.out.clear()
+          if (!core.outageLogged) {
+            core.outageLogged = true
+            core.log("transport: cannot connect (retrying)", { code: error.code, error: error.reason })
+          }
+          core.writer.out.clear()
           core.failAll(core.lostReason)
         })
       )
@@ -323,23 +410,32 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       Effect.ignore
     )
 
-    yield* Effect.addFinalizer(() => Effect.sync(() => core.close()))
     yield* Effect.forkScoped(loop)
+    // Added last, so it runs first: the calls fail before the loop's interruption destroys the socket.
+    yield* Effect.addFinalizer(() => Effect.sync(() => core.close()))
 
     const unavailable = (request: CallRequest, status: ConnectionStatus) =>
       new ActorUnavailable({
         address: request.target,
-        reason: status === "closed" ? `connection to ${core.host}:${core.port} closed` : core.lostReason
+        reason: status === "closed" ? core.closedReason : core.lostReason
       })
+
+    /** Why a request cannot be sent now, or undefined. */
+    const refusal = (request: CallRequest): ActorUnavailable | undefined => {
+      const status = core.status
+      if (status === "disconnected" || status === "closed") return unavailable(request, status)
+      if (core.writer.full) return new ActorUnavailable({ address: request.target, reason: core.backedUpReason })
+      return undefined
+    }
 
     const send = (request: CallRequest): Effect.Effect<void, ActorUnavailable | PayloadTooLarge> =>
       Effect.suspend((): Effect.Effect<void, ActorUnavailable | PayloadTooLarge> => {
-        const status = core.status
-        if (status === "disconnected" || status === "closed") return Effect.fail(unavailable(request, status))
+        const refused = refusal(request)
+        if (refused !== undefined) return Effect.fail(refused)
         const requestId = core.nextId = (core.nextId + 1) >>> 0
-        const size = writeRequest(core.out, { ...request, requestId, timeoutMillis: 0, oneWay: true }, core.maxFrameBytes)
+        const size = writeRequest(core.writer.out, { ...request, requestId, timeoutMillis: 0, oneWay: true }, core.maxFrameBytes)
         if (size > core.maxFrameBytes) return Effect.fail(tooLarge(request.target, request.tag, size, core.maxFrameBytes))
-        core.scheduleFlush()
+        core.writer.schedule()
         return Effect.void
       })
 
@@ -347,11 +443,15 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       request: CallRequest,
       callOptions?: CallOptions,
       onReply: (outcome: ReplyOutcome) => Effect.Effect<A, E> = Effect.succeed as any
-    ): Effect.Effect<A, E | CallTimeout | ActorUnavailable | PayloadTooLarge> =>
-      Effect.callback<A, E | CallTimeout | ActorUnavailable | PayloadTooLarge>((resume) => {
-        const status = core.status
-        if (status === "disconnected" || status === "closed") {
-          resume(Effect.fail(unavailable(request, status)))
+    ): Effect.Effect<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge> =>
+      Effect.callback<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge>((resume) => {
+        const refused = refusal(request)
+        if (refused !== undefined) {
+          resume(Effect.fail(refused))
+          return
+        }
+        if (core.pending.size >= core.maxInFlight) {
+          resume(Effect.fail(new ActorUnavailable({ address: request.target, reason: core.busyReason })))
           return
         }
         const timeoutMillis = callOptions?.timeout === undefined ?
@@ -369,22 +469,25 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
           timeoutMillis,
           forwarded: request.forwarded
         }
-        const size = writeRequest(core.out, envelope, core.maxFrameBytes)
+        const writer = core.writer
+        const seq = writer.writes
+        const size = writeRequest(writer.out, envelope, core.maxFrameBytes)
         if (size > core.maxFrameBytes) {
           resume(Effect.fail(tooLarge(request.target, request.tag, size, core.maxFrameBytes)))
           return
         }
-        const deadline = Date.now() + timeoutMillis
+        const deadline = core.now() + timeoutMillis
         core.pending.set(requestId, {
           target: request.target,
           tag: request.tag,
           timeoutMillis,
           deadline,
+          seq,
           onReply,
           resume: resume as Pending["resume"]
         })
         core.armTimer(deadline)
-        core.scheduleFlush()
+        writer.schedule()
         return Effect.sync(() => {
           core.pending.delete(requestId)
         })

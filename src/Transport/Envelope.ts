@@ -69,11 +69,12 @@ export const RequestEnvelope = Schema.Struct({
 export type RequestEnvelope = typeof RequestEnvelope.Type
 
 /**
- * The tags of transport-level errors a server can answer with.
+ * The tags of transport-level errors a server can answer with. `Draining`: the server was
+ * draining and did not run the request (not delivered, safe to retry elsewhere).
  *
  * @since 0.1.0
  */
-export const TransportErrorTag = Schema.Literals(["FrameTooLarge", "MalformedFrame", "Interrupted"])
+export const TransportErrorTag = Schema.Literals(["FrameTooLarge", "MalformedFrame", "Interrupted", "Draining"])
 
 /**
  * The outcome of a request: the success value or the typed failure (both encoded with

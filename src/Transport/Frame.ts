@@ -9,6 +9,9 @@
  *   after another into a large chunk and {@link OutputBuffer.take} hands everything
  *   written since the last take to the socket as one buffer (write coalescing with no
  *   concatenation copy).
+ * - A decoder can be paused between frames ({@link FrameDecoder.pause}): what it has not
+ *   decoded yet is held until {@link FrameDecoder.resume}, so a server can stop starting
+ *   requests at an exact count, not a chunk later.
  * - Frames are bounded by a maximum size ({@link defaultMaxFrameBytes}, 16 MiB, the same
  *   default as effect/rpc's SchemaBinary serialization). An oversized incoming frame is
  *   skipped byte for byte and reported with its first bytes (so the receiver can read the
@@ -32,6 +35,23 @@ export const headerBytes = 4
  * @since 0.1.0
  */
 export const defaultMaxFrameBytes = 16 * 1024 * 1024
+
+/**
+ * Default cap on the bytes waiting to be written on one connection (encoded, or held by
+ * the socket): 64 MiB, four maximum frames. Past it a client fails new calls at once and a
+ * server stops reading that connection until its output drains.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxBufferedBytes = 64 * 1024 * 1024
+
+/**
+ * Default cap on the requests in flight on one connection: 10,000 (calls waiting for a
+ * reply on a client, running handlers on a server).
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxInFlight = 10_000
 
 /**
  * How many leading bytes of an oversized frame are reported to
@@ -90,17 +110,57 @@ export class FrameDecoder {
   private oversizedPrefix: Buffer | undefined = undefined
   private oversizedPrefixFilled = 0
   private skipRemaining = 0
+  // Paused: the rest of the current chunk (and any chunk pushed meanwhile) waits in `held`.
+  private paused = false
+  private held: Buffer | undefined = undefined
+  private pushing = false
 
   constructor(handler: FrameHandler, maxFrameBytes: number = defaultMaxFrameBytes) {
     this.handler = handler
     this.maxFrameBytes = maxFrameBytes
   }
 
+  /**
+   * Stops handing over frames: the frame being handled is the last one until
+   * {@link resume}. Bytes pushed meanwhile are kept, not decoded.
+   */
+  pause(): void {
+    this.paused = true
+  }
+
+  /** Goes on with what was held (calling the handler from here), unless paused again meanwhile. */
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    if (this.pushing) return // the push in progress goes on by itself
+    const held = this.held
+    if (held === undefined) return
+    this.held = undefined
+    this.push(held)
+  }
+
   /** Feeds one chunk; calls the handler for every frame completed by it. */
   push(chunk: Buffer): void {
+    if (this.paused) {
+      this.held = this.held === undefined ? chunk : Buffer.concat([this.held, chunk])
+      return
+    }
+    this.pushing = true
+    try {
+      this.decode(chunk)
+    } finally {
+      this.pushing = false
+    }
+  }
+
+  private decode(chunk: Buffer): void {
     const end = chunk.length
     let offset = 0
     while (offset < end) {
+      if (this.paused) {
+        this.held = chunk.subarray(offset)
+        return
+      }
       if (this.oversizedPrefix !== undefined) {
         const prefix = this.oversizedPrefix
         const n = Math.min(prefix.length - this.oversizedPrefixFilled, end - offset)
@@ -199,7 +259,10 @@ export class OutputBuffer {
   reserve(bytes: number): void {
     if (this.position + bytes <= this.buffer.length) return
     const untaken = this.position - this.start
-    const next = Buffer.allocUnsafe(Math.max(chunkBytes, untaken + bytes))
+    const needed = untaken + bytes
+    // A backlog (the socket is not taking bytes) grows geometrically, so that it is copied
+    // O(log n) times, not once per frame.
+    const next = Buffer.allocUnsafe(needed <= chunkBytes ? chunkBytes : Math.max(needed, 2 * untaken))
     this.buffer.copy(next, 0, this.start, this.position)
     this.buffer = next
     this.start = 0
@@ -211,7 +274,7 @@ export class OutputBuffer {
     return this.position - this.start
   }
 
-    /** Whether anything is waiting to be taken. */
+  /** Whether anything is waiting to be taken. */
   get isEmpty(): boolean {
     return this.position === this.start
   }
@@ -221,8 +284,9 @@ export class OutputBuffer {
     if (this.position === this.start) return undefined
     const out = this.buffer.subarray(this.start, this.position)
     this.start = this.position
-    // Small remainder: start a fresh chunk so the next frames do not straddle.
-    if (this.buffer.length - this.position < 1024) {
+    // Small remainder: start a fresh chunk so the next frames do not straddle. A grown
+    // chunk is let go too (the socket holds what it needs of it).
+    if (this.buffer.length - this.position < 1024 || this.buffer.length > chunkBytes) {
       this.buffer = Buffer.allocUnsafe(chunkBytes)
       this.start = 0
       this.position = 0
@@ -233,6 +297,11 @@ export class OutputBuffer {
   /** Drops everything not yet taken. */
   clear(): void {
     this.position = this.start
+    if (this.buffer.length > chunkBytes) {
+      this.buffer = Buffer.allocUnsafe(chunkBytes)
+      this.start = 0
+      this.position = 0
+    }
   }
 }
 

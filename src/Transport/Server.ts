@@ -7,18 +7,40 @@
  *   transport error when its request id is readable; otherwise the connection is closed
  *   (and logged). The same goes for a frame that does not decode (`MalformedFrame`).
  * - A reply larger than `maxFrameBytes` is replaced with a `FrameTooLarge` transport error.
- * - A one-way request (`oneWay`) is handled but never answered.
+ * - A one-way request (`oneWay`) is handled but never answered; if it fails (a defect, or
+ *   an outcome other than success) that is logged.
  * - A handler that dies is answered with a `Defect` reply; one interrupted (the scope
  *   closing) is not answered: its connection is being destroyed anyway.
- * - Closing the scope stops listening, destroys every connection and interrupts every
- *   running handler.
+ * - Flow control, per connection: writes respect backpressure (nothing more is written
+ *   until the socket drains). While `maxBufferedBytes` (default 64 MiB) of replies wait to
+ *   be sent, or `maxInFlight` handlers (default 10,000) run, the server stops reading that
+ *   connection (no further request is even decoded) and resumes below the cap, so a peer
+ *   that stops reading, or floods requests, cannot grow the server's memory without bound.
+ * - A throw in a socket callback (decoding, starting a handler, writing its reply) is
+ *   logged and closes that connection only. Socket errors are logged once per connection.
+ * - A peer's socket closing does not interrupt handlers already running (a turn cut
+ *   half-way may have done part of its work): they finish and their replies are dropped.
+ * - {@link Server.drain} stops accepting connections and requests (a request arriving
+ *   after it began is answered with a `Draining` transport error, which callers map to
+ *   `ActorUnavailable`: not delivered) and waits, within a timeout, until every running
+ *   handler finished and its reply was written to the socket.
+ * - Closing the scope stops listening, destroys every connection and interrupts the
+ *   handlers still running (and waits for them).
  *
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Cause, Effect, Exit, Fiber, Schema, Scope } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
 import { kindRequest, peekRequestId, readRequest, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
-import { defaultMaxFrameBytes, eagerFlushBytes, FrameDecoder, OutputBuffer } from "./Frame.ts"
+import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
+import { Writer } from "./internal/Writer.ts"
+
+export {
+  /** @since 0.1.0 */
+  defaultMaxBufferedBytes,
+  /** @since 0.1.0 */
+  defaultMaxInFlight
+}
 
 /**
  * @since 0.1.0
@@ -38,6 +60,10 @@ export interface ServerOptions<R> {
   readonly handle: (request: RequestEnvelope) => Effect.Effect<ReplyOutcome, never, R>
   /** Default 16 MiB. */
   readonly maxFrameBytes?: number | undefined
+  /** Reply bytes waiting on one connection past which it is not read; default {@link defaultMaxBufferedBytes} (64 MiB). */
+  readonly maxBufferedBytes?: number | undefined
+  /** Running handlers of one connection at which it is not read; default {@link defaultMaxInFlight} (10,000). */
+  readonly maxInFlight?: number | undefined
 }
 
 /**
@@ -49,6 +75,39 @@ export interface Server {
   readonly port: number
   /** Open connections. */
   readonly connections: Effect.Effect<number>
+  /** Handlers running, across connections (including those whose connection closed). */
+  readonly running: Effect.Effect<number>
+  /** Bytes of replies waiting to be sent, across connections (encoded, or held by the sockets). */
+  readonly bufferedBytes: Effect.Effect<number>
+  /**
+   * Stops accepting connections and requests (later requests are answered with a
+   * `Draining` transport error) and waits until every running handler finished and its
+   * reply was written to its socket, or until `timeout`. Connections stay open; closing the
+   * scope closes them.
+   */
+  readonly drain: (timeout: Duration.Input) => Effect.Effect<void>
+}
+
+const draining: ReplyOutcome = {
+  _tag: "TransportError",
+  error: "Draining",
+  message: "the server is draining: the request was not run"
+}
+
+const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+/** One accepted socket. */
+interface Conn {
+  readonly socket: Net.Socket
+  readonly peer: string
+  readonly writer: Writer
+  readonly decoder: FrameDecoder
+  /** Replies can still be sent. */
+  open: boolean
+  /** Handlers of this connection running. */
+  running: number
+  /** Reading is stopped (a cap reached). */
+  holding: boolean
 }
 
 /**
@@ -60,91 +119,170 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
+    const maxBufferedBytes = options.maxBufferedBytes ?? defaultMaxBufferedBytes
+    const maxInFlight = options.maxInFlight ?? defaultMaxInFlight
     const context = yield* Effect.context<R>()
     const runFork = Effect.runForkWith(context)
     const handle = options.handle
-    const sockets = new Set<Net.Socket>()
+    const conns = new Set<Conn>()
+    // Handlers that did not finish while starting; the scope's close interrupts them.
+    const fibers = new Set<Fiber.Fiber<ReplyOutcome>>()
+    let drained: Deferred.Deferred<void> | undefined = undefined
     const log = (message: string, annotations: Record<string, unknown>) =>
       void runFork(Effect.logWarning(message).pipe(Effect.annotateLogs(annotations)))
 
-    const serve = (socket: Net.Socket): void => {
-      sockets.add(socket)
-      socket.setNoDelay(true)
-      const out = new OutputBuffer()
-      const fibers = new Set<Fiber.Fiber<ReplyOutcome>>()
-      let flushScheduled = false
-      let open = true
-      const peer = `${socket.remoteAddress}:${socket.remotePort}`
-      const flush = () => {
-        flushScheduled = false
-        if (!open) return
-        const chunk = out.take()
-        if (chunk !== undefined) socket.write(chunk)
+    /** Completes the drain once nothing runs and every reply left. */
+    const checkDrained = (): void => {
+      if (drained === undefined || fibers.size > 0) return
+      for (const conn of conns) if (conn.open && !conn.writer.idle) return
+      Deferred.doneUnsafe(drained, Exit.void)
+    }
+
+    /** Closes one connection after something went wrong on it; the others go on. */
+    const drop = (conn: Conn, message: string, error?: unknown): void => {
+      if (!conn.open) return
+      log(message, error === undefined ? { peer: conn.peer } : { peer: conn.peer, error: describe(error) })
+      conn.open = false
+      conn.decoder.pause() // the rest of the chunk is not decoded
+      conn.socket.destroy()
+    }
+
+    /** Stops or resumes reading `conn` as its caps say. */
+    const updateReading = (conn: Conn): void => {
+      const hold = conn.open && (conn.running >= maxInFlight || conn.writer.full)
+      if (hold === conn.holding) return
+      conn.holding = hold
+      if (hold) {
+        conn.socket.pause()
+        conn.decoder.pause()
+        return
       }
-      const reply = (requestId: number, outcome: ReplyOutcome) => {
-        if (!open) return
-        const size = writeReply(out, requestId, outcome, maxFrameBytes)
-        if (size > maxFrameBytes) {
-          writeReply(out, requestId, {
-            _tag: "TransportError",
-            error: "FrameTooLarge",
-            message: `reply of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`
-          }, maxFrameBytes)
-        }
-        if (out.pending >= eagerFlushBytes) flush()
-        else if (!flushScheduled) {
-          flushScheduled = true
-          process.nextTick(flush)
-        }
+      try {
+        conn.decoder.resume() // decodes what was held; may hold again
+      } catch (error) {
+        return drop(conn, "transport: closing the connection after an error in a request", error)
       }
-      const reject = (frame: Buffer, error: "FrameTooLarge" | "MalformedFrame", message: string) => {
-        const id = peekRequestId(frame, kindRequest)
-        if (id !== undefined) return reply(id, { _tag: "TransportError", error, message })
-        log("transport: closing connection after an unanswerable frame", { peer, error, message })
-        socket.destroy()
+      if (!conn.holding && conn.open) conn.socket.resume()
+    }
+
+    const reply = (conn: Conn, requestId: number, outcome: ReplyOutcome): void => {
+      const writer = conn.writer
+      const size = writeReply(writer.out, requestId, outcome, maxFrameBytes)
+      if (size > maxFrameBytes) {
+        writeReply(writer.out, requestId, {
+          _tag: "TransportError",
+          error: "FrameTooLarge",
+          message: `reply of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`
+        }, maxFrameBytes)
       }
-      const decoder = new FrameDecoder({
-        onFrame: (frame) => {
-          let request: RequestEnvelope
-          try {
-            request = readRequest(frame)
-          } catch (error) {
-            return reject(frame, "MalformedFrame", error instanceof Error ? error.message : String(error))
+      writer.schedule()
+      if (writer.full) updateReading(conn)
+    }
+
+    const done = (conn: Conn, request: RequestEnvelope, exit: Exit.Exit<ReplyOutcome>): void => {
+      if (request.oneWay === true) {
+        // Nobody waits for this outcome: a failure would vanish unless said here.
+        if (Exit.isSuccess(exit)) {
+          if (exit.value._tag !== "Success") {
+            log("transport: one-way request failed", { peer: conn.peer, target: request.target, tag: request.tag, outcome: exit.value._tag })
           }
-          const fiber = runFork(handle(request))
-          const done = (exit: Exit.Exit<ReplyOutcome>) => {
-            if (request.oneWay === true) return
-            if (Exit.isSuccess(exit)) return reply(request.requestId, exit.value)
-            if (Cause.hasInterruptsOnly(exit.cause)) return
-            reply(request.requestId, { _tag: "Defect", defect: Cause.pretty(exit.cause) })
-          }
-          // A handler that finished while starting (the common case) needs no observer.
-          const exit = fiber.pollUnsafe()
-          if (exit !== undefined) return done(exit)
-          fibers.add(fiber)
-          fiber.addObserver((exit) => {
-            fibers.delete(fiber)
-            done(exit)
-          })
-        },
-        onOversized: (size, prefix) =>
-          reject(prefix, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
-      }, maxFrameBytes)
-      socket.on("data", (chunk: Buffer) => {
-        decoder.push(chunk)
-        // Handlers that finished while starting have replied already: send that at once.
-        if (!out.isEmpty) flush()
+        } else if (!Cause.hasInterruptsOnly(exit.cause)) {
+          log("transport: one-way request died", { peer: conn.peer, target: request.target, tag: request.tag, cause: Cause.pretty(exit.cause) })
+        }
+        return
+      }
+      if (!conn.open) return // the peer left: nobody to answer
+      if (Exit.isSuccess(exit)) return reply(conn, request.requestId, exit.value)
+      if (Cause.hasInterruptsOnly(exit.cause)) return
+      reply(conn, request.requestId, { _tag: "Defect", defect: Cause.pretty(exit.cause) })
+    }
+
+    const reject = (conn: Conn, frame: Buffer, error: "FrameTooLarge" | "MalformedFrame", message: string) => {
+      const id = peekRequestId(frame, kindRequest)
+      if (id !== undefined) return reply(conn, id, { _tag: "TransportError", error, message })
+      drop(conn, "transport: closing connection after an unanswerable frame", new Error(`${error}: ${message}`))
+    }
+
+    const onFrame = (conn: Conn, frame: Buffer): void => {
+      let request: RequestEnvelope
+      try {
+        request = readRequest(frame)
+      } catch (error) {
+        return reject(conn, frame, "MalformedFrame", describe(error))
+      }
+      if (drained !== undefined) {
+        if (request.oneWay !== true) return reply(conn, request.requestId, draining)
+        log("transport: one-way request dropped: the server is draining", { peer: conn.peer, target: request.target, tag: request.tag })
+        return
+      }
+      // A throw here (from `handle` itself) reaches the data callback, which closes the connection.
+      const fiber = runFork(handle(request))
+      // A handler that finished while starting (the common case) needs no observer.
+      const exit = fiber.pollUnsafe()
+      if (exit !== undefined) return done(conn, request, exit)
+      fibers.add(fiber)
+      conn.running++
+      fiber.addObserver((exit) => {
+        fibers.delete(fiber)
+        conn.running--
+        try {
+          done(conn, request, exit)
+        } catch (error) {
+          drop(conn, "transport: closing the connection after an error writing a reply", error)
+        }
+        if (conn.holding) updateReading(conn)
+        if (drained !== undefined) checkDrained()
       })
-      socket.on("error", () => {}) // "close" follows
+      if (conn.running >= maxInFlight) updateReading(conn)
+    }
+
+    const serve = (socket: Net.Socket): void => {
+      socket.setNoDelay(true)
+      const peer = `${socket.remoteAddress}:${socket.remotePort}`
+      // The writer calls back before `conn` exists only through `onProgress`, which needs a socket first.
+      let conn: Conn
+      const writer = new Writer(maxBufferedBytes, () => {
+        if (conn.holding) updateReading(conn)
+        if (drained !== undefined) checkDrained()
+      })
+      const decoder = new FrameDecoder({
+        onFrame: (frame) => onFrame(conn, frame),
+        onOversized: (size, prefix) =>
+          reject(conn, prefix, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
+      }, maxFrameBytes)
+      conn = { socket, peer, writer, decoder, open: true, running: 0, holding: false }
+      conns.add(conn)
+      writer.attach(socket)
+      socket.on("data", (chunk: Buffer) => {
+        try {
+          decoder.push(chunk)
+          // Handlers that finished while starting have replied already: send that at once.
+          if (!writer.out.isEmpty) writer.flush()
+        } catch (error) {
+          drop(conn, "transport: closing the connection after an error in a request", error)
+        }
+      })
+      let errorLogged = false
+      socket.on("error", (error: Error & { code?: string }) => {
+        // "close" follows.
+        if (errorLogged) return
+        errorLogged = true
+        log("transport: connection error", { peer, code: error.code, error: error.message })
+      })
       socket.once("close", () => {
-        open = false
-        sockets.delete(socket)
-        for (const fiber of fibers) fiber.interruptUnsafe()
-        fibers.clear()
+        conn.open = false
+        conns.delete(conn)
+        writer.detach()
+        // Running handlers go on: cutting a turn half-way could leave its work half done.
+        if (drained !== undefined) checkDrained()
       })
     }
 
     const server = Net.createServer({ noDelay: true }, serve)
+    let serverClosed = false
+    server.once("close", () => {
+      serverClosed = true
+    })
     const port = yield* Effect.callback<number, ServerError>((resume) => {
       const onError = (error: Error) => resume(Effect.fail(new ServerError({ reason: error.message })))
       server.once("error", onError)
@@ -153,16 +291,44 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         resume(Effect.succeed((server.address() as Net.AddressInfo).port))
       })
     })
+
+    const drain = (timeout: Duration.Input): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (drained === undefined) {
+          drained = Deferred.makeUnsafe<void>()
+          server.close() // no new connections; the open ones stay
+          checkDrained()
+        }
+        return Effect.timeoutOrElse(Deferred.await(drained), { duration: timeout, orElse: () => Effect.void })
+      })
+
     yield* Effect.addFinalizer(() =>
-      Effect.callback<void>((resume) => {
-        server.close(() => resume(Effect.void))
-        for (const socket of sockets) socket.destroy()
-        sockets.clear()
+      Effect.suspend(() => {
+        if (drained === undefined) server.close()
+        for (const conn of conns) {
+          conn.open = false
+          conn.socket.destroy()
+        }
+        conns.clear()
+        return Effect.andThen(
+          Fiber.interruptAll(Array.from(fibers)),
+          Effect.callback<void>((resume) => {
+            if (serverClosed) return resume(Effect.void)
+            server.once("close", () => resume(Effect.void))
+          })
+        )
       })
     )
     return {
       host,
       port,
-      connections: Effect.sync(() => sockets.size)
+      connections: Effect.sync(() => conns.size),
+      running: Effect.sync(() => fibers.size),
+      bufferedBytes: Effect.sync(() => {
+        let total = 0
+        for (const conn of conns) total += conn.writer.buffered
+        return total
+      }),
+      drain
     } satisfies Server
   })

@@ -1,7 +1,8 @@
 /**
  * Silo-to-silo transport: length-prefixed frames over TCP, a hand-written envelope codec
  * around Schema-encoded payloads, one multiplexed connection per peer with write batching,
- * timeouts and reconnect, and a server. `ClusterSilo` and `ClusterClient` route refs over it.
+ * backpressure, caps, timeouts and reconnect, and a server that can drain. `ClusterSilo` and
+ * `ClusterClient` route refs over it.
  *
  * @since 0.1.0
  */
