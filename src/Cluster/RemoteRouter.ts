@@ -32,6 +32,7 @@ import {
   ActorDefect,
   ActorUnavailable,
   MessageDecodeError,
+  OutcomeUnknown,
   PayloadTooLarge,
   type SendError
 } from "../Actor/ActorError.ts"
@@ -505,6 +506,9 @@ const decodeOutcome = (slot: TypeSlot, id: string, info: MessageEntry, outcome: 
       if (outcome.error === "MalformedFrame") {
         return Effect.fail(new MessageDecodeError({ address, tag: info.tag, reason: outcome.message }))
       }
+      // The handler was stopped part-way: it may have run.
+      if (outcome.error === "Interrupted") return Effect.fail(new OutcomeUnknown({ address, tag: info.tag, reason: outcome.message }))
+      // "Draining": the silo is stopping and did not run it.
       return Effect.fail(new ActorUnavailable({ address, reason: outcome.message }))
     }
   }
