@@ -3,9 +3,11 @@
  * always-interleave scheduling, bounded mailboxes, defects, interruption and timeouts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Latch } from "effect"
+import { Deferred, Effect, Exit, Fiber, Latch, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
+import { Mailbox } from "../src/Actor/Mailbox.ts"
+import { emptyMetadata, Turn, TurnKind, TurnState } from "../src/Actor/Turn.ts"
 import { ActorDefect, type ActorTypeOptions, CallTimeout, MailboxFull, Silo } from "../src/index.ts"
 import {
   activationOf,
@@ -789,6 +791,147 @@ describe("property", () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 20 }), (ops) => Effect.runPromise(runOps(ops))),
       { numRuns: 100 }
+    )
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Asks whose callers gave up leave the mailbox at once.
+
+/** The mailbox of the probe's activation, read afresh each time. */
+const mailboxOf = Effect.map(Silo.Silo, (silo) => () => silo.router.slots.get("Probe")?.activations.get("p")?.mailbox)
+
+/**
+ * Every turn the mailbox keeps reachable, live or withdrawn, whatever its layout: what it
+ * holds in memory. A turn is followed only through its mailbox links.
+ */
+const turnsHeld = (mailbox: unknown): number => {
+  const seen = new Set<unknown>()
+  const stack: Array<unknown> = [mailbox]
+  let turns = 0
+  while (stack.length > 0) {
+    const value = stack.pop()
+    if (value === null || typeof value !== "object" || seen.has(value)) continue
+    seen.add(value)
+    if (value instanceof Turn) {
+      turns++
+      stack.push(value.prev, value.next)
+    } else {
+      stack.push(...Object.values(value))
+    }
+  }
+  return turns
+}
+
+describe("asks that gave up", () => {
+  it.effect("timed-out and interrupted asks leave at once and never run: capacity 100 never holds more than 100", () =>
+    withProbe(
+      (state) =>
+        Effect.gen(function*() {
+          const gate = yield* Deferred.make<void>()
+          state.hook = (_, n) => n === 0 ? Deferred.await(gate) : Effect.void
+          const probe = yield* Probe.ref("p")
+          const first = yield* Effect.forkChild(probe.Work({ n: 0 }))
+          yield* waitUntil("the first turn is running", () => state.entered("Work", 0))
+          const mailbox = yield* mailboxOf
+          // Ten asks wait throughout; 100 rounds of 90 more give up: 9,000 in all.
+          const live: Array<Fiber.Fiber<number, unknown>> = []
+          for (let n = 1; n <= 10; n++) live.push(yield* Effect.forkChild(probe.Work({ n })))
+          let n = 1_000
+          for (let round = 0; round < 100; round++) {
+            const timesOut = round % 2 === 0
+            const quitters: Array<Fiber.Fiber<number, unknown>> = []
+            for (let i = 0; i < 90; i++) {
+              const call = timesOut ? probe.Work({ n: n++ }, { timeout: "1 second" }) : probe.Work({ n: n++ })
+              quitters.push(yield* Effect.forkChild(call))
+            }
+            yield* waitUntil(`round ${round}: the mailbox is full`, depthIs(100))
+            assert.strictEqual(turnsHeld(mailbox()), 100)
+            assert.instanceOf(yield* Effect.flip(probe.Work({ n: -1 })), MailboxFull)
+            if (timesOut) yield* TestClock.adjust("1 second")
+            else yield* Effect.forEach(quitters, Fiber.interrupt, { discard: true })
+            for (const quitter of quitters) {
+              const exit = yield* Fiber.await(quitter)
+              assert.isTrue(timesOut ? Exit.isFailure(exit) && !Exit.hasInterrupts(exit) : Exit.hasInterrupts(exit))
+            }
+            assert.strictEqual(turnsHeld(mailbox()), 10, `round ${round}: the asks that gave up left the mailbox`)
+            assert.isTrue(yield* depthIs(10))
+          }
+          yield* Deferred.succeed(gate, undefined)
+          assert.deepStrictEqual(yield* Fiber.joinAll([first, ...live]), Array.from({ length: 11 }, (_, i) => i))
+          // Only the asks whose callers waited ran, in order.
+          assert.deepStrictEqual(state.enterOrder(), Array.from({ length: 11 }, (_, i) => `Work:${i}`))
+          assert.isTrue(yield* idle)
+        }),
+      { mailboxCapacity: 100 }
+    ))
+
+  it.effect("a caller interrupted while its ask is being queued leaves nothing behind", () => {
+    const state = new ProbeState()
+    return Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(Silo.layerTest(probeLayer(state)), scope)
+      const body = Effect.gen(function*() {
+        const gate = yield* Latch.make()
+        let caller: Fiber.Fiber<number, unknown> | undefined
+        // The activation effect starts synchronously inside the ask, before the asker
+        // parks: an interrupt sent from there lands while the ask is being queued, when
+        // the asker cannot be interrupted yet.
+        state.activationHook = () => Effect.andThen(Effect.sync(() => caller!.interruptUnsafe()), gate.await)
+        const probe = yield* Probe.ref("p")
+        const go = yield* Latch.make()
+        caller = yield* Effect.forkChild(Effect.andThen(go.await, probe.Work({ n: 1 })))
+        yield* go.open
+        assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(caller)))
+        assert.isTrue(yield* depthIs(0), "the interrupted ask left the mailbox")
+        yield* gate.open
+        // Not granted to nobody: the activation serves the next ask.
+        assert.strictEqual(yield* answersAtOnce(probe.Work({ n: 2 })), 2)
+        assert.isUndefined(state.runs.get("Work:1"))
+        assert.isTrue(yield* idle)
+      })
+      const exit = yield* Effect.exit(Effect.provideContext(body, context))
+      // Whatever happened, close the silo (moving the clock past its shutdown timeout).
+      yield* Deferred.succeed(state.abort, undefined)
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(closing)
+      return yield* exit
+    })
+  })
+
+  it("the mailbox list matches a model FIFO under push, shift and withdraw (twice, or of a stranger)", () => {
+    const info = { tag: "Work", readOnly: false, interleave: false, keepAlive: true }
+    const op = fc.oneof(fc.constant("push" as const), fc.constant("shift" as const), fc.nat(50), fc.constant("stranger" as const))
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const mailbox = new Mailbox()
+        const model: Array<Turn> = []
+        const withdrawn: Array<Turn> = []
+        for (const op of ops) {
+          if (op === "push") {
+            const turn = new Turn(TurnKind.Ask, undefined, undefined, undefined, emptyMetadata, info, undefined)
+            mailbox.push(turn)
+            model.push(turn)
+          } else if (op === "shift") {
+            assert.strictEqual(mailbox.shift(), model.shift())
+          } else if (op === "stranger") {
+            // Withdrawing a turn that is not there (or no longer) changes nothing.
+            mailbox.withdraw(withdrawn[0] ?? new Turn(TurnKind.Ask, undefined, undefined, undefined, emptyMetadata, info, undefined))
+          } else if (model.length > 0) {
+            const [turn] = model.splice(op % model.length, 1)
+            mailbox.withdraw(turn)
+            assert.strictEqual(turn.state, TurnState.Cancelled)
+            withdrawn.push(turn)
+          }
+          assert.strictEqual(mailbox.size, model.length)
+          assert.strictEqual(mailbox.peek(), model[0])
+        }
+        assert.deepStrictEqual(mailbox.takeAll(), model)
+        assert.strictEqual(mailbox.size, 0)
+        assert.isUndefined(mailbox.shift())
+      }),
+      { numRuns: 300 }
     )
   })
 })

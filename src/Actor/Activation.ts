@@ -344,11 +344,17 @@ export class Activation implements ActorContextShape {
     while (room-- > 0 && waiters.length > 0) waiters.shift()!()
   }
 
-  /** Withdraws a parked asker that was interrupted (or timed out) before or just after its grant. */
+  /**
+   * Withdraws a parked asker that was interrupted (or timed out) before or just after its
+   * grant: a queued turn leaves the mailbox at once, a granted one ends unrun.
+   */
   cancel(turn: Turn): void {
     if (turn.state === TurnState.Queued) {
+      const mailbox = this.mailbox
+      if (mailbox === undefined) return
       this.unmarkBlocked(turn)
-      this.mailbox!.withdraw(turn)
+      mailbox.withdraw(turn)
+      if (mailbox.size === 0) this.mailbox = undefined
       this.wakeSenders()
     } else if (turn.state === TurnState.Running) {
       this.end(turn)

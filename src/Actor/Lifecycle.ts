@@ -4,9 +4,15 @@
  * messages that arrived meanwhile to the next activation, rejecting what waits in a
  * mailbox that will not run.
  *
+ * Neither end can hang an address: an activation effect still running after the type's
+ * `activationTimeout` fails the activation, and finalizers still running after its
+ * `deactivationTimeout` are left to finish in the background (with a warning) while the
+ * activation counts as stopped. Only an activation effect that suspends, or finalizers
+ * that do, start a watchdog timer; nothing is timed per turn.
+ *
  * @internal
  */
-import { Cause, Clock, Context, Effect, Exit, Scope } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope } from "effect"
 import * as Failure from "../Supervision/Failure.ts"
 import { ActorContext } from "./ActorContext.ts"
 import { ActivationFailed, type CallError } from "./ActorError.ts"
@@ -30,6 +36,10 @@ export const create = (slot: TypeSlot, id: string, key: string = id): Activation
  * fails: a failure is delivered to every waiting asker as `ActivationFailed`, the partial
  * scope is closed, and the entry is removed so that the next call tries again.
  *
+ * An effect that suspends is given the type's `activationTimeout`: past it, it is
+ * interrupted and the activation fails as above, without waiting for the effect to end
+ * (an uninterruptible one may never), whose outcome is then ignored.
+ *
  * The effect runs as a frame of the call chain of the caller that caused it, so an
  * activation effect that calls back into its own caller (or itself) is a `Deadlock`.
  */
@@ -42,31 +52,110 @@ export const activate = (act: Activation, outer: Turn | undefined): void => {
     frame
   )
   const build = Effect.runForkWith(context)(registration.build)
-  const done = (exit: Exit.Exit<Handlers, unknown>) => {
-    frame.state = TurnState.Ended
-    const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
-    if (Exit.isSuccess(exit) && missing === undefined) {
-      act.activated(exit.value, Context.get(registration.context, Clock.Clock).currentTimeMillisUnsafe())
-      return
-    }
-    const reason = missing !== undefined ?
-      `the implementation has no handler for "${missing}"` :
-      Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
-    // A virtual actor's first activation effect fails its callers; the effect of a child,
-    // or of any restart, fails the actor, and its supervisor decides.
-    const supervised = act.parent !== undefined || act.rare.incarnation > 0
-    act.router.fork(Effect.flatMap(Scope.close(act.scope, exit), () =>
-      Effect.sync(() => {
-        if (!supervised) return failActivation(act, reason)
-        act.state = ActivationState.Suspended
-        act.fail(Failure.activationFailed(reason))
-        act.next()
-      })))
-  }
   const exit = build.pollUnsafe()
-  if (exit !== undefined) done(exit)
-  else build.addObserver(done)
+  if (exit !== undefined) return built(act, registration, frame, exit)
+  const timeout = act.options.activationTimeout
+  let settled = false
+  let timer: Fiber.Fiber<void> | undefined
+  build.addObserver((exit) => {
+    // Ignored once timed out, or once the silo's shutdown stopped the activation.
+    if (settled || act.state !== ActivationState.Activating) return
+    settled = true
+    timer?.interruptUnsafe()
+    built(act, registration, frame, exit)
+  })
+  if (!Duration.isFinite(timeout)) return
+  const timedOut = Effect.sync(() => {
+    if (settled || act.state !== ActivationState.Activating) return
+    settled = true
+    frame.state = TurnState.Ended
+    build.interruptUnsafe()
+    failed(act, `the activation effect timed out: it did not finish within ${Duration.format(timeout)}`, Exit.interrupt())
+  })
+  // However the timer ends (timed out, or the silo closing after its shutdown forced the
+  // activation to stop), the effect is interrupted; once it has ended, that does nothing.
+  timer = act.router.forkTimer(
+    Effect.ensuring(Effect.andThen(Effect.sleep(timeout), timedOut), Effect.sync(() => build.interruptUnsafe()))
+  )
 }
+
+/** The activation effect ended: the activation starts serving, or it failed. */
+const built = (act: Activation, registration: Registration, frame: Turn, exit: Exit.Exit<Handlers, unknown>): void => {
+  frame.state = TurnState.Ended
+  const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
+  if (Exit.isSuccess(exit) && missing === undefined) {
+    act.activated(exit.value, Context.get(registration.context, Clock.Clock).currentTimeMillisUnsafe())
+    return
+  }
+  const reason = missing !== undefined ?
+    `the implementation has no handler for "${missing}"` :
+    Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
+  failed(act, reason, exit)
+}
+
+/** Closes what a failed activation effect opened, then fails its callers or hands it to its supervisor. */
+const failed = (act: Activation, reason: string, exit: Exit.Exit<unknown, unknown>): void => {
+  // A virtual actor's first activation effect fails its callers; the effect of a child,
+  // or of any restart, fails the actor, and its supervisor decides.
+  const supervised = act.parent !== undefined || act.rare.incarnation > 0
+  act.router.fork(Effect.andThen(
+    closeScope(act, exit),
+    Effect.sync(() => {
+      if (act.state === ActivationState.Stopped) return
+      if (!supervised) return failActivation(act, reason)
+      act.state = ActivationState.Suspended
+      act.fail(Failure.activationFailed(reason))
+      act.next()
+    })
+  ))
+}
+
+/**
+ * Closes the activation's scope (its finalizers), waiting at most the type's
+ * `deactivationTimeout`; past it, logs a warning and returns while the finalizers, which
+ * cannot be interrupted, go on in the background.
+ *
+ * @internal
+ */
+export const closeScope = (act: Activation, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  bounded(act, Scope.close(act.scope, exit))
+
+/**
+ * Runs `effect` on a fiber of its own and waits for it at most the type's
+ * `deactivationTimeout`. A failure (a finalizer that died) is logged, not passed on: what
+ * follows a close (handing the queue on, restarting) must happen all the same.
+ */
+const bounded = (act: Activation, effect: Effect.Effect<void>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const router = act.router
+    const fiber = router.fork(effect)
+    // Finalizers that do not suspend have run already: the common case needs no timer.
+    const exit = fiber.pollUnsafe()
+    if (exit !== undefined) return reportClose(act, exit)
+    const timeout = act.options.deactivationTimeout
+    return Effect.callback<void>((resume) => {
+      const timer = Duration.isFinite(timeout) ?
+        router.forkTimer(Effect.andThen(Effect.sleep(timeout), Effect.sync(() => resume(overdue(act, timeout))))) :
+        undefined
+      const unobserve = fiber.addObserver((exit) => {
+        timer?.interruptUnsafe()
+        resume(reportClose(act, exit))
+      })
+      return Effect.sync(() => {
+        unobserve()
+        timer?.interruptUnsafe()
+      })
+    })
+  })
+
+const reportClose = (act: Activation, exit: Exit.Exit<void>): Effect.Effect<void> =>
+  Exit.isSuccess(exit) ? Effect.void : Effect.logWarning(`${act.slot.name}/${act.id}: finalizers failed`, exit.cause)
+
+const overdue = (act: Activation, timeout: Duration.Duration): Effect.Effect<void> =>
+  Effect.logWarning(
+    `${act.slot.name}/${act.id}: finalizers still running after the deactivation timeout ` +
+      `(${Duration.format(timeout)}); going on without them (they finish in the background, if ever)`
+  )
 
 const failActivation = (act: Activation, reason: string): void => {
   act.state = ActivationState.Stopped
@@ -102,19 +191,23 @@ export const remove = (act: Activation): void => {
   }
 }
 
-/** Runs the finalizers of an activation whose turns have all ended, then hands its queue on. */
+/**
+ * Runs the finalizers of an activation whose turns have all ended (children first), then
+ * hands its queue on; finalizers that hang are given up on after the deactivation timeout.
+ */
 export const finishDeactivation = (act: Activation): void => {
   // Yield first: this is called from the end of a turn, which is no place to run finalizers.
   act.router.fork(
     Effect.yieldNow.pipe(
-      Effect.andThen(stopChildren(act, "its parent deactivated")),
-      Effect.andThen(Scope.close(act.scope, Exit.void)),
+      Effect.andThen(bounded(act, Effect.andThen(stopChildren(act, "its parent deactivated"), Scope.close(act.scope, Exit.void)))),
       Effect.andThen(Effect.sync(() => afterStop(act)))
     )
   )
 }
 
 const afterStop = (act: Activation): void => {
+  // Stopped meanwhile: the silo's shutdown gave up waiting for the finalizers.
+  if (act.state === ActivationState.Stopped) return
   remove(act)
   const waiting = (act.mailbox?.takeAll() ?? []).filter((turn) =>
     turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick

@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Context, Duration, Effect, type Fiber, Predicate, Scheduler, Tracer } from "effect"
+import { Context, Duration, Effect, Fiber, Predicate, Scheduler, Scope, Tracer } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../Supervision/Failure.ts"
 import {
@@ -117,6 +117,8 @@ export class LocalRouter {
   readonly defaults: ActorDefaults
   /** The silo's services, for fibers the router starts outside any caller (drainers, handoffs). */
   readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
+  /** Holds the watchdog timers of activations and deactivations; the silo closes it last. */
+  readonly timers: Scope.Closeable = Scope.makeUnsafe()
   shuttingDown = false
   /** Set by a clustered silo or client. */
   remote: RemoteRouting | undefined = undefined
@@ -130,6 +132,14 @@ export class LocalRouter {
   constructor(context: Context.Context<never>, defaults: ActorDefaults) {
     this.defaults = defaults
     this.fork = Effect.runForkWith(context)
+  }
+
+  /**
+   * Forks a watchdog (a sleep, then what is overdue) that ends with the silo at the latest,
+   * so that a pending one keeps neither the process nor a closed silo alive.
+   */
+  forkTimer(effect: Effect.Effect<void>): Fiber.Fiber<void> {
+    return Fiber.runIn(this.fork(effect), this.timers)
   }
 
   slot(type: string): TypeSlot {
@@ -238,17 +248,23 @@ export class LocalRouter {
   /**
    * Parks an asker until its turn is granted, it learns it never will be, or it is
    * redirected (its activation moved to another silo): then it runs the redirect instead.
+   *
+   * If the asker gives up first (interrupted, or its timeout fired), its turn is withdrawn.
+   * The hook that withdraws it is installed while the fiber is still uninterruptible, not
+   * as the callback's canceller: an interrupt that arrived while the turn was being queued
+   * takes effect as `restore` is entered, before the callback would have registered one,
+   * and would leave the turn queued to be granted to nobody, wedging the activation.
    */
   private awaitTurn(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, turn: Turn): Effect.Effect<any, any> {
     const parked = Effect.callback<unknown, CallError>((resume) => {
       if (turn.outcome !== undefined) return resume(turn.outcome)
       turn.resume = resume
       turn.dispatcher = fiber.currentDispatcher
-      // The activation may have changed by a handoff, so look it up at cancel time.
-      return Effect.sync(() => turn.activation!.cancel(turn))
     })
     return Effect.flatMap(
-      restore(parked),
+      // The activation may have changed by a handoff, so it is looked up at cancel time.
+      Effect.onExit(restore(parked), (exit) =>
+        exit._tag === "Success" ? Effect.void : Effect.sync(() => turn.activation!.cancel(turn))),
       (redirect) => redirect === undefined ? this.runAsk(fiber, restore, turn) : restore(redirect as Effect.Effect<any, any>)
     )
   }

@@ -1,8 +1,10 @@
 /**
- * The FIFO of turns waiting for an activation. A plain array with a moving head: `shift`
- * on a long array is linear in V8, and a mailbox under load holds thousands of entries.
- * A withdrawn turn (its asker was interrupted) stops counting at once and is dropped when
- * it reaches the head. Capacity is enforced by the activation, which knows the policy.
+ * The FIFO of turns waiting for an activation: a doubly linked list threaded through the
+ * turns themselves (`prev`/`next`), so queueing allocates nothing and taking the head is
+ * constant time however long the mailbox is. A withdrawn turn (its asker was interrupted
+ * or timed out) is unlinked at once: it is never run, never held in memory, and the size
+ * is exactly the number of messages still waiting, which is what capacity bounds.
+ * Capacity is enforced by the activation, which knows the policy.
  *
  * @internal
  */
@@ -10,63 +12,66 @@ import { type Turn, TurnState } from "./Turn.ts"
 
 /** @internal */
 export class Mailbox {
-  private items: Array<Turn | undefined> = []
-  private head = 0
-  private withdrawn = 0
+  private head: Turn | undefined = undefined
+  private tail: Turn | undefined = undefined
+  private count = 0
 
-  /** Turns waiting, not counting withdrawn ones. */
+  /** Turns waiting. */
   get size(): number {
-    return this.items.length - this.head - this.withdrawn
+    return this.count
   }
 
   push(turn: Turn): void {
-    this.items.push(turn)
+    const tail = this.tail
+    turn.prev = tail
+    turn.next = undefined
+    if (tail === undefined) this.head = turn
+    else tail.next = turn
+    this.tail = turn
+    this.count++
   }
 
-  /** Marks a waiting turn as withdrawn; it no longer counts toward the size. */
+  /** Removes a waiting turn and marks it withdrawn; a turn not in this mailbox is left alone. */
   withdraw(turn: Turn): void {
+    if (turn.prev === undefined && this.head !== turn) return
+    this.unlink(turn)
     turn.state = TurnState.Cancelled
-    this.withdrawn++
   }
 
-  /** The oldest turn still waiting. */
+  /** The oldest turn waiting. */
   peek(): Turn | undefined {
-    this.dropWithdrawn()
-    return this.items[this.head]
+    return this.head
   }
 
   shift(): Turn | undefined {
-    this.dropWithdrawn()
-    return this.take()
+    const turn = this.head
+    if (turn !== undefined) this.unlink(turn)
+    return turn
   }
 
-  /** Removes and returns every turn still waiting, oldest first. */
+  /** Removes and returns every turn waiting, oldest first. */
   takeAll(): Array<Turn> {
-    const all = (this.items.slice(this.head) as Array<Turn>).filter((turn) => turn.state !== TurnState.Cancelled)
-    this.items = []
-    this.head = 0
-    this.withdrawn = 0
+    const all: Array<Turn> = []
+    let turn = this.head
+    while (turn !== undefined) {
+      const next: Turn | undefined = turn.next
+      turn.prev = turn.next = undefined
+      all.push(turn)
+      turn = next
+    }
+    this.head = this.tail = undefined
+    this.count = 0
     return all
   }
 
-  private dropWithdrawn(): void {
-    while (this.withdrawn > 0 && this.items[this.head]?.state === TurnState.Cancelled) {
-      this.take()
-      this.withdrawn--
-    }
-  }
-
-  private take(): Turn | undefined {
-    if (this.head >= this.items.length) return undefined
-    const turn = this.items[this.head]
-    this.items[this.head++] = undefined
-    if (this.head === this.items.length) {
-      this.items.length = 0
-      this.head = 0
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-    return turn
+  private unlink(turn: Turn): void {
+    const prev = turn.prev
+    const next = turn.next
+    if (prev === undefined) this.head = next
+    else prev.next = next
+    if (next === undefined) this.tail = prev
+    else next.prev = prev
+    turn.prev = turn.next = undefined
+    this.count--
   }
 }

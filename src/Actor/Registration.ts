@@ -33,6 +33,18 @@ export interface ActorTypeOptions {
   readonly reentrant?: boolean | undefined
   /** Fail an ask with `CallTimeout` after this long. Default: no timeout for local calls. */
   readonly callTimeout?: Duration.Input | undefined
+  /**
+   * How long the activation effect may run. Past it the activation fails with
+   * `ActivationFailed` (its waiting calls too), its scope is closed and the next call tries
+   * again. Default: the silo's, 30 seconds.
+   */
+  readonly activationTimeout?: Duration.Input | undefined
+  /**
+   * How long deactivation waits for the finalizers (the activation scope's, children's).
+   * Past it a warning is logged and the activation counts as stopped while they finish in
+   * the background, if ever. Default: the silo's, 30 seconds.
+   */
+  readonly deactivationTimeout?: Duration.Input | undefined
   /** How this actor supervises the children it spawns. Default `Supervisor.oneForOne()`. */
   readonly supervisor?: Supervisor.Strategy | undefined
   /**
@@ -53,18 +65,24 @@ export interface ActorDefaults {
   readonly idleTimeout: Duration.Input | "never"
   readonly mailboxCapacity: number
   readonly whenFull: WhenFull
+  readonly activationTimeout: Duration.Input
+  readonly deactivationTimeout: Duration.Input
 }
 
 /**
  * The documented defaults: idle passivation after 1 minute (as effect/cluster's
- * `maxIdleTime`), 10,000 queued messages, fail when full.
+ * `maxIdleTime`), 10,000 queued messages, fail when full, 30 seconds for an activation
+ * effect and for the finalizers of a deactivation (as Orleans' `ActivationTimeout` and
+ * `DeactivationTimeout`).
  *
  * @since 0.1.0
  */
 export const defaultActorDefaults: ActorDefaults = {
   idleTimeout: "1 minute",
   mailboxCapacity: 10_000,
-  whenFull: "fail"
+  whenFull: "fail",
+  activationTimeout: "30 seconds",
+  deactivationTimeout: "30 seconds"
 }
 
 /** A handler table: one function per message tag. @internal */
@@ -105,6 +123,8 @@ export interface ResolvedOptions {
   readonly whenFull: WhenFull
   readonly reentrant: boolean
   readonly callTimeout: Duration.Duration | undefined
+  readonly activationTimeout: Duration.Duration
+  readonly deactivationTimeout: Duration.Duration
   readonly supervisor: Supervisor.Strategy
   readonly rootSupervisor: Supervisor.Strategy
   readonly fatal: ReadonlySet<string> | undefined
@@ -121,6 +141,8 @@ export const resolveOptions = (options: ActorTypeOptions, defaults: ActorDefault
     whenFull: options.whenFull ?? defaults.whenFull,
     reentrant: options.reentrant ?? false,
     callTimeout: options.callTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.callTimeout),
+    activationTimeout: Duration.fromInputUnsafe(options.activationTimeout ?? defaults.activationTimeout),
+    deactivationTimeout: Duration.fromInputUnsafe(options.deactivationTimeout ?? defaults.deactivationTimeout),
     supervisor: options.supervisor ?? defaultChildSupervisor,
     rootSupervisor: options.rootSupervisor ?? Supervisor.resume,
     fatal: options.fatal === undefined || options.fatal.length === 0 ? undefined : new Set(options.fatal)

@@ -17,7 +17,7 @@ import {
 import { type Activation, ActivationState } from "./Activation.ts"
 import type { RefClass } from "./ActorRef.ts"
 import type { Placement } from "../Cluster/Placement.ts"
-import { rejectQueued, remove } from "./Lifecycle.ts"
+import { closeScope, rejectQueued, remove } from "./Lifecycle.ts"
 import { LocalRouter } from "./LocalRouter.ts"
 import { runSweeper } from "./Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults, messageEntry } from "./Registration.ts"
@@ -29,11 +29,18 @@ import { stopChildren } from "./Supervisor.ts"
  * @since 0.1.0
  */
 export interface SiloConfig {
-  /** Defaults for actor types that do not set their own options. */
+  /**
+   * Defaults for actor types that do not set their own options (see `defaultActorDefaults`),
+   * among them `activationTimeout` and `deactivationTimeout` (30 seconds each).
+   */
   readonly defaults?: Partial<ActorDefaults> | undefined
   /** How often idle activations are looked for. Default 10 seconds. */
   readonly passivationInterval?: Duration.Input | undefined
-  /** How long shutdown waits for running turns and finalizers. Default 10 seconds. */
+  /**
+   * How long shutdown waits for running turns and finalizers. Default 10 seconds. Then
+   * the remaining activations' scopes are closed, each waited for at most its type's
+   * `deactivationTimeout`.
+   */
   readonly shutdownTimeout?: Duration.Input | undefined
 }
 
@@ -75,7 +82,10 @@ export interface SiloShape {
   readonly ref: (contract: RefContract, id: string) => Effect.Effect<any, InvalidActorId>
   /** The activations of one type (or all), with mailbox depth and age. */
   readonly activations: (type?: string) => Effect.Effect<ReadonlyArray<ActivationInfo>>
-  /** Deactivates an activation, waiting for its finalizers; `false` if it was not active. */
+  /**
+   * Deactivates an activation, waiting for its running turns and its finalizers (these at
+   * most its type's `deactivationTimeout`); `false` if it was not active.
+   */
   readonly deactivate: (address: ActorAddress) => Effect.Effect<boolean>
   /** Decodes and asks; the reply comes back encoded with the message's success schema. */
   readonly dispatch: (
@@ -110,7 +120,8 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
   const shutdownTimeout = config.shutdownTimeout ?? Duration.seconds(10)
 
   yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))
-  yield* Effect.addFinalizer(() => shutdown(router, shutdownTimeout))
+  // The watchdogs outlive the shutdown, which relies on them; then they end with the silo.
+  yield* Effect.addFinalizer(() => Effect.ensuring(shutdown(router, shutdownTimeout), Scope.close(router.timers, Exit.void)))
 
   const ref = (contract: RefContract, id: string) => {
     const reason = invalidIdReason(id)
@@ -183,7 +194,9 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
         duration: timeout,
         orElse: () =>
           Effect.logWarning("silo shutdown timed out; closing the remaining activations").pipe(
+            // Side by side: each waits up to its deactivation timeout for hung finalizers.
             Effect.andThen(Effect.forEach(all.filter((act) => act.state !== ActivationState.Stopped), forceStop, {
+              concurrency: "unbounded",
               discard: true
             }))
           )
@@ -193,8 +206,9 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
 
 const forceStop = (act: Activation): Effect.Effect<void> =>
   stopChildren(act, "the silo shut down").pipe(
-    Effect.andThen(Scope.close(act.scope, Exit.void)),
+    Effect.andThen(closeScope(act, Exit.void)),
     Effect.andThen(Effect.sync(() => {
+      if (act.state === ActivationState.Stopped) return
       remove(act)
       rejectQueued(
         act,

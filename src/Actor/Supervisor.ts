@@ -16,8 +16,9 @@
  *    `restart`: the affected activations (the failed one; all siblings for all-for-one;
  *    it and later siblings for rest-for-one), side by side: each stops its children
  *    (a running turn may be waiting on one), lets its running turns end, and runs its
- *    finalizers; after the backoff delay its activation effect runs again. Mailboxes are
- *    kept, so queued messages reach the new incarnation in order.
+ *    finalizers (waiting at most its `deactivationTimeout` for them); after the backoff
+ *    delay its activation effect runs again. Mailboxes are kept, so queued messages
+ *    reach the new incarnation in order.
  *    `stop`: the affected activations, side by side (last spawned first): children stop
  *    (deepest first), running turns end, finalizers run, waiting asks fail with
  *    `ActorStopped`, watchers are told. A virtual actor activates again on its next call.
@@ -37,7 +38,7 @@ import type { Directive, Strategy } from "../Supervision/Strategy.ts"
 import { formatAddress } from "./ActorAddress.ts"
 import { ActorStopped } from "./ActorError.ts"
 import { type Activation, ActivationState } from "./Activation.ts"
-import { activate, rejectQueued, remove } from "./Lifecycle.ts"
+import { activate, closeScope, rejectQueued, remove } from "./Lifecycle.ts"
 
 /** Decides on and applies the directive for a settled, failed activation. @internal */
 export const supervise = (act: Activation): Effect.Effect<void> =>
@@ -127,7 +128,7 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     // Deactivated or stopped meanwhile (a closed scope closes again as a no-op).
     if (act.state !== ActivationState.Suspended) return
     act.stopTimers()
-    yield* Scope.close(act.scope, Exit.void)
+    yield* closeScope(act, Exit.void)
     yield* Effect.sleep(delay)
     if (act.state !== ActivationState.Suspended) return
     const extras = act.rare
@@ -161,7 +162,7 @@ export const stopActivation = (act: Activation, reason: string, failure?: Failur
     yield* stopChildren(act, "its parent stopped")
     yield* settle(act)
     act.stopTimers()
-    yield* Scope.close(act.scope, Exit.void)
+    yield* closeScope(act, Exit.void)
     remove(act)
     rejectQueued(act, new ActorStopped({ address: act.address, reason }))
     const siblings = extras.parent?.extras?.children

@@ -63,6 +63,9 @@ export class Turn {
   dispatcher: Scheduler.SchedulerDispatcher | undefined = undefined
   /** For ticks: called once the tick's turn ends, so the timer can schedule the next. */
   onEnd: (() => void) | undefined = undefined
+  /** Its neighbours in the mailbox while it waits there (the mailbox is a list of turns). */
+  prev: Turn | undefined = undefined
+  next: Turn | undefined = undefined
 
   constructor(
     kind: TurnKind,
@@ -131,14 +134,21 @@ export class Turn {
     }
   }
 
-  /** Sends a parked asker elsewhere: it runs `effect` instead of its turn. */
+  /**
+   * Sends a parked asker elsewhere: it runs `effect` (which routes the call again) instead
+   * of its turn, under a frame with this call's request context and chain. The asker's
+   * fiber does not carry them when the call came from another silo (they travel in
+   * `caller`, not in the fiber), and the effect reads them from the fiber.
+   */
   redirect(effect: Effect.Effect<unknown, unknown>): void {
-    this.outcome = Effect.succeed(effect)
+    this.outcome = Effect.succeed(
+      Effect.provideService(effect, CurrentTurn, Turn.contextFrame(this.caller, this.correlation, this.metadata))
+    )
     const resume = this.resume
     if (resume !== undefined) this.dispatcher!.scheduleTask(() => resume(this.outcome!), 0)
   }
 
-    /** Fails a parked asker; it resumes through its dispatcher, after the caller's work. */
+  /** Fails a parked asker; it resumes through its dispatcher, after the caller's work. */
   reject(failure: Effect.Effect<never, any>): void {
     this.outcome = failure
     const resume = this.resume
