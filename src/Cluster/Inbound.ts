@@ -112,7 +112,9 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
       Effect.as(noReply)
     )
   }
-  const call = traced(request, remote.router.askLocal(slot, id, entry, payload, undefined, frame))
+  // The caller's deadline: an ask whose caller gave up leaves the mailbox instead of running later.
+  const options = request.timeoutMillis > 0 ? { timeout: request.timeoutMillis } : undefined
+  const call = traced(request, remote.router.askLocal(slot, id, entry, payload, options, frame))
   return Effect.match(call, {
     onSuccess: (value): ReplyOutcome => {
       try {

@@ -16,17 +16,12 @@
  *
  * When the ring changes, activations of hashed addresses this silo no longer owns are
  * deactivated (hooks run, state is written); messages that reach them meanwhile follow the
- * address to its new owner. The new owner does not wait for that on faith: for
- * `handoffMillis` after a ring change, before it activates an address whose owner under a
- * replaced ring was another silo not declared dead, it asks that silo to release the
- * address (`Control`'s `Release`) and activates only once it has, so an address is never
- * hosted by two silos at once, not even for the milliseconds a deactivation takes. A silo
- * that released an address its own (older) ring still gives it refuses calls for it
- * (`ActorUnavailable`, not delivered) until its ring changes.
+ * address to its new owner; the new owner activates a moved address only once the previous
+ * owner has released it (see `Handoff`).
  *
  * @internal
  */
-import { Context, Deferred, Effect, type Fiber, Tracer } from "effect"
+import { Context, Effect, type Fiber, Tracer } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
 import {
   ActorDefect,
@@ -43,25 +38,19 @@ import type { MessageEntry } from "../Actor/Registration.ts"
 import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
 import type { CallRequest } from "../Transport/Connection.ts"
 import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
-import * as Control from "./Control.ts"
 import type { DirectoryShape } from "./Directory.ts"
+import { Handoff, type HandoffOptions } from "./Handoff.ts"
 import type { HashRing } from "./HashRing.ts"
 import { codecOf, decodeFailure } from "./MessageCodec.ts"
 import type { Peers } from "./Peers.ts"
 import type { Placement, PlacementView } from "./Placement.ts"
 
 /** @internal */
-export interface RemoteRouterOptions {
+export interface RemoteRouterOptions extends HandoffOptions {
   /** How long a directory entry lives without renewal. */
   readonly leaseMillis: number
   /** The source of randomness for placements. */
   readonly random: () => number
-  /** How long after a ring change a new owner asks the previous one to release an address first. */
-  readonly handoffMillis: number
-  /** Bound on one release (the previous owner's deactivation of the address). */
-  readonly releaseTimeoutMillis: number
-  /** Monotonic milliseconds (the silo's Clock). */
-  readonly now: () => number
 }
 
 const unavailable = (slot: TypeSlot, id: string, reason: string) =>
@@ -88,14 +77,7 @@ export class RemoteRouter implements RemoteRouting {
   private ownersCached = 0
   /** Directory-placed addresses this silo holds a lease on (`Type/id` → slot and id). */
   readonly leases = new Map<string, { readonly slot: TypeSlot; readonly id: string }>()
-  /** Rings replaced less than `handoffMillis` ago, oldest first, with when each stops counting. */
-  private handoffs: Array<{ readonly ring: HashRing; readonly until: number }> = []
-  /** Silos declared dead (this one's former incarnations too), with when: nothing to release from them. */
-  readonly deadSilos = new Map<string, number>()
-  /** Addresses (`Type/id`) this silo released although its ring still gives them to it, until the ring changes. */
-  readonly released = new Set<string>()
-  /** Releases in progress, so that concurrent first calls ask once. */
-  private readonly releasing = new Map<string, Deferred.Deferred<void, ActorUnavailable>>()
+  readonly handoff: Handoff
 
   constructor(router: LocalRouter, peers: Peers, directory: DirectoryShape | undefined, ring: HashRing, options: RemoteRouterOptions) {
     this.router = router
@@ -103,6 +85,7 @@ export class RemoteRouter implements RemoteRouting {
     this.directory = directory
     this.ring = ring
     this.options = options
+    this.handoff = new Handoff(options, peers)
   }
 
   get view(): PlacementView {
@@ -255,52 +238,16 @@ export class RemoteRouter implements RemoteRouting {
     return this.ownerOf(slot, id) === this.self && !this.isReleased(slot, id)
   }
 
-  /** Whether this silo released the address to a newer owner (see the module doc). */
+  /** Whether this silo released the address to a newer owner (see `Handoff`). */
   isReleased(slot: TypeSlot, id: string): boolean {
-    return this.released.size !== 0 && this.released.has(`${slot.name}/${id}`)
+    return this.handoff.isReleased(slot, id)
   }
 
-  // ---------------------------------------------------------------------------
-  // Handoff
-
-  /**
-   * Before activating a hashed address here: the release of it by the silos that owned it
-   * under a recently replaced ring, or `undefined` when there is nothing to wait for (the
-   * usual case, checked without allocating).
-   */
+  /** Before activating a hashed address here: what to wait for first (see `Handoff.before`). */
   handoffBefore(slot: TypeSlot, id: string): Effect.Effect<void, ActorUnavailable> | undefined {
-    if (this.handoffs.length === 0 || slot.activations.has(id) || !slot.virtual || slot.maxWorkers > 1) return undefined
-    if (slot.placement !== undefined) return undefined // directory claims and custom placements decide for themselves
-    const now = this.options.now()
-    const key = `${slot.name}/${id}`
-    let owners: Array<string> | undefined
-    for (const { ring, until } of this.handoffs) {
-      if (until <= now) continue
-      const previous = ring.owner(key)
-      if (previous === undefined || previous === this.self || this.deadSilos.has(previous)) continue
-      if (owners === undefined) owners = [previous]
-      else if (!owners.includes(previous)) owners.push(previous)
-    }
-    if (this.handoffs[this.handoffs.length - 1]!.until <= now) this.handoffs = []
-    if (owners === undefined) return undefined
-    const from = owners
-    const address = { type: slot.name, id }
-    return Effect.suspend(() => {
-      const pending = this.releasing.get(key)
-      if (pending !== undefined) return Deferred.await(pending)
-      const done = Deferred.makeUnsafe<void, ActorUnavailable>()
-      this.releasing.set(key, done)
-      return Effect.forEach(
-        from,
-        (silo) => Control.askRelease(this.peers.get(silo), silo, address, this.options.releaseTimeoutMillis),
-        { concurrency: "unbounded", discard: true }
-      ).pipe(
-        Effect.onExit((exit) => {
-          this.releasing.delete(key)
-          return Deferred.done(done, exit)
-        })
-      )
-    })
+    if (slot.activations.has(id) || !slot.virtual || slot.maxWorkers > 1) return undefined
+    // Directory claims and custom placements decide for themselves.
+    return slot.placement !== undefined ? undefined : this.handoff.before(slot, id, this.self)
   }
 
   /**
@@ -311,9 +258,7 @@ export class RemoteRouter implements RemoteRouting {
     return Effect.suspend(() => {
       const slot = this.router.slots.get(address.type)
       if (slot === undefined || !slot.virtual) return Effect.void
-      if (this.self !== undefined && this.ownerOf(slot, address.id) === this.self) {
-        this.released.add(`${slot.name}/${address.id}`)
-      }
+      if (this.self !== undefined && this.ownerOf(slot, address.id) === this.self) this.handoff.markReleased(slot, address.id)
       const act = slot.activations.get(address.id)
       if (act === undefined) return Effect.void
       act.deactivate()
@@ -321,11 +266,9 @@ export class RemoteRouter implements RemoteRouting {
     })
   }
 
-  /** A silo was declared dead: nothing to release from it, and its connection has nothing more to say. */
+  /** A silo was declared dead: nothing to release from it. */
   markDead(id: string): void {
-    const now = this.options.now()
-    this.deadSilos.set(id, now)
-    for (const [silo, at] of this.deadSilos) if (at < now - this.options.handoffMillis) this.deadSilos.delete(silo)
+    this.handoff.markDead(id)
   }
 
   removed(act: Activation): void {
@@ -347,12 +290,7 @@ export class RemoteRouter implements RemoteRouting {
     const previous = this.ring
     this.ring = ring
     this.forgetOwners()
-    this.released.clear()
-    if (this.self !== undefined && previous.members.length > 0) {
-      const now = this.options.now()
-      this.handoffs = this.handoffs.filter(({ until }) => until > now)
-      this.handoffs.push({ ring: previous, until: now + this.options.handoffMillis })
-    }
+    if (this.self !== undefined) this.handoff.ringReplaced(previous)
     for (const [key, owner] of this.locations) if (!ring.has(owner)) this.locations.delete(key)
     if (this.self === undefined) return
     for (const slot of this.router.slots.values()) {

@@ -47,7 +47,7 @@ export const refresh = (membership: MembershipShape, remote: RemoteRouter, hashe
     const current = remote.ring.members
     if (ids.length === current.length && ids.every((id) => remote.ring.has(id))) return Effect.void
     remote.setRing(HashRing.makeWith(hasher, ids.map((id) => ({ id }))))
-    return remote.peers.retain(new Set(ids), new Set(remote.deadSilos.keys()))
+    return remote.peers.retain(new Set(ids), new Set(remote.handoff.deadSilos.keys()))
   })
 
 /** The `Cluster` view of a silo (`self`) or a client over its remote router. @internal */
