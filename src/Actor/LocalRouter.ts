@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Context, Duration, Effect, Fiber, Predicate, Scheduler, Scope, Tracer } from "effect"
+import { Context, Duration, Effect, Fiber, Predicate, References, Scheduler, Scope, Tracer } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../Supervision/Failure.ts"
 import {
@@ -142,6 +142,27 @@ export class LocalRouter {
     return Fiber.runIn(this.fork(effect), this.timers)
   }
 
+  /**
+   * Log annotations every turn runs under (a clustered silo adds its id, so a log line
+   * written in a handler says which silo served it). Set before or after registration.
+   */
+  annotateTurns(annotations: Readonly<Record<string, unknown>>): void {
+    this.turnAnnotations = annotations
+    for (const slot of this.slots.values()) {
+      if (slot.registration !== undefined) slot.turnContext = this.turnContextOf(slot.registration)
+    }
+  }
+
+  private turnAnnotations: Readonly<Record<string, unknown>> | undefined = undefined
+
+  private turnContextOf(registration: Registration): Context.Context<never> {
+    const context = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
+    const extra = this.turnAnnotations
+    if (extra === undefined) return context
+    const current = Context.get(context, References.CurrentLogAnnotations)
+    return Context.add(context, References.CurrentLogAnnotations, { ...current, ...extra })
+  }
+
   slot(type: string): TypeSlot {
     let slot = this.slots.get(type)
     if (slot === undefined) {
@@ -161,7 +182,7 @@ export class LocalRouter {
       slot.placement = registration.placement
       slot.maxWorkers = registration.placement?.maxLocalActivations ?? 1
       slot.options = resolveOptions(registration.options, this.defaults)
-      slot.turnContext = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
+      slot.turnContext = this.turnContextOf(registration)
       return Effect.void
     })
   }

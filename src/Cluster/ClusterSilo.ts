@@ -144,6 +144,7 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
     remote.dead = false
     silo.router.shuttingDown = false
     silo.router.lease = registration.leaseValid
+    silo.router.annotateTurns({ "quark.silo": identity.id })
     yield* refresh
     return current
   })
