@@ -7,8 +7,10 @@
  *   where nine accounts live, and calls each: `WhereAmI` confirms the call was served there;
  * - deposits are written to Redis before they are acknowledged;
  * - one silo is killed with SIGKILL: calls to its accounts fail with `ActorUnavailable`
- *   and are retried until the membership declares it dead (3 s without a heartbeat) and
- *   the accounts answer from the silos that own them now, with their balances intact;
+ *   (not delivered) or, for a call written just before the kill, `OutcomeUnknown` (it may
+ *   have run: `WhereAmI` is a read, so retrying it is safe), and are retried until the
+ *   membership declares it dead (3 s without a heartbeat) and the accounts answer from the
+ *   silos that own them now, with their balances intact;
  * - the other silos stop gracefully, and the run deletes every Redis key it wrote.
  *
  * Each run uses its own cluster name, so runs never see each other's silos.
@@ -174,14 +176,18 @@ const demo = (silos: ReadonlyArray<SiloProcess>) =>
     const failovers = yield* Effect.forEach(moved, (id) =>
       Effect.gen(function*() {
         const account = yield* Account.ref(id)
-        let unavailable = 0
-        // Each attempt is routed by the client's ring as it is then.
+        let failed = 0
+        // Each attempt is routed by the client's ring as it is then. A read is idempotent, so
+        // an unknown outcome is retried too.
         const served = yield* account.WhereAmI().pipe(
-          Effect.tapError(() => Effect.sync(() => unavailable++)),
-          Effect.retry({ while: (error) => error._tag === "ActorUnavailable", schedule: Schedule.spaced("100 millis") })
+          Effect.tapError(() => Effect.sync(() => failed++)),
+          Effect.retry({
+            while: (error) => error._tag === "ActorUnavailable" || error._tag === "OutcomeUnknown",
+            schedule: Schedule.spaced("100 millis")
+          })
         )
         const ms = since(killedAt)
-        yield* Console.log(`  ${id} answers from silo ${label(served)} ${ms} ms after the kill (${unavailable} × ActorUnavailable before)`)
+        yield* Console.log(`  ${id} answers from silo ${label(served)} ${ms} ms after the kill (${failed} failed attempts before)`)
         return ms
       }), { concurrency: "unbounded" }).pipe(
         Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.die(new Error("no failover within 30 s")) })
