@@ -132,6 +132,8 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   const join = Effect.gen(function*() {
     const identity = yield* SiloIdentity.generate(host, server.port)
     const scope = yield* Scope.fork(layerScope)
+    // Known before the join is announced: the ring change it causes here is a handoff too.
+    remote.self = identity.id
     const registration = yield* membership.join(identity, {
       metadata: config.metadata,
       confirmOutage: confirmOutage(remote, membership.timings.heartbeatMillis)
@@ -140,7 +142,6 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       Effect.onError(() => Scope.close(scope, Exit.void))
     )
     current = { identity, registration, scope }
-    remote.self = identity.id
     remote.dead = false
     silo.router.shuttingDown = false
     silo.router.lease = registration.leaseValid

@@ -21,7 +21,7 @@ import {
   type CallTimeout,
   InvalidActorId,
   MessageDecodeError,
-  type OutcomeUnknown,
+  OutcomeUnknown,
   PayloadTooLarge,
   UnknownActorType,
   UnknownMessage
@@ -117,15 +117,33 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
   const call = traced(request, remote.router.askLocal(slot, id, entry, payload, options, frame))
   return Effect.match(call, {
     onSuccess: (value): ReplyOutcome => {
+      if (outsideLease(remote)) return failure(entry, lostLease(request))
       try {
         return { _tag: "Success", value: codec.success.encode(value) }
       } catch (error) {
         return failure(entry, new MessageDecodeError({ address: request.target, tag: request.tag, reason: `the reply did not encode: ${describe(error)}` }))
       }
     },
-    onFailure: (error) => failure(entry, error)
+    onFailure: (error) => failure(entry, outsideLease(remote) ? lostLease(request) : error)
   })
 }
+
+/**
+ * A turn that started within the lease and ended outside it (the process was paused while
+ * it ran): what it read may be stale, since another silo may host the actor now, so its
+ * result is not delivered.
+ */
+const outsideLease = (remote: RemoteRouter): boolean => {
+  const lease = remote.router.lease
+  return lease !== undefined && !lease()
+}
+
+const lostLease = (request: RequestEnvelope) =>
+  new OutcomeUnknown({
+    address: request.target,
+    tag: request.tag,
+    reason: "the serving silo lost its membership lease while the turn ran; its result is withheld"
+  })
 
 const failure = (entry: MessageEntry, error: unknown): ReplyOutcome => {
   try {

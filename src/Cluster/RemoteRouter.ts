@@ -287,7 +287,8 @@ export class RemoteRouter implements RemoteRouting {
 
   /** Installs a new ring and deactivates the hashed activations this silo no longer owns. */
   setRing(ring: HashRing): void {
-    const previous = this.ring
+    // A silo's first ring replaces the same ring without it: what it takes over was owned by others.
+    const previous = this.ring.members.length === 0 && this.self !== undefined ? ring.remove(this.self) : this.ring
     this.ring = ring
     this.forgetOwners()
     if (this.self !== undefined) this.handoff.ringReplaced(previous)
