@@ -9,12 +9,12 @@
  * gate the test opens, so a deactivation can be held as long as the test needs.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, Fiber, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Schema } from "effect"
 import { Actor, ActorContext, ActorUnavailable, Silo } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
+import { eventually } from "../fixtures/Eventually.ts"
 
 const Where = Rpc.make("Where", { success: Schema.String })
 /** Answers where it ran, once `turnGate` opens. */
@@ -53,14 +53,6 @@ const ownerOf = (member: TestCluster.TestMember, id: string) =>
 const hosted = (member: TestCluster.TestMember) =>
   member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations("Held")), (rows) => rows.map((row) => row.address.id)))
 
-const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 20_000; i++) {
-      if (yield* condition) return
-      yield* Effect.yieldNow
-    }
-    return yield* Effect.die(new Error(`never happened: ${what}`))
-  })
 
 /** Lets fibers (and sockets) run for a while, without moving the clock. */
 const settleFor = (rounds: number) =>

@@ -23,6 +23,7 @@ import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import { ChainRecorder, chainLayer, ChainA, ChainB, step } from "../fixtures/ChainActors.ts"
 import { Counter, counterLayer, Lifecycle } from "../fixtures/Counter.ts"
+import { eventually } from "../fixtures/Eventually.ts"
 
 const counter = (id: string) => Counter.ref(id)
 const increment = (id: string, by = 1) => Effect.flatMap(counter(id), (ref) => ref.Increment({ by }))
@@ -34,16 +35,6 @@ const hosted = (member: TestCluster.TestMember, type?: string) =>
 
 const ownerOf = (member: TestCluster.TestMember, type: string, id: string) =>
   member.run(Effect.flatMap(Cluster, (cluster) => cluster.ownerOf({ type, id })))
-
-/** Yields until `condition` holds (announcements and deactivations run on fibers); dies past the bound. */
-const eventually = <E, R>(condition: Effect.Effect<boolean, E, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 20_000; i++) {
-      if (yield* condition) return
-      yield* Effect.yieldNow
-    }
-    return yield* Effect.die(new Error(`never happened: ${what}`))
-  })
 
 // An encode that counts: proves where a payload is (not) encoded.
 let encodes = 0
