@@ -121,6 +121,8 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   silo.router.remote = remote
 
   let current: Incarnation | undefined
+  /** When this silo left the membership gracefully. */
+  let leftAt: number | undefined
   handle = handler(remote, {
     self: () => remote.self,
     reachesRegistry: () => current?.registration.reachesRegistry() ?? false,
@@ -142,9 +144,16 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       Effect.onError(() => Scope.close(scope, Exit.void))
     )
     current = { identity, registration, scope }
+    // Runs before the leave (finalizers run last-in first-out): a silo that leaves on purpose
+    // keeps serving what it holds until it has handed it over, since the new owners ask it to
+    // release each address first (for `handoffWindow`).
+    yield* Scope.addFinalizer(scope, Effect.sync(() => {
+      if (!remote.dead) leftAt = remote.options.now()
+    }))
     remote.dead = false
     silo.router.shuttingDown = false
-    silo.router.lease = registration.leaseValid
+    silo.router.lease = () =>
+      registration.leaseValid() || (leftAt !== undefined && remote.options.now() < leftAt + remote.options.handoffMillis)
     silo.router.annotateTurns({ "quark.silo": identity.id })
     yield* refresh
     return current

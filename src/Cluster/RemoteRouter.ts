@@ -1,6 +1,6 @@
 /**
  * Remote routing: for an address with no activation on this silo, decides where its
- * activation lives and sends the call there, encoding the payload once.
+ * activation lives and sends the call there (`Outbound`), encoding the payload once.
  *
  * - Consistent hashing (the default) and other deterministic placements: every silo
  *   computes the owner alike from its ring, so there is nothing to look up.
@@ -21,27 +21,17 @@
  *
  * @internal
  */
-import { Context, Effect, type Fiber, Tracer } from "effect"
+import { Effect, type Fiber } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
-import {
-  ActorDefect,
-  ActorUnavailable,
-  MessageDecodeError,
-  OutcomeUnknown,
-  PayloadTooLarge,
-  type SendError
-} from "../Actor/ActorError.ts"
+import { ActorUnavailable, type SendError } from "../Actor/ActorError.ts"
 import type { Activation } from "../Actor/Activation.ts"
 import type { CallOptions } from "../Actor/CallOptions.ts"
 import type { LocalRouter, RemoteRouting, TypeSlot } from "../Actor/LocalRouter.ts"
 import type { MessageEntry } from "../Actor/Registration.ts"
-import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
-import type { CallRequest } from "../Transport/Connection.ts"
-import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
 import type { DirectoryShape } from "./Directory.ts"
 import { Handoff, type HandoffOptions } from "./Handoff.ts"
 import type { HashRing } from "./HashRing.ts"
-import { codecOf, decodeFailure } from "./MessageCodec.ts"
+import * as Outbound from "./Outbound.ts"
 import type { Peers } from "./Peers.ts"
 import type { Placement, PlacementView } from "./Placement.ts"
 
@@ -193,7 +183,7 @@ export class RemoteRouter implements RemoteRouting {
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      if (owner === undefined || owner !== this.self) return this.send(fiber, owner, slot, id, info, payload, options)
+      if (owner === undefined || owner !== this.self) return Outbound.send(this.peers, fiber, owner, slot, id, info, payload, options)
       if (this.isReleased(slot, id)) return Effect.fail(unavailable(slot, id, moving))
       const handoff = this.handoffBefore(slot, id)
       return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.askLocal(slot, id, info, payload, options)))
@@ -201,7 +191,7 @@ export class RemoteRouter implements RemoteRouting {
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === this.self ?
         this.router.askLocal(slot, id, info, payload, options) :
-        this.send(fiber, owner, slot, id, info, payload, options))
+        Outbound.send(this.peers, fiber, owner, slot, id, info, payload, options))
   }
 
   tell(
@@ -215,7 +205,7 @@ export class RemoteRouter implements RemoteRouting {
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      if (owner === undefined || owner !== this.self) return this.sendOneWay(fiber, owner, slot, id, info, payload)
+      if (owner === undefined || owner !== this.self) return Outbound.sendOneWay(this.peers, fiber, owner, slot, id, info, payload)
       if (this.isReleased(slot, id)) return Effect.fail(unavailable(slot, id, moving))
       const handoff = this.handoffBefore(slot, id)
       return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.tellLocal(slot, id, info, payload)))
@@ -223,7 +213,7 @@ export class RemoteRouter implements RemoteRouting {
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === this.self ?
         this.router.tellLocal(slot, id, info, payload) :
-        this.sendOneWay(fiber, owner, slot, id, info, payload))
+        Outbound.sendOneWay(this.peers, fiber, owner, slot, id, info, payload))
   }
 
   private locateOrClaim(slot: TypeSlot, placement: Placement, id: string): Effect.Effect<string | undefined, ActorUnavailable> {
@@ -333,122 +323,10 @@ export class RemoteRouter implements RemoteRouting {
     this.leases.delete(key)
     slot.activations.get(id)?.deactivate()
   }
-
-  // ---------------------------------------------------------------------------
-  // Sending
-
-  /** The envelope of a call from `fiber`, its payload encoded; a failure if it does not encode. */
-  private request(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    slot: TypeSlot,
-    id: string,
-    info: MessageEntry,
-    payload: unknown
-  ): CallRequest | MessageDecodeError {
-    let bytes: Uint8Array
-    try {
-      bytes = codecOf(info).payload.encode(payload)
-    } catch (error) {
-      return encodeError(slot, id, info, "the payload did not encode", error)
-    }
-    const outer = fiber.getRef(CurrentTurn)
-    const context: EnvelopeContext = outer === undefined ?
-      emptyContext :
-      { requestId: String(outer.seq), correlationId: String(outer.correlation), metadata: outer.metadata }
-    const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-    return {
-      target: { type: slot.name, id },
-      tag: info.tag,
-      payload: bytes,
-      context,
-      chain: outer === undefined ? noChain : chainOf(outer),
-      trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined
-    }
-  }
-
-  /** Sends an ask made on `fiber` to `owner`. */
-  send(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    owner: string | undefined,
-    slot: TypeSlot,
-    id: string,
-    info: MessageEntry,
-    payload: unknown,
-    options: CallOptions | undefined
-  ): Effect.Effect<any, any> {
-    if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
-    const request = this.request(fiber, slot, id, info, payload)
-    if (request instanceof MessageDecodeError) return Effect.fail(request)
-    const timeout = options?.timeout ?? slot.options?.callTimeout
-    return this.peers.get(owner).call(
-      request,
-      timeout === undefined ? undefined : { timeout },
-      (outcome) => decodeOutcome(slot, id, info, outcome)
-    )
-  }
-
-  /** Sends a one-way message made on `fiber`; a payload that does not encode is a defect (`SendError` has no place for it). */
-  sendOneWay(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    owner: string | undefined,
-    slot: TypeSlot,
-    id: string,
-    info: MessageEntry,
-    payload: unknown
-  ): Effect.Effect<void, SendError> {
-    if (owner === undefined) return Effect.fail(unavailable(slot, id, "no silo is alive"))
-    const request = this.request(fiber, slot, id, info, payload)
-    if (request instanceof MessageDecodeError) return Effect.die(request)
-    return this.peers.get(owner).send(request)
-  }
 }
 
 /** Why a call for an address this silo released (or is releasing) fails: it did not run. @internal */
 export const moving = "its ownership is moving between silos; retry"
 
-const emptyContext: EnvelopeContext = { correlationId: "", metadata: {} }
-const noChain: ReadonlyArray<ActorAddress> = []
-
 const noDirectory = (slot: TypeSlot, id: string, placement: Placement) =>
   unavailable(slot, id, `placement "${placement.name}" needs a Directory layer, and none was provided`)
-
-const encodeError = (slot: TypeSlot, id: string, info: MessageEntry, what: string, error: unknown) =>
-  new MessageDecodeError({
-    address: { type: slot.name, id },
-    tag: info.tag,
-    reason: `${what}: ${error instanceof Error ? error.message : String(error)}`
-  })
-
-/** The caller's side of a reply: the value or typed error the call would have ended in locally. */
-const decodeOutcome = (slot: TypeSlot, id: string, info: MessageEntry, outcome: ReplyOutcome): Effect.Effect<any, any> => {
-  switch (outcome._tag) {
-    case "Success":
-      try {
-        return Effect.succeed(codecOf(info).success.decode(outcome.value))
-      } catch (error) {
-        return Effect.fail(encodeError(slot, id, info, "the reply did not decode", error))
-      }
-    case "Failure":
-      try {
-        return Effect.fail(decodeFailure(info, outcome.error))
-      } catch (error) {
-        return Effect.fail(encodeError(slot, id, info, "the error reply did not decode", error))
-      }
-    case "Defect":
-      return Effect.fail(new ActorDefect({ address: { type: slot.name, id }, tag: info.tag, defect: outcome.defect }))
-    case "TransportError": {
-      const address = { type: slot.name, id }
-      if (outcome.error === "FrameTooLarge") {
-        const [size = 0, maxBytes = 0] = (outcome.message.match(/\d+/g) ?? []).map(Number)
-        return Effect.fail(new PayloadTooLarge({ address, tag: info.tag, size, maxBytes }))
-      }
-      if (outcome.error === "MalformedFrame") {
-        return Effect.fail(new MessageDecodeError({ address, tag: info.tag, reason: outcome.message }))
-      }
-      // The handler was stopped part-way: it may have run.
-      if (outcome.error === "Interrupted") return Effect.fail(new OutcomeUnknown({ address, tag: info.tag, reason: outcome.message }))
-      // "Draining": the silo is stopping and did not run it.
-      return Effect.fail(new ActorUnavailable({ address, reason: outcome.message }))
-    }
-  }
-}

@@ -53,7 +53,6 @@ const ownerOf = (member: TestCluster.TestMember, id: string) =>
 const hosted = (member: TestCluster.TestMember) =>
   member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations("Held")), (rows) => rows.map((row) => row.address.id)))
 
-
 /** Lets fibers (and sockets) run for a while, without moving the clock. */
 const settleFor = (rounds: number) =>
   Effect.gen(function*() {

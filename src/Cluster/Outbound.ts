@@ -1,0 +1,145 @@
+/**
+ * The sending side of remote calls, mirroring `Inbound`: a call made on a fiber becomes a
+ * request envelope (the payload encoded once with the message's schema, the caller's
+ * request context, call chain and trace parent) on the connection to the owner, and the
+ * reply becomes the value or typed error the call would have ended in locally. Errors of
+ * the transport arrive typed from the connection (`ActorUnavailable` not sent,
+ * `OutcomeUnknown` written then lost, `CallTimeout`, `PayloadTooLarge`); a transport error
+ * in a reply is mapped here, in one place.
+ *
+ * @internal
+ */
+import { Context, Effect, type Fiber, Tracer } from "effect"
+import type { ActorAddress } from "../Actor/ActorAddress.ts"
+import {
+  ActorDefect,
+  ActorUnavailable,
+  MessageDecodeError,
+  OutcomeUnknown,
+  PayloadTooLarge,
+  type SendError
+} from "../Actor/ActorError.ts"
+import type { CallOptions } from "../Actor/CallOptions.ts"
+import type { TypeSlot } from "../Actor/LocalRouter.ts"
+import type { MessageEntry } from "../Actor/Registration.ts"
+import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
+import type { CallRequest } from "../Transport/Connection.ts"
+import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
+import { codecOf, decodeFailure } from "./MessageCodec.ts"
+import type { Peers } from "./Peers.ts"
+
+const noSilo = (slot: TypeSlot, id: string) => new ActorUnavailable({ address: { type: slot.name, id }, reason: "no silo is alive" })
+
+/** The envelope of a call from `fiber`, its payload encoded; a failure if it does not encode. */
+const request = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  slot: TypeSlot,
+  id: string,
+  info: MessageEntry,
+  payload: unknown
+): CallRequest | MessageDecodeError => {
+  let bytes: Uint8Array
+  try {
+    bytes = codecOf(info).payload.encode(payload)
+  } catch (error) {
+    return encodeError(slot, id, info, "the payload did not encode", error)
+  }
+  const outer = fiber.getRef(CurrentTurn)
+  const context: EnvelopeContext = outer === undefined ?
+    emptyContext :
+    { requestId: String(outer.seq), correlationId: String(outer.correlation), metadata: outer.metadata }
+  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+  return {
+    target: { type: slot.name, id },
+    tag: info.tag,
+    payload: bytes,
+    context,
+    chain: outer === undefined ? noChain : chainOf(outer),
+    trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined
+  }
+}
+
+/** Sends an ask made on `fiber` to `owner`. @internal */
+export const send = (
+  peers: Peers,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  owner: string | undefined,
+  slot: TypeSlot,
+  id: string,
+  info: MessageEntry,
+  payload: unknown,
+  options: CallOptions | undefined
+): Effect.Effect<any, any> => {
+  if (owner === undefined) return Effect.fail(noSilo(slot, id))
+  const envelope = request(fiber, slot, id, info, payload)
+  if (envelope instanceof MessageDecodeError) return Effect.fail(envelope)
+  const timeout = options?.timeout ?? slot.options?.callTimeout
+  return peers.get(owner).call(
+    envelope,
+    timeout === undefined ? undefined : { timeout },
+    (outcome) => decodeOutcome(slot, id, info, outcome)
+  )
+}
+
+/**
+ * Sends a one-way message made on `fiber`; a payload that does not encode is a defect
+ * (`SendError` has no place for it). @internal
+ */
+export const sendOneWay = (
+  peers: Peers,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  owner: string | undefined,
+  slot: TypeSlot,
+  id: string,
+  info: MessageEntry,
+  payload: unknown
+): Effect.Effect<void, SendError> => {
+  if (owner === undefined) return Effect.fail(noSilo(slot, id))
+  const envelope = request(fiber, slot, id, info, payload)
+  if (envelope instanceof MessageDecodeError) return Effect.die(envelope)
+  return peers.get(owner).send(envelope)
+}
+
+const emptyContext: EnvelopeContext = { correlationId: "", metadata: {} }
+const noChain: ReadonlyArray<ActorAddress> = []
+
+const encodeError = (slot: TypeSlot, id: string, info: MessageEntry, what: string, error: unknown) =>
+  new MessageDecodeError({
+    address: { type: slot.name, id },
+    tag: info.tag,
+    reason: `${what}: ${error instanceof Error ? error.message : String(error)}`
+  })
+
+/** The caller's side of a reply: the value or typed error the call would have ended in locally. */
+const decodeOutcome = (slot: TypeSlot, id: string, info: MessageEntry, outcome: ReplyOutcome): Effect.Effect<any, any> => {
+  switch (outcome._tag) {
+    case "Success":
+      try {
+        return Effect.succeed(codecOf(info).success.decode(outcome.value))
+      } catch (error) {
+        return Effect.fail(encodeError(slot, id, info, "the reply did not decode", error))
+      }
+    case "Failure":
+      try {
+        return Effect.fail(decodeFailure(info, outcome.error))
+      } catch (error) {
+        return Effect.fail(encodeError(slot, id, info, "the error reply did not decode", error))
+      }
+    case "Defect":
+      return Effect.fail(new ActorDefect({ address: { type: slot.name, id }, tag: info.tag, defect: outcome.defect }))
+    case "TransportError": {
+      const address = { type: slot.name, id }
+      if (outcome.error === "FrameTooLarge") {
+        const [size = 0, maxBytes = 0] = (outcome.message.match(/\d+/g) ?? []).map(Number)
+        return Effect.fail(new PayloadTooLarge({ address, tag: info.tag, size, maxBytes }))
+      }
+      if (outcome.error === "MalformedFrame") {
+        return Effect.fail(new MessageDecodeError({ address, tag: info.tag, reason: outcome.message }))
+      }
+      // The handler was stopped part-way: it may have run.
+      if (outcome.error === "Interrupted") return Effect.fail(new OutcomeUnknown({ address, tag: info.tag, reason: outcome.message }))
+      // "Draining": the silo is stopping and did not run it.
+      return Effect.fail(new ActorUnavailable({ address, reason: outcome.message }))
+    }
+  }
+}
