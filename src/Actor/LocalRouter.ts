@@ -36,7 +36,7 @@ import {
 } from "./Registration.ts"
 import { activate, create } from "./Lifecycle.ts"
 import type { Placement } from "../Cluster/Placement.ts"
-import { CurrentTurn, type MessageInfo, Turn, TurnKind } from "./Turn.ts"
+import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
 
 /**
  * How a clustered silo (or a client) reaches addresses it does not host. The local router
@@ -282,9 +282,17 @@ export class LocalRouter {
       turn.resume = resume
       turn.dispatcher = fiber.currentDispatcher
     })
+    // A remote caller's deadline bounds the wait in the mailbox only (so the common case, a
+    // turn granted at once, pays nothing for it): past it the ask leaves, never to run.
+    const frame = turn.caller
+    const waitMillis = frame instanceof RemoteFrame ? frame.waitMillis : 0
+    const waiting = waitMillis === 0 ? parked : Effect.timeoutOrElse(parked, {
+      duration: waitMillis,
+      orElse: () => Effect.fail(new CallTimeout({ address: turn.activation!.address, tag: turn.info!.tag, timeoutMillis: waitMillis }))
+    })
     return Effect.flatMap(
       // The activation may have changed by a handoff, so it is looked up at cancel time.
-      Effect.onExit(restore(parked), (exit) =>
+      Effect.onExit(restore(waiting), (exit) =>
         exit._tag === "Success" ? Effect.void : Effect.sync(() => turn.activation!.cancel(turn))),
       (redirect) => redirect === undefined ? this.runAsk(fiber, restore, turn) : restore(redirect as Effect.Effect<any, any>)
     )

@@ -195,10 +195,21 @@ export class Turn {
  */
 export class RemoteFrame extends Turn {
   readonly chain: ReadonlyArray<ActorAddress>
-  constructor(correlation: string, metadata: Readonly<Record<string, string>>, chain: ReadonlyArray<ActorAddress>) {
+  /**
+   * How long the remote caller waits for its reply (0: no bound). An ask made under this
+   * frame that is still queued after that leaves the mailbox instead of running for nobody.
+   */
+  readonly waitMillis: number
+  constructor(
+    correlation: string,
+    metadata: Readonly<Record<string, string>>,
+    chain: ReadonlyArray<ActorAddress>,
+    waitMillis = 0
+  ) {
     super(TurnKind.Frame, undefined, undefined, correlation, metadata, undefined, undefined)
     this.state = TurnState.Ended
     this.chain = chain
+    this.waitMillis = waitMillis
   }
 }
 

@@ -102,7 +102,8 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
     return failWith(new MessageDecodeError({ address: request.target, tag: request.tag, reason: describe(error) }))
   }
   const context = request.context
-  const frame = new RemoteFrame(context.correlationId, context.metadata, request.chain)
+  // The caller's deadline goes along: an ask whose caller gave up leaves the mailbox instead of running later.
+  const frame = new RemoteFrame(context.correlationId, context.metadata, request.chain, request.timeoutMillis)
   if (request.oneWay === true) {
     // Not answered (the server drops what this returns), so a failure (a full mailbox, say) is logged here.
     return traced(request, remote.router.tellLocal(slot, id, entry, payload, undefined, frame)).pipe(
@@ -112,9 +113,7 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
       Effect.as(noReply)
     )
   }
-  // The caller's deadline: an ask whose caller gave up leaves the mailbox instead of running later.
-  const options = request.timeoutMillis > 0 ? { timeout: request.timeoutMillis } : undefined
-  const call = traced(request, remote.router.askLocal(slot, id, entry, payload, options, frame))
+  const call = traced(request, remote.router.askLocal(slot, id, entry, payload, undefined, frame))
   return Effect.match(call, {
     onSuccess: (value): ReplyOutcome => {
       if (outsideLease(remote)) return failure(entry, lostLease(request))

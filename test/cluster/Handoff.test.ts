@@ -19,7 +19,9 @@ import { eventually } from "../fixtures/Eventually.ts"
 const Where = Rpc.make("Where", { success: Schema.String })
 /** Answers where it ran, once `turnGate` opens. */
 const WaitThenWhere = Rpc.make("WaitThenWhere", { success: Schema.String })
-const Held = Actor.make("Held", [Where, WaitThenWhere])
+/** Counts its runs. */
+const Count = Rpc.make("Count", { success: Schema.Int })
+const Held = Actor.make("Held", [Where, WaitThenWhere, Count])
 
 interface Event {
   readonly id: string
@@ -30,6 +32,7 @@ interface Event {
 const log: Array<Event> = []
 let gate = Deferred.makeUnsafe<void>()
 let turnGate = Deferred.makeUnsafe<void>()
+let counted = 0
 
 const heldLayer = Held.toLayer(Effect.gen(function*() {
   const ctx = yield* ActorContext
@@ -41,7 +44,8 @@ const heldLayer = Held.toLayer(Effect.gen(function*() {
   )
   return Held.of({
     Where: () => Effect.succeed(silo),
-    WaitThenWhere: () => Effect.as(Deferred.await(turnGate), silo)
+    WaitThenWhere: () => Effect.as(Deferred.await(turnGate), silo),
+    Count: () => Effect.sync(() => ++counted)
   })
 }))
 
@@ -156,6 +160,35 @@ describe("graceful stop", () => {
       yield* Deferred.succeed(turnGate, undefined)
       assert.strictEqual(yield* Fiber.join(call), b!.id, "answered by b, after it left the membership")
       yield* Fiber.join(stopping)
+    }).pipe(Effect.scoped))
+})
+
+describe("remote callers' deadlines", () => {
+  it.live("a remote ask still queued when its caller's timeout passes leaves the mailbox and never runs", () =>
+    Effect.gen(function*() {
+      log.length = 0
+      gate = Deferred.makeUnsafe<void>()
+      turnGate = Deferred.makeUnsafe<void>()
+      counted = 0
+      yield* Deferred.succeed(gate, undefined)
+      yield* Effect.addFinalizer(() => Deferred.succeed(turnGate, undefined))
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: heldLayer })
+      const [a] = cluster.silos
+      const client = yield* cluster.addClient
+      const busy = yield* Effect.forkChild(client.run(Effect.flatMap(Held.ref("d-1"), (ref) => ref.WaitThenWhere())))
+      yield* eventually(Effect.map(hosted(a!), (rows) => rows.includes("d-1")), "the first call is running")
+      const timedOut = yield* client.run(Effect.flip(Effect.flatMap(Held.ref("d-1"), (ref) => ref.Count({ timeout: "100 millis" }))))
+      assert.strictEqual(timedOut._tag, "CallTimeout")
+      const depth = () =>
+        a!.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations("Held")), (rows) => rows[0]?.mailboxDepth ?? -1))
+      const start = Date.now()
+      while ((yield* depth()) !== 0) {
+        assert.isBelow(Date.now() - start, 2_000, "the queued ask left the mailbox")
+        yield* Effect.sleep("10 millis")
+      }
+      yield* Deferred.succeed(turnGate, undefined)
+      assert.strictEqual(yield* Fiber.join(busy), a!.id)
+      assert.strictEqual(yield* client.run(Effect.flatMap(Held.ref("d-1"), (ref) => ref.Count())), 1, "the timed-out ask never ran")
     }).pipe(Effect.scoped))
 })
 
