@@ -6,13 +6,17 @@
  *
  * Starting: listen on `host:port` (port 0 picks a free one), take a new identity
  * (`host:port@generation`), follow the membership, then join it. Stopping (closing the
- * scope): leave the membership, so the others stop routing here; deactivate every
- * activation (finalizers write state); close the listener and connections.
+ * scope): leave the membership, so the others route elsewhere (and ask this silo to release
+ * each address it still holds before they activate it, see `Handoff`); let every
+ * activation finish its turn and deactivate (finalizers write state); answer the requests
+ * still in flight (`drainTimeout`); then close the listener and connections.
  *
- * A silo declared dead (see `Membership`) stops serving at once: it deactivates everything
- * and answers every call with `ActorUnavailable`, since another silo may already host its
- * actors. `Cluster.declaredDead` completes then; a process usually exits and restarts as a
- * new member.
+ * A silo serves only within its membership lease (see `Membership`): no turn starts
+ * outside it. A silo declared dead, or whose lease ran out, stops serving at once: it
+ * answers every call with `ActorUnavailable`, deactivates everything (another silo may
+ * already host its actors), and then joins again as a new generation at the same address
+ * (`onDeclaredDead: "rejoin"`, the default) or stays out (`"stop"`: its process is
+ * expected to exit). `Cluster.declaredDead` completes the first time.
  *
  * Every silo of a cluster hosts every actor type. A call on the ref of an actor another
  * silo owns goes over one multiplexed TCP connection per pair of silos; an actor on the
@@ -172,7 +176,12 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       )
       remote.markDead(incarnation.identity.id)
       yield* stopServing(remote, silo.router)
-      yield* deactivated(silo.router)
+      // A turn that hangs must not keep the silo out for good; it ends on this silo's old
+      // activation, which new calls here still queue behind.
+      yield* Effect.timeoutOrElse(deactivated(silo.router), {
+        duration: config.shutdownTimeout ?? "10 seconds",
+        orElse: () => Effect.logWarning("some activations are still deactivating; joining again all the same")
+      })
       yield* Scope.close(incarnation.scope, Exit.void)
       if (config.onDeclaredDead === "stop") return yield* Effect.never
       const next = yield* join.pipe(
