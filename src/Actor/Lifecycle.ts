@@ -213,15 +213,16 @@ const afterStop = (act: Activation): void => {
     turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick
   )
   if (waiting.length > 0) {
-    if (act.router.shuttingDown) {
+    if (act.slot.virtual && act.router.remote?.ownsHere(act.slot, act.id) === false) {
+      // The address moved to another silo while this one deactivated (a ring change, or this
+      // silo leaving the cluster on its way down): its messages follow it.
+      redirect(act, waiting)
+    } else if (act.router.shuttingDown) {
       const failure = Effect.fail(siloShuttingDown(act.slot, act.id))
       for (const turn of waiting) {
         turn.state = TurnState.Cancelled
         if (turn.kind === TurnKind.Ask) turn.reject(failure)
       }
-    } else if (act.slot.virtual && act.router.remote?.ownsHere(act.slot, act.id) === false) {
-      // The address moved to another silo while this one deactivated: its messages follow it.
-      redirect(act, waiting)
     } else if (act.slot.virtual) {
       // Messages that arrived during deactivation go, in order, to the next activation.
       const next = create(act.slot, act.id, act.key)

@@ -117,7 +117,10 @@ const isGone = (connection: Connection, error: { readonly _tag: string }): Effec
 
 /**
  * Asks silo `silo` to release `address`; succeeds once it no longer hosts it. `gone` when
- * the silo refuses connections (nothing listens there any more, so nothing hosts the address).
+ * the silo refuses connections (nothing listens there any more) or answers that it is
+ * draining (a stopping silo drains only after all its activations stopped), so nothing
+ * hosts the address. A request lost with its connection (the silo exiting as it answered)
+ * is asked once more, which then finds out which.
  *
  * @internal
  */
@@ -126,8 +129,8 @@ export const askRelease = (
   silo: string,
   address: ActorAddress,
   timeoutMillis: number
-): Effect.Effect<"released" | "gone", ActorUnavailable> =>
-  connection.call(
+): Effect.Effect<"released" | "gone", ActorUnavailable> => {
+  const ask = connection.call(
     {
       target: { type: controlType, id: silo },
       tag: "Release",
@@ -136,19 +139,37 @@ export const askRelease = (
       chain: noChain
     },
     { timeout: timeoutMillis },
-    (outcome) => Effect.succeed(outcome._tag === "Success")
-  ).pipe(
+    (outcome) =>
+      Effect.succeed(
+        outcome._tag === "Success" ?
+          "released" as const :
+          outcome._tag === "TransportError" && outcome.error === "Draining" ?
+          "gone" as const :
+          "refused" as const
+      )
+  )
+  const once = ask.pipe(
     Effect.matchEffect({
-      onSuccess: (released) =>
-        released ?
-          Effect.succeed("released" as const) :
+      onSuccess: (answer) =>
+        answer !== "refused" ?
+          Effect.succeed(answer) :
           Effect.fail(new ActorUnavailable({ address, reason: `its previous owner ${silo} did not release it` })),
       onFailure: (error) =>
         Effect.flatMap(isGone(connection, error), (gone) =>
           gone ?
             Effect.succeed("gone" as const) :
             Effect.fail(
-              new ActorUnavailable({ address, reason: `its previous owner ${silo} has not released it: ${error.message}` })
+              error._tag === "OutcomeUnknown" ?
+                error :
+                new ActorUnavailable({ address, reason: `its previous owner ${silo} has not released it: ${error.message}` })
             ))
     })
   )
+  return once.pipe(
+    Effect.catchTag("OutcomeUnknown", (lost) =>
+      Effect.andThen(Effect.sleep("20 millis"), once).pipe(
+        Effect.catchTag("OutcomeUnknown", () =>
+          Effect.fail(new ActorUnavailable({ address, reason: `its previous owner ${silo} has not released it: ${lost.message}` })))
+      ))
+  )
+}
