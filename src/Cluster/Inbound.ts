@@ -56,8 +56,7 @@ export const handler = (remote: RemoteRouter, control: ControlHost) => (request:
     return failWith(new ActorUnavailable({ address: request.target, reason: "the receiving silo was declared dead" }))
   }
   // Checked again when the turn starts; here so that nothing activates for a call that cannot run.
-  const lease = remote.router.lease
-  if (lease !== undefined && !lease()) {
+  if (outsideLease(remote)) {
     return failWith(
       new ActorUnavailable({ address: request.target, reason: "the receiving silo cannot show it is still a member; not run" })
     )
@@ -128,9 +127,9 @@ const serve = (remote: RemoteRouter, slot: TypeSlot, entry: MessageEntry, reques
 }
 
 /**
- * A turn that started within the lease and ended outside it (the process was paused while
- * it ran): what it read may be stale, since another silo may host the actor now, so its
- * result is not delivered.
+ * Whether this silo cannot show it is still a member. A turn that started within the lease
+ * and ended outside it (the process was paused while it ran) may have read stale state,
+ * since another silo may host the actor now, so its result is not delivered.
  */
 const outsideLease = (remote: RemoteRouter): boolean => {
   const lease = remote.router.lease
