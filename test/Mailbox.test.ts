@@ -6,8 +6,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Latch, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
-import { Mailbox } from "../src/Actor/Mailbox.ts"
-import { emptyMetadata, Turn, TurnKind, TurnState } from "../src/Actor/Turn.ts"
+import { Mailbox } from "../src/Actor/internal/Mailbox.ts"
+import { emptyMetadata, Turn, TurnKind, TurnState } from "../src/Actor/internal/Turn.ts"
 import { ActorDefect, type ActorTypeOptions, CallTimeout, MailboxFull, Silo } from "../src/index.ts"
 import {
   activationOf,

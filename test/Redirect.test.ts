@@ -9,9 +9,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Latch, Layer, Schema, Scope } from "effect"
 import { Rpc } from "effect/rpc"
 import type { ActorAddress } from "../src/Actor/ActorAddress.ts"
-import type { RemoteRouting } from "../src/Actor/LocalRouter.ts"
-import { messageEntry } from "../src/Actor/Registration.ts"
-import { chainOf, CurrentTurn, emptyMetadata, RemoteFrame } from "../src/Actor/Turn.ts"
+import type { RemoteRouting } from "../src/Actor/internal/LocalRouter.ts"
+import { messageEntry } from "../src/Actor/internal/HostedType.ts"
+import { chainOf, CurrentTurn, emptyMetadata, RemoteFrame } from "../src/Actor/internal/Turn.ts"
 import { Actor, RequestContext, Silo } from "../src/index.ts"
 
 const Seen = Schema.Struct({

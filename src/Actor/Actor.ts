@@ -32,7 +32,8 @@ import type { ActorContext } from "./ActorContext.ts"
 import type { InvalidActorId } from "./ActorError.ts"
 import { makeRefClass, type ActorRef, type RefClass } from "./ActorRef.ts"
 import { AlwaysInterleave, ReadOnly } from "./ActorSchema.ts"
-import type { ActorTypeOptions, Handlers, MessageEntry } from "./Registration.ts"
+import type { ActorTypeOptions } from "./ActorOptions.ts"
+import type { Handlers, MessageEntry } from "./internal/HostedType.ts"
 import { Silo } from "./Silo.ts"
 
 /**

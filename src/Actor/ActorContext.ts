@@ -10,7 +10,7 @@ import type { Failure } from "../Supervision/Failure.ts"
 import type { Actor, HandlersFrom } from "./Actor.ts"
 import type { ActorAddress } from "./ActorAddress.ts"
 import type { ActorRef, AnyActorRef } from "./ActorRef.ts"
-import type { ActorTypeOptions } from "./Registration.ts"
+import type { ActorTypeOptions } from "./ActorOptions.ts"
 import type { Silo } from "./Silo.ts"
 
 /**

@@ -11,8 +11,8 @@ import type { Rpc } from "effect/rpc"
 import type { ActorAddress } from "./ActorAddress.ts"
 import type { CallError, SendError } from "./ActorError.ts"
 import type { CallOptions } from "./CallOptions.ts"
-import type { LocalRouter, TypeSlot } from "./LocalRouter.ts"
-import type { MessageEntry } from "./Registration.ts"
+import type { LocalRouter, TypeSlot } from "./internal/LocalRouter.ts"
+import type { MessageEntry } from "./internal/HostedType.ts"
 
 type Args<R extends Rpc.Any> = [Rpc.Payload<R>] extends [void] ? [options?: CallOptions]
   : [payload: Rpc.Payload<R>, options?: CallOptions]

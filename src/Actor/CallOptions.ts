@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import type { Duration } from "effect"
-import type { WhenFull } from "./Registration.ts"
+import type { WhenFull } from "./ActorOptions.ts"
 
 /**
  * @since 0.1.0

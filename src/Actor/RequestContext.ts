@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import { CurrentTurn, emptyMetadata, Turn } from "./Turn.ts"
+import { CurrentTurn, emptyMetadata, Turn } from "./internal/Turn.ts"
 
 /**
  * What a handler sees of the call that started its turn.

@@ -14,14 +14,15 @@ import {
   UnknownActorType,
   UnknownMessage
 } from "./ActorError.ts"
-import { type Activation, ActivationState } from "./Activation.ts"
+import { type Activation, ActivationState } from "./internal/Activation.ts"
 import type { RefClass } from "./ActorRef.ts"
 import type { Placement } from "../Cluster/Placement.ts"
-import { closeScope, rejectQueued, remove } from "./Lifecycle.ts"
-import { LocalRouter } from "./LocalRouter.ts"
-import { runSweeper } from "./Passivation.ts"
-import { type ActorDefaults, defaultActorDefaults, messageEntry } from "./Registration.ts"
-import { stopChildren } from "./Supervisor.ts"
+import { closeScope, rejectQueued, remove } from "./internal/Lifecycle.ts"
+import { LocalRouter } from "./internal/LocalRouter.ts"
+import { runSweeper } from "./internal/Passivation.ts"
+import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
+import { messageEntry } from "./internal/HostedType.ts"
+import { stopChildren } from "./internal/Supervising.ts"
 
 /**
  * Silo configuration; every field has a documented default.

@@ -18,9 +18,9 @@ import { Cluster } from "./Cluster.ts"
 import { Directory } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
 import { Membership } from "./Membership.ts"
-import { Peers } from "./Peers.ts"
-import { RemoteRouter } from "./RemoteRouter.ts"
-import * as Topology from "./Topology.ts"
+import { Peers } from "./internal/Peers.ts"
+import { RemoteRouter } from "./internal/RemoteRouter.ts"
+import * as Topology from "./internal/Topology.ts"
 
 /**
  * @since 0.1.0

@@ -26,7 +26,7 @@
  */
 import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
 import { ActorUnavailable } from "../Actor/ActorError.ts"
-import type { LocalRouter } from "../Actor/LocalRouter.ts"
+import type { LocalRouter } from "../Actor/internal/LocalRouter.ts"
 import * as Silo from "../Actor/Silo.ts"
 import * as Connection from "../Transport/Connection.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
@@ -34,8 +34,8 @@ import * as Server from "../Transport/Server.ts"
 import { Cluster } from "./Cluster.ts"
 import { Directory } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
-import * as Control from "./Control.ts"
-import { handler } from "./Inbound.ts"
+import * as Control from "./internal/Control.ts"
+import { handler } from "./internal/Inbound.ts"
 import {
   type DuplicateSilo,
   Membership,
@@ -44,11 +44,11 @@ import {
   type Registration,
   type SiloDeclaredDead
 } from "./Membership.ts"
-import { encodeQuarkError } from "./MessageCodec.ts"
-import { Peers } from "./Peers.ts"
-import { RemoteRouter } from "./RemoteRouter.ts"
+import { encodeQuarkError } from "./internal/MessageCodec.ts"
+import { Peers } from "./internal/Peers.ts"
+import { RemoteRouter } from "./internal/RemoteRouter.ts"
 import * as SiloIdentity from "./SiloIdentity.ts"
-import * as Topology from "./Topology.ts"
+import * as Topology from "./internal/Topology.ts"
 
 /**
  * Cluster silo configuration; every field has a documented default.

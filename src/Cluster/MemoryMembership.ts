@@ -37,7 +37,7 @@ import {
   makeWithBackend,
   type MemberRecord,
   type Notice
-} from "./MembershipView.ts"
+} from "./internal/MembershipView.ts"
 
 interface Entry {
   readonly record: MemberRecord

@@ -62,7 +62,7 @@ import {
   type MemberRecord,
   type Notice,
   type Snapshot
-} from "./MembershipView.ts"
+} from "./internal/MembershipView.ts"
 import { SiloIdentity } from "./SiloIdentity.ts"
 
 /**

@@ -26,7 +26,7 @@
  */
 import { Effect, Schema } from "effect"
 import { ActorContext } from "../Actor/ActorContext.ts"
-import type { Activation } from "../Actor/Activation.ts"
+import type { Activation } from "../Actor/internal/Activation.ts"
 import { type StateConflict, StateDecodeError, type StoreError, type UnknownStore } from "./PersistenceError.ts"
 import { formatKey, type StateKey } from "./StateStore.ts"
 import { Stores } from "./Stores.ts"

@@ -6,8 +6,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { MessageEntry } from "../../src/Actor/Registration.ts"
-import { decodeFailure } from "../../src/Cluster/MessageCodec.ts"
+import type { MessageEntry } from "../../src/Actor/internal/HostedType.ts"
+import { decodeFailure } from "../../src/Cluster/internal/MessageCodec.ts"
 import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import { Actor, Silo } from "../../src/index.ts"

@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
-import { Peers } from "../../src/Cluster/Peers.ts"
+import { Peers } from "../../src/Cluster/internal/Peers.ts"
 import * as Server from "../../src/Transport/Server.ts"
 
 describe("peers", () => {

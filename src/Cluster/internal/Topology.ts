@@ -8,13 +8,13 @@
  * @internal
  */
 import { Duration, Effect, Option, Schedule, Stream } from "effect"
-import type { ActorAddress } from "../Actor/ActorAddress.ts"
-import type { ClusterShape } from "./Cluster.ts"
-import type { DirectoryShape } from "./Directory.ts"
-import * as HashRing from "./HashRing.ts"
-import type { MembershipShape, SiloDeclaredDead } from "./Membership.ts"
+import type { ActorAddress } from "../../Actor/ActorAddress.ts"
+import type { ClusterShape } from "../Cluster.ts"
+import type { DirectoryShape } from "../Directory.ts"
+import * as HashRing from "../HashRing.ts"
+import type { MembershipShape, SiloDeclaredDead } from "../Membership.ts"
 import type { RemoteRouter } from "./RemoteRouter.ts"
-import type { SiloIdentity } from "./SiloIdentity.ts"
+import type { SiloIdentity } from "../SiloIdentity.ts"
 
 /** Subscribes, installs the current ring, and follows changes for the life of the scope. @internal */
 export const follow = Effect.fnUntraced(function*(

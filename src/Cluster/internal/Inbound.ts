@@ -14,7 +14,7 @@
  * @internal
  */
 import { Effect, Tracer } from "effect"
-import { invalidIdReason } from "../Actor/ActorAddress.ts"
+import { invalidIdReason } from "../../Actor/ActorAddress.ts"
 import {
   ActorUnavailable,
   type CallErrorSchema,
@@ -25,11 +25,11 @@ import {
   PayloadTooLarge,
   UnknownActorType,
   UnknownMessage
-} from "../Actor/ActorError.ts"
-import type { TypeSlot } from "../Actor/LocalRouter.ts"
-import { type MessageEntry, messageEntry } from "../Actor/Registration.ts"
-import { RemoteFrame } from "../Actor/Turn.ts"
-import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
+} from "../../Actor/ActorError.ts"
+import type { TypeSlot } from "../../Actor/internal/LocalRouter.ts"
+import { type MessageEntry, messageEntry } from "../../Actor/internal/HostedType.ts"
+import { RemoteFrame } from "../../Actor/internal/Turn.ts"
+import type { ReplyOutcome, RequestEnvelope } from "../../Transport/Envelope.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
 import * as Control from "./Control.ts"
 import { type ControlHost, controlType } from "./Control.ts"

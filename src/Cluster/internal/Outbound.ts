@@ -10,7 +10,7 @@
  * @internal
  */
 import { Context, Effect, type Fiber, Tracer } from "effect"
-import type { ActorAddress } from "../Actor/ActorAddress.ts"
+import type { ActorAddress } from "../../Actor/ActorAddress.ts"
 import {
   ActorDefect,
   ActorUnavailable,
@@ -18,13 +18,13 @@ import {
   OutcomeUnknown,
   PayloadTooLarge,
   type SendError
-} from "../Actor/ActorError.ts"
-import type { CallOptions } from "../Actor/CallOptions.ts"
-import type { TypeSlot } from "../Actor/LocalRouter.ts"
-import type { MessageEntry } from "../Actor/Registration.ts"
-import { chainOf, CurrentTurn } from "../Actor/Turn.ts"
-import type { CallRequest } from "../Transport/Connection.ts"
-import type { EnvelopeContext, ReplyOutcome } from "../Transport/Envelope.ts"
+} from "../../Actor/ActorError.ts"
+import type { CallOptions } from "../../Actor/CallOptions.ts"
+import type { TypeSlot } from "../../Actor/internal/LocalRouter.ts"
+import type { MessageEntry } from "../../Actor/internal/HostedType.ts"
+import { chainOf, CurrentTurn } from "../../Actor/internal/Turn.ts"
+import type { CallRequest } from "../../Transport/Connection.ts"
+import type { EnvelopeContext, ReplyOutcome } from "../../Transport/Envelope.ts"
 import { codecOf, decodeFailure } from "./MessageCodec.ts"
 import type { Peers } from "./Peers.ts"
 

@@ -13,7 +13,7 @@
  */
 import { Context, Duration, Effect, Fiber, Predicate, References, Scheduler, Scope, Tracer } from "effect"
 import { identity } from "effect/Function"
-import * as Failure from "../Supervision/Failure.ts"
+import * as Failure from "../../Supervision/Failure.ts"
 import {
   ActorDefect,
   ActorStopped,
@@ -24,18 +24,18 @@ import {
   MailboxFull,
   type SendError,
   UnknownActorType
-} from "./ActorError.ts"
+} from "../ActorError.ts"
 import { Activation, ActivationState, granted } from "./Activation.ts"
-import type { CallOptions } from "./CallOptions.ts"
+import type { CallOptions } from "../CallOptions.ts"
+import type { ActorDefaults } from "../ActorOptions.ts"
 import {
-  type ActorDefaults,
   type MessageEntry,
-  type Registration,
+  type HostedType,
   resolveOptions,
   type ResolvedOptions
-} from "./Registration.ts"
+} from "./HostedType.ts"
 import { activate, create } from "./Lifecycle.ts"
-import type { Placement } from "../Cluster/Placement.ts"
+import type { Placement } from "../../Cluster/Placement.ts"
 import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
 
 /**
@@ -76,7 +76,7 @@ export interface RemoteRouting {
 export class TypeSlot {
   readonly name: string
   readonly router: LocalRouter
-  registration: Registration | undefined = undefined
+  registration: HostedType | undefined = undefined
   options: ResolvedOptions | undefined = undefined
   /**
    * What a turn runs with: the services the implementation's layer was built with, and no
@@ -155,7 +155,7 @@ export class LocalRouter {
 
   private turnAnnotations: Readonly<Record<string, unknown>> | undefined = undefined
 
-  private turnContextOf(registration: Registration): Context.Context<never> {
+  private turnContextOf(registration: HostedType): Context.Context<never> {
     const context = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
     const extra = this.turnAnnotations
     if (extra === undefined) return context
@@ -172,7 +172,7 @@ export class LocalRouter {
     return slot
   }
 
-  register(registration: Registration): Effect.Effect<void> {
+  register(registration: HostedType): Effect.Effect<void> {
     return Effect.suspend(() => {
       const slot = this.slot(registration.type)
       if (slot.registration !== undefined) {

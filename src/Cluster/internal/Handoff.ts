@@ -24,10 +24,10 @@
  * @internal
  */
 import { Deferred, Effect } from "effect"
-import type { ActorUnavailable } from "../Actor/ActorError.ts"
-import type { TypeSlot } from "../Actor/LocalRouter.ts"
+import type { ActorUnavailable } from "../../Actor/ActorError.ts"
+import type { TypeSlot } from "../../Actor/internal/LocalRouter.ts"
 import * as Control from "./Control.ts"
-import type { HashRing } from "./HashRing.ts"
+import type { HashRing } from "../HashRing.ts"
 import type { Peers } from "./Peers.ts"
 
 /** @internal */

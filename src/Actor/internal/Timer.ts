@@ -8,7 +8,7 @@
 import { Duration, Effect, type Fiber } from "effect"
 import type { Activation } from "./Activation.ts"
 import { ActivationState } from "./Activation.ts"
-import type { TimerOptions } from "./ActorContext.ts"
+import type { TimerOptions } from "../ActorContext.ts"
 import { emptyMetadata, Turn, TurnKind, TurnState } from "./Turn.ts"
 
 /** @internal */

@@ -26,8 +26,8 @@ import {
   type SelfStatus,
   SiloDeclaredDead,
   Suspected
-} from "./Membership.ts"
-import { SiloIdentity } from "./SiloIdentity.ts"
+} from "../Membership.ts"
+import { SiloIdentity } from "../SiloIdentity.ts"
 
 /**
  * A member as the registry stores it.

@@ -13,13 +13,13 @@
  * @internal
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope } from "effect"
-import * as Failure from "../Supervision/Failure.ts"
-import { ActorContext } from "./ActorContext.ts"
-import { ActivationFailed, type CallError } from "./ActorError.ts"
+import * as Failure from "../../Supervision/Failure.ts"
+import { ActorContext } from "../ActorContext.ts"
+import { ActivationFailed, type CallError } from "../ActorError.ts"
 import { Activation, ActivationState } from "./Activation.ts"
 import { siloShuttingDown, type TypeSlot } from "./LocalRouter.ts"
-import type { Handlers, MessageEntry, Registration } from "./Registration.ts"
-import { stopChildren, supervise } from "./Supervisor.ts"
+import type { Handlers, MessageEntry, HostedType } from "./HostedType.ts"
+import { stopChildren, supervise } from "./Supervising.ts"
 import { CurrentTurn, Turn, TurnKind, TurnState } from "./Turn.ts"
 
 /** A new activation of `slot`/`id`, entered under `key` (the id, but for stateless workers). */
@@ -80,7 +80,7 @@ export const activate = (act: Activation, outer: Turn | undefined): void => {
 }
 
 /** The activation effect ended: the activation starts serving, or it failed. */
-const built = (act: Activation, registration: Registration, frame: Turn, exit: Exit.Exit<Handlers, unknown>): void => {
+const built = (act: Activation, registration: HostedType, frame: Turn, exit: Exit.Exit<Handlers, unknown>): void => {
   frame.state = TurnState.Ended
   const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
   if (Exit.isSuccess(exit) && missing === undefined) {
@@ -255,7 +255,7 @@ const redirect = (act: Activation, waiting: ReadonlyArray<Turn>): void => {
   }
 }
 
-const missingHandler = (registration: Registration, handlers: Handlers): string | undefined => {
+const missingHandler = (registration: HostedType, handlers: Handlers): string | undefined => {
   for (const tag in registration.messages) {
     if (typeof handlers[tag] !== "function") return tag
   }

@@ -22,18 +22,18 @@
  * @internal
  */
 import { Effect, type Fiber } from "effect"
-import type { ActorAddress } from "../Actor/ActorAddress.ts"
-import { ActorUnavailable, type SendError } from "../Actor/ActorError.ts"
-import type { Activation } from "../Actor/Activation.ts"
-import type { CallOptions } from "../Actor/CallOptions.ts"
-import type { LocalRouter, RemoteRouting, TypeSlot } from "../Actor/LocalRouter.ts"
-import type { MessageEntry } from "../Actor/Registration.ts"
-import type { DirectoryShape } from "./Directory.ts"
+import type { ActorAddress } from "../../Actor/ActorAddress.ts"
+import { ActorUnavailable, type SendError } from "../../Actor/ActorError.ts"
+import type { Activation } from "../../Actor/internal/Activation.ts"
+import type { CallOptions } from "../../Actor/CallOptions.ts"
+import type { LocalRouter, RemoteRouting, TypeSlot } from "../../Actor/internal/LocalRouter.ts"
+import type { MessageEntry } from "../../Actor/internal/HostedType.ts"
+import type { DirectoryShape } from "../Directory.ts"
 import { Handoff, type HandoffOptions } from "./Handoff.ts"
-import type { HashRing } from "./HashRing.ts"
+import type { HashRing } from "../HashRing.ts"
 import * as Outbound from "./Outbound.ts"
 import type { Peers } from "./Peers.ts"
-import type { Placement, PlacementView } from "./Placement.ts"
+import type { Placement, PlacementView } from "../Placement.ts"
 
 /** @internal */
 export interface RemoteRouterOptions extends HandoffOptions {

@@ -32,11 +32,11 @@
  * @internal
  */
 import { Clock, Duration, Effect, Exit, Scope } from "effect"
-import * as Failure from "../Supervision/Failure.ts"
-import { RestartHistory } from "../Supervision/RestartHistory.ts"
-import type { Directive, Strategy } from "../Supervision/Strategy.ts"
-import { formatAddress } from "./ActorAddress.ts"
-import { ActorStopped } from "./ActorError.ts"
+import * as Failure from "../../Supervision/Failure.ts"
+import { RestartHistory } from "../../Supervision/RestartHistory.ts"
+import type { Directive, Strategy } from "../../Supervision/Strategy.ts"
+import { formatAddress } from "../ActorAddress.ts"
+import { ActorStopped } from "../ActorError.ts"
 import { type Activation, ActivationState } from "./Activation.ts"
 import { activate, closeScope, rejectQueued, remove } from "./Lifecycle.ts"
 

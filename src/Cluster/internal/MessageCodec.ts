@@ -11,9 +11,9 @@
  * @internal
  */
 import { Schema } from "effect"
-import { CallErrorSchema, callErrorClasses } from "../Actor/ActorError.ts"
-import type { MessageEntry } from "../Actor/Registration.ts"
-import { type PayloadCodec, payloadCodec } from "../Transport/Envelope.ts"
+import { CallErrorSchema, callErrorClasses } from "../../Actor/ActorError.ts"
+import type { MessageEntry } from "../../Actor/internal/HostedType.ts"
+import { type PayloadCodec, payloadCodec } from "../../Transport/Envelope.ts"
 
 /** @internal */
 export interface MessageCodec {

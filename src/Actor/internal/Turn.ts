@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, type Scheduler } from "effect"
-import type { ActorAddress } from "./ActorAddress.ts"
+import type { ActorAddress } from "../ActorAddress.ts"
 import type { Activation } from "./Activation.ts"
 
 /**

@@ -7,8 +7,8 @@
  * @internal
  */
 import { Effect, Exit, Scope } from "effect"
-import * as Connection from "../Transport/Connection.ts"
-import { parseId } from "./SiloIdentity.ts"
+import * as Connection from "../../Transport/Connection.ts"
+import { parseId } from "../SiloIdentity.ts"
 
 /** @internal */
 export interface PeerOptions {

@@ -7,7 +7,7 @@
  * @internal
  */
 import { Cause, Context, Effect } from "effect"
-import * as Failure from "../Supervision/Failure.ts"
+import * as Failure from "../../Supervision/Failure.ts"
 import type { Activation } from "./Activation.ts"
 import { CurrentTurn, type Turn, TurnKind } from "./Turn.ts"
 

@@ -15,10 +15,10 @@
  * @internal
  */
 import { Effect, Schema } from "effect"
-import { ActorUnavailable } from "../Actor/ActorError.ts"
-import type { ActorAddress } from "../Actor/ActorAddress.ts"
-import type { Connection } from "../Transport/Connection.ts"
-import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
+import { ActorUnavailable } from "../../Actor/ActorError.ts"
+import type { ActorAddress } from "../../Actor/ActorAddress.ts"
+import type { Connection } from "../../Transport/Connection.ts"
+import type { ReplyOutcome, RequestEnvelope } from "../../Transport/Envelope.ts"
 import { encodeQuarkError } from "./MessageCodec.ts"
 
 /** The reserved actor type of control requests. @internal */
