@@ -432,6 +432,23 @@ describe("Supervision", () => {
     })
 
     it.effect.each([
+      { kind: "all-for-one", strategy: Supervisor.allForOne, failed: "b", held: ["a", "c"] },
+      { kind: "rest-for-one", strategy: Supervisor.restForOne, failed: "b", held: ["c"] }
+    ])("$kind: once the failed call has returned, no affected sibling answers from its old state", ({ failed, held, strategy }) => {
+      const control = new Control()
+      return Effect.gen(function*() {
+        yield* bossWith(control, ["a", "b", "c"])
+        yield* defectError(control.ref(failed).Crash({ message: "boom" }))
+        // Asked at once, before the supervisor has run: each waits for its new incarnation.
+        const asks = yield* Effect.forEach(held, (name) => start(control.ref(name).Count()))
+        for (const ask of asks) assert.isUndefined(ask.pollUnsafe())
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* Effect.forEach(asks, Fiber.join), held.map(() => 0))
+        for (const name of held) assert.strictEqual(control.startsOf(name), 2, name)
+      }).pipe(inSilo(control, { supervisor: restartWith(strategy) }))
+    })
+
+    it.effect.each([
       { failed: "b", restarted: ["b", "c"], kept: ["a"] },
       { failed: "a", restarted: ["a", "b", "c"], kept: [] },
       { failed: "c", restarted: ["c"], kept: ["a", "b"] }

@@ -227,8 +227,12 @@ describe("Supervision edge cases", () => {
       const control = new Control()
       return Effect.gen(function*() {
         yield* bossWith(control, ["a", "b", "c"])
+        // b's turn is running when a fails, and fails in turn before the decision is applied.
+        const held = yield* start(control.ref("b").Hold({ gate: "b", crash: true }))
+        yield* control.entered("b").await
         yield* defectError(control.ref("a").Crash({ message: "a" }))
-        yield* defectError(control.ref("b").Crash({ message: "b" }))
+        yield* control.gate("b").open
+        yield* defectError(Fiber.join(held))
         yield* TestClock.adjust("1 second")
         yield* settle
         yield* TestClock.adjust("1 minute")

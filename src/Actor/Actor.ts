@@ -34,7 +34,7 @@ import { makeRefClass, type ActorRef, type RefClass } from "./ActorRef.ts"
 import { AlwaysInterleave, ReadOnly } from "./ActorSchema.ts"
 import type { ActorTypeOptions } from "./ActorOptions.ts"
 import type { Handlers, MessageEntry } from "./internal/HostedType.ts"
-import { Silo } from "./Silo.ts"
+import { Silo } from "./internal/SiloTag.ts"
 
 /**
  * The handlers an implementation returns: one per message, taking the payload and

@@ -11,7 +11,8 @@ import type { Rpc } from "effect/rpc"
 import type { ActorAddress } from "./ActorAddress.ts"
 import type { CallError, SendError } from "./ActorError.ts"
 import type { CallOptions } from "./CallOptions.ts"
-import type { LocalRouter, TypeSlot } from "./internal/LocalRouter.ts"
+import type { LocalRouter } from "./internal/LocalRouter.ts"
+import type { TypeSlot } from "./internal/TypeSlot.ts"
 import type { MessageEntry } from "./internal/HostedType.ts"
 
 type Args<R extends Rpc.Any> = [Rpc.Payload<R>] extends [void] ? [options?: CallOptions]

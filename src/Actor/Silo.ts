@@ -4,20 +4,12 @@
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Exit, Layer, Schema, Scope } from "effect"
+import { Duration, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
-import {
-  ActorUnavailable,
-  type CallError,
-  InvalidActorId,
-  MessageDecodeError,
-  UnknownActorType,
-  UnknownMessage
-} from "./ActorError.ts"
-import { type Activation, ActivationState } from "./internal/Activation.ts"
-import type { RefClass } from "./ActorRef.ts"
-import type { Placement } from "../Cluster/Placement.ts"
-import { closeScope, rejectQueued, remove } from "./internal/Lifecycle.ts"
+import { ActorUnavailable, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "./ActorError.ts"
+import type { Activation } from "./internal/Activation.ts"
+import { ActivationState } from "./internal/ActivationState.ts"
+import { type ActivationInfo, Silo, type UntypedRequest, type RefContract } from "./internal/SiloTag.ts"
 import { LocalRouter } from "./internal/LocalRouter.ts"
 import { runSweeper } from "./internal/Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
@@ -45,66 +37,7 @@ export interface SiloConfig {
   readonly shutdownTimeout?: Duration.Input | undefined
 }
 
-/**
- * One row of the activation listing.
- *
- * @since 0.1.0
- */
-export interface ActivationInfo {
-  readonly address: ActorAddress
-  readonly state: string
-  readonly mailboxDepth: number
-  readonly runningTurns: number
-  readonly ageMillis: number
-}
-
-/**
- * A message from untyped input (an admin API, a transport): decoded with the message's
- * schema where it enters.
- *
- * @since 0.1.0
- */
-export interface UntypedRequest {
-  readonly type: string
-  readonly id: string
-  readonly tag: string
-  readonly payload: unknown
-}
-
-/**
- * The silo's services.
- *
- * @since 0.1.0
- */
-export interface SiloShape {
-  /** @internal */
-  readonly router: LocalRouter
-  /** @internal */
-  readonly ref: (contract: RefContract, id: string) => Effect.Effect<any, InvalidActorId>
-  /** The activations of one type (or all), with mailbox depth and age. */
-  readonly activations: (type?: string) => Effect.Effect<ReadonlyArray<ActivationInfo>>
-  /**
-   * Deactivates an activation, waiting for its running turns and its finalizers (these at
-   * most its type's `deactivationTimeout`); `false` if it was not active.
-   */
-  readonly deactivate: (address: ActorAddress) => Effect.Effect<boolean>
-  /** Decodes and asks; the reply comes back encoded with the message's success schema. */
-  readonly dispatch: (
-    request: UntypedRequest
-  ) => Effect.Effect<unknown, UnknownActorType | UnknownMessage | InvalidActorId | MessageDecodeError | CallError | unknown>
-}
-
-/** What `ref` needs of a contract. @internal */
-export interface RefContract {
-  readonly type: string
-  readonly refClass: RefClass
-  readonly placement: Placement | undefined
-}
-
-/**
- * @since 0.1.0
- */
-export class Silo extends Context.Service<Silo, SiloShape>()("quark/Silo") {}
+export { type ActivationInfo, type RefContract, Silo, type SiloShape, type UntypedRequest } from "./internal/SiloTag.ts"
 
 const awaitStopped = (act: Activation): Effect.Effect<void> =>
   Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
@@ -207,11 +140,10 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
 
 const forceStop = (act: Activation): Effect.Effect<void> =>
   stopChildren(act, "the silo shut down").pipe(
-    Effect.andThen(closeScope(act, Exit.void)),
+    Effect.andThen(act.host.closeScope(act, Exit.void)),
     Effect.andThen(Effect.sync(() => {
       if (act.state === ActivationState.Stopped) return
-      remove(act)
-      rejectQueued(
+      act.host.retire(
         act,
         new ActorUnavailable({ address: act.address, reason: "the silo shut down before the turn could run" })
       )

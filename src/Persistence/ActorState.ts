@@ -26,7 +26,7 @@
  */
 import { Effect, Schema } from "effect"
 import { ActorContext } from "../Actor/ActorContext.ts"
-import type { Activation } from "../Actor/internal/Activation.ts"
+import type { ActivationContext } from "../Actor/internal/ActivationContext.ts"
 import { type StateConflict, StateDecodeError, type StoreError, type UnknownStore } from "./PersistenceError.ts"
 import { formatKey, type StateKey } from "./StateStore.ts"
 import { Stores } from "./Stores.ts"
@@ -126,7 +126,7 @@ export const make = <S extends Schema.Top & { readonly DecodingServices: never; 
       version: Effect.sync(() => version)
     }
     if (options.writeAfterTurn === true) {
-      ;(context as Activation).afterTurn(Effect.suspend(() => dirty ? Effect.orDie(write) : Effect.void))
+      ;(context as ActivationContext).activation.afterTurn(Effect.suspend(() => dirty ? Effect.orDie(write) : Effect.void))
     }
     return state
   })

@@ -1,36 +1,27 @@
 /**
- * One activation: the in-memory incarnation of an address on this silo. This module is
- * the turn scheduler — who may run now, who waits, who is next — and the lifecycle state.
- * Running turns and forking fibers is the router's job; this file is plain synchronous
- * bookkeeping so that every transition happens in one step, with no fiber yield between
- * a check and the change it justifies.
+ * One activation: the in-memory incarnation of an address on this silo, as a state
+ * machine. This module is the turn scheduler (who may run now, who waits, who is next),
+ * the lifecycle state (see `ActivationState.ts`) and the supervision state a failure
+ * leaves. It is plain synchronous bookkeeping, so that every transition happens in one
+ * step, with no fiber yield between a check and the change it justifies; whatever needs a
+ * fiber (running turns, finalizers, the supervisor's decision) it asks of its
+ * `ActivationHost`, which the router implements. A test can drive it with a host that
+ * records the calls.
  *
  * @internal
  */
 import { Effect, type Fiber, Predicate, type Scope } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
-import type { Silo } from "../Silo.ts"
-import { RestartHistory } from "../../Supervision/RestartHistory.ts"
+import type { RestartHistory } from "../../Supervision/RestartHistory.ts"
 import type { ActorAddress } from "../ActorAddress.ts"
-import type { Rpc } from "effect/rpc"
-import type { Actor, HandlersFrom } from "../Actor.ts"
-import type { ActorContext, ActorContextShape, ChildOptions, Termination, TimerOptions } from "../ActorContext.ts"
-import type { ActorRef, AnyActorRef } from "../ActorRef.ts"
-import * as Children from "./Children.ts"
-import type { LocalRouter, TypeSlot } from "./LocalRouter.ts"
-import { runBeside, startDrainer } from "./Drainer.ts"
-import { finishDeactivation, superviseLater } from "./Lifecycle.ts"
-import { Mailbox } from "./Mailbox.ts"
-import { startTimer } from "./Timer.ts"
+import type { Termination } from "../ActorContext.ts"
+import type { ActivationHost } from "./ActivationHost.ts"
+import { ActivationState, granted, stateNames } from "./ActivationState.ts"
 import type { Handlers, ResolvedOptions } from "./HostedType.ts"
+import type { LocalRouter } from "./LocalRouter.ts"
+import { Mailbox } from "./Mailbox.ts"
 import { chainOf, type MessageInfo, remoteIndexOf, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
-
-/** @internal */
-export const ActivationState = { Activating: 0, Active: 1, Deactivating: 2, Stopped: 3, Suspended: 4 } as const
-/** @internal */
-export type ActivationState = typeof ActivationState[keyof typeof ActivationState]
-
-const stateNames = ["activating", "active", "deactivating", "stopped", "suspended"] as const
+import type { TypeSlot } from "./TypeSlot.ts"
 
 const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4, SuspendWhenActive: 8 } as const
 
@@ -40,8 +31,11 @@ export class Extras {
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
   spaceWaiters: Array<() => void> | undefined = undefined
   stopWaiters: Array<() => void> | undefined = undefined
-  /** The activation in whose mailbox a running turn of this one is parked. */
-  blockedOn: Activation | undefined = undefined
+  /**
+   * The activations in whose mailboxes running turns of this one are parked, once per
+   * parked turn: several read-only or interleaved turns can wait at once, each elsewhere.
+   */
+  blockedOn: Array<Activation> | undefined = undefined
   /** Of a child actor: the activation that spawned it. */
   parent: Activation | undefined = undefined
   /** Spawned children, in spawn order. */
@@ -53,6 +47,11 @@ export class Extras {
   supervising = false
   /** Suspended because its failure was escalated: resumes if the parent resumes. */
   escalated = false
+  /**
+   * Held (suspended) by the failure of this sibling, which the parent's all-for-one or
+   * rest-for-one strategy is about to restart or stop together with it.
+   */
+  heldBy: Activation | undefined = undefined
   history: RestartHistory | undefined = undefined
   /** Activation effects run so far: more than one after a restart. */
   incarnation = 0
@@ -65,11 +64,8 @@ export class Extras {
 /** Wait-for links followed before giving up; a real cycle is far shorter. */
 const maxWaitHops = 64
 
-/** The turn may start now. @internal */
-export const granted: Effect.Effect<void> = Effect.void
-
 /** @internal */
-export class Activation implements ActorContextShape {
+export class Activation {
   readonly slot: TypeSlot
   readonly id: string
   /** Its key in `slot.activations`: the id, except for the extra activations of a stateless worker. */
@@ -161,6 +157,11 @@ export class Activation implements ActorContextShape {
     return this.extras?.parent
   }
 
+  get host(): ActivationHost {
+    return this.slot.router
+  }
+
+  /** The silo's router, for the runtime modules that fork fibers or route calls. */
   get router(): LocalRouter {
     return this.slot.router
   }
@@ -198,13 +199,14 @@ export class Activation implements ActorContextShape {
    * The cycle this call would close by waiting here, or `undefined`. Only called when the
    * activation is busy. Two kinds of wait are followed: the caller's chain (a running turn
    * of an activation in it is waiting, inline, on the caller) and `blockedOn` links (a
-   * running turn of the activation is parked in another activation's mailbox). So both
-   * A→B→A and "A waits in B's mailbox while B's turn calls A" are found.
+   * running turn of the activation is parked in another activation's mailbox), all of
+   * them, depth first. So A→B→A is found, and so is "A waits in B's mailbox while B's turn
+   * calls A" even when another turn of A waits elsewhere at the same time.
    */
   cycleFrom(outer: Turn | undefined): Array<ActorAddress> | undefined {
     const waits: Array<ActorAddress> = []
-    let blocked: Activation | undefined = this
-    for (let hops = 0; blocked !== undefined && hops < maxWaitHops; hops++) {
+    let seen: Set<Activation> | undefined
+    const visit = (blocked: Activation): Array<ActorAddress> | undefined => {
       const start = runningTurnOf(outer, blocked)
       if (start !== undefined) {
         const chain: Array<ActorAddress> = []
@@ -217,25 +219,46 @@ export class Activation implements ActorContextShape {
       // A call from another silo whose chain already passes through here waits on itself.
       const remote = remoteIndexOf(outer, blocked.address)
       if (remote >= 0) return [...chainOf(outer).slice(remote), ...waits, blocked.address]
+      const next = blocked.extras?.blockedOn
+      if (next === undefined || next.length === 0 || waits.length >= maxWaitHops) return undefined
       waits.push(blocked.address)
-      blocked = blocked.extras?.blockedOn
+      for (const target of next) {
+        if ((seen ??= new Set()).has(target)) continue
+        seen.add(target)
+        const cycle = visit(target)
+        if (cycle !== undefined) return cycle
+      }
+      waits.pop()
+      return undefined
     }
-    return undefined
+    return visit(this)
   }
 
   /** The activations of `chain` now wait on this activation's mailbox (see `cycleFrom`). */
   markBlocked(chain: Turn | undefined): void {
     for (let t = chain; t !== undefined; t = t.caller) {
-      if (t.activation !== undefined && t.activation !== this) t.activation.rare.blockedOn = this
+      if (t.activation !== undefined && t.activation !== this) (t.activation.rare.blockedOn ??= []).push(this)
     }
   }
 
-  /** The parked turn left the mailbox: its chain no longer waits here. */
+  /** The parked ask left the mailbox (granted, withdrawn or refused): its chain no longer waits here. */
   private unmarkBlocked(turn: Turn): void {
     for (let t = turn.caller; t !== undefined; t = t.caller) {
-      const extras = t.activation?.extras
-      if (extras !== undefined && extras.blockedOn === this) extras.blockedOn = undefined
+      if (t.activation === undefined || t.activation === this) continue
+      const links = t.activation.extras?.blockedOn
+      const at = links === undefined ? -1 : links.lastIndexOf(this)
+      if (at >= 0) links!.splice(at, 1)
     }
+  }
+
+  /** Empties the mailbox, for turns that will not run here: their chains stop waiting on it. */
+  takeQueued(): Array<Turn> {
+    const mailbox = this.mailbox
+    if (mailbox === undefined) return []
+    this.mailbox = undefined
+    const turns = mailbox.takeAll()
+    for (const turn of turns) if (turn.kind === TurnKind.Ask) this.unmarkBlocked(turn)
+    return turns
   }
 
   isFull(): boolean {
@@ -269,7 +292,7 @@ export class Activation implements ActorContextShape {
   /** Grants turns from the head of the mailbox for as long as they may run. */
   next(): void {
     if (this.state === ActivationState.Deactivating) {
-      if (this.running === 0) finishDeactivation(this)
+      if (this.running === 0) this.host.finishDeactivation(this)
       return
     }
     if (this.state === ActivationState.Suspended) {
@@ -321,12 +344,12 @@ export class Activation implements ActorContextShape {
    */
   private dispatchOneWay(turn: Turn): void {
     if (this.running > 1) {
-      runBeside(turn)
+      this.host.runBeside(turn)
     } else {
       this.rare.ready.push(turn)
       if (!this.draining) {
         this.draining = true
-        startDrainer(this)
+        this.host.startDrainer(this)
       }
     }
   }
@@ -397,7 +420,7 @@ export class Activation implements ActorContextShape {
     this.deactivateWhenActive = false
     this.state = ActivationState.Deactivating
     this.stopTimers()
-    if (this.running === 0) finishDeactivation(this)
+    if (this.running === 0) this.host.finishDeactivation(this)
   }
 
   /** Registers a callback for when the activation has stopped (immediately if it has). */
@@ -421,13 +444,19 @@ export class Activation implements ActorContextShape {
   }
 
   // ---------------------------------------------------------------------------
-  // Supervision (decisions are made in Supervisor.ts; this is the state they act on)
+  // Supervision (decisions are made in Supervising.ts; this is the state they act on)
 
-  /** A turn (or the activation effect) failed: no new turns until the supervisor decides. */
+  /**
+   * A turn (or the activation effect) failed: no new turns until the supervisor decides.
+   * The host hears of the first failure at once, before the failed call's error is
+   * returned, so that the siblings a decision will take along are held already.
+   */
   fail(failure: Failure.Failure): void {
     const extras = this.rare
-    if (extras.failure === undefined) extras.failure = failure
+    const first = extras.failure === undefined
+    if (first) extras.failure = failure
     if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
+    if (first) this.host.failed(this)
   }
 
   /**
@@ -439,7 +468,7 @@ export class Activation implements ActorContextShape {
     const extras = this.rare
     if (this.state === ActivationState.Suspended && !extras.supervising) {
       extras.supervising = true
-      superviseLater(this)
+      this.host.supervise(this)
     }
   }
 
@@ -475,10 +504,27 @@ export class Activation implements ActorContextShape {
     extras.failure = undefined
     extras.supervising = false
     extras.escalated = false
+    extras.heldBy = undefined
     if (this.state !== ActivationState.Suspended) return
     this.state = ActivationState.Active
     for (const child of extras.children ?? []) if (child.extras?.escalated) child.resume()
     this.next()
+  }
+
+  /** Suspends this activation until `sibling`'s failure is decided (see `heldBy`). */
+  hold(sibling: Activation): void {
+    if (this.state !== ActivationState.Active && this.state !== ActivationState.Activating) return
+    if (this.extras?.heldBy !== undefined) return
+    this.rare.heldBy = sibling
+    this.suspend()
+  }
+
+  /** Lets go of a hold whose decision did not take this activation along. */
+  release(): void {
+    const extras = this.extras
+    if (extras?.heldBy === undefined) return
+    extras.heldBy = undefined
+    if (extras.failure === undefined && !extras.escalated) this.resume()
   }
 
   private settled(): void {
@@ -486,7 +532,7 @@ export class Activation implements ActorContextShape {
     if (extras === undefined) return
     if (extras.failure !== undefined && !extras.supervising) {
       extras.supervising = true
-      superviseLater(this)
+      this.host.supervise(this)
     }
     this.fireSettled()
   }
@@ -520,52 +566,18 @@ export class Activation implements ActorContextShape {
     for (const fiber of timers.values()) fiber.interruptUnsafe()
   }
 
-  // ---------------------------------------------------------------------------
-  // ActorContext
-
-  get deactivateOnIdle(): Effect.Effect<void> {
-    return Effect.sync(() => this.deactivateWhenIdle())
-  }
-
-  /** Inside a turn the activation is busy, so this defers to the end of the running turns. */
-  private deactivateWhenIdle(): void {
+  /** Deactivates once the running turns end (inside a turn the activation is busy). */
+  deactivateWhenIdle(): void {
     if (this.state === ActivationState.Active && this.running > 0) this.deactivateWhenActive = true
     else this.deactivate()
   }
 
-  keepAlive(on: boolean): Effect.Effect<void> {
-    return Effect.sync(() => {
-      this.keptAlive = on
-    })
-  }
-
-  startTimer(name: string, tick: Effect.Effect<void>, options?: TimerOptions): Effect.Effect<void> {
-    return startTimer(this, name, tick, options ?? {})
-  }
-
-  spawn<Type extends string, Rpcs extends Rpc.Any, E>(
-    contract: Actor<Type, Rpcs>,
-    build: Effect.Effect<HandlersFrom<Rpcs, Silo>, E, Scope.Scope | ActorContext | Silo>,
-    options?: ChildOptions
-  ): Effect.Effect<ActorRef<Rpcs>> {
-    return Children.spawn(this, contract as unknown as Children.Spawnable, build, options)
-  }
-
-  stop(child: AnyActorRef): Effect.Effect<void> {
-    return Children.stop(child)
-  }
-
-  watch(child: AnyActorRef, onTerminated: (termination: Termination) => Effect.Effect<void>): Effect.Effect<void> {
-    return Children.watch(this, child, onTerminated)
-  }
-
-  cancelTimer(name: string): Effect.Effect<boolean> {
-    return Effect.sync(() => {
-      const fiber = this.timers?.get(name)
-      if (fiber === undefined) return false
-      this.timers!.delete(name)
-      fiber.interruptUnsafe()
-      return true
-    })
+  /** Cancels the timer `name`; `false` when there was none. */
+  cancelTimer(name: string): boolean {
+    const fiber = this.timers?.get(name)
+    if (fiber === undefined) return false
+    this.timers!.delete(name)
+    fiber.interruptUnsafe()
+    return true
   }
 }

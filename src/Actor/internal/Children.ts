@@ -13,9 +13,10 @@ import type { ChildOptions, Termination } from "../ActorContext.ts"
 import { formatAddress } from "../ActorAddress.ts"
 import type { ActorContext } from "../ActorContext.ts"
 import type { ActorRef, AnyActorRef, RefClass, RefFields } from "../ActorRef.ts"
-import { type Activation, ActivationState } from "./Activation.ts"
-import { activate, create } from "./Lifecycle.ts"
-import { TypeSlot } from "./LocalRouter.ts"
+import type { Activation } from "./Activation.ts"
+import { ActivationState } from "./ActivationState.ts"
+import { create } from "./Lifecycle.ts"
+import { TypeSlot } from "./TypeSlot.ts"
 import type { Handlers, MessageEntry } from "./HostedType.ts"
 import { resolveOptions } from "./HostedType.ts"
 import type { Silo } from "../Silo.ts"
@@ -62,7 +63,7 @@ export const spawn = <Rpcs extends Rpc.Any>(
     const child = create(slot, id)
     child.rare.parent = parent
     ;(extras.children ??= []).push(child)
-    activate(child, fiber.getRef(CurrentTurn))
+    router.activate(child, fiber.getRef(CurrentTurn))
     return Effect.succeed(new contract.refClass(router, slot, id) as unknown as ActorRef<Rpcs>)
   })
 

@@ -14,13 +14,15 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
-import { ActorContext } from "../ActorContext.ts"
+import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
-import { Activation, ActivationState } from "./Activation.ts"
-import { siloShuttingDown, type TypeSlot } from "./LocalRouter.ts"
-import type { Handlers, MessageEntry, HostedType } from "./HostedType.ts"
-import { stopChildren, supervise } from "./Supervising.ts"
+import { Activation } from "./Activation.ts"
+import { ActivationState } from "./ActivationState.ts"
+import type { Handlers, HostedType, MessageEntry } from "./HostedType.ts"
+import { siloShuttingDown } from "./Refusals.ts"
+import { stopChildren } from "./Supervising.ts"
 import { CurrentTurn, Turn, TurnKind, TurnState } from "./Turn.ts"
+import type { TypeSlot } from "./TypeSlot.ts"
 
 /** A new activation of `slot`/`id`, entered under `key` (the id, but for stateless workers). */
 export const create = (slot: TypeSlot, id: string, key: string = id): Activation => {
@@ -43,11 +45,11 @@ export const create = (slot: TypeSlot, id: string, key: string = id): Activation
  * The effect runs as a frame of the call chain of the caller that caused it, so an
  * activation effect that calls back into its own caller (or itself) is a `Deadlock`.
  */
-export const activate = (act: Activation, outer: Turn | undefined): void => {
+export const activate = (act: Activation, outer: Turn | undefined, controls: ActorContextShape): void => {
   const registration = act.slot.registration!
   const frame = Turn.activationFrame(act, outer)
   const context = Context.add(
-    Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, act),
+    Context.add(Context.add(registration.context, Scope.Scope, act.scope), ActorContext, controls),
     CurrentTurn,
     frame
   )
@@ -159,16 +161,21 @@ const overdue = (act: Activation, timeout: Duration.Duration): Effect.Effect<voi
 
 const failActivation = (act: Activation, reason: string): void => {
   act.state = ActivationState.Stopped
-  remove(act)
-  rejectQueued(act, new ActivationFailed({ address: act.address, reason }))
+  retire(act, new ActivationFailed({ address: act.address, reason }))
   act.stopped()
+}
+
+/** Takes `act` out of its type's table and fails what waits in its mailbox with `error`. */
+export const retire = (act: Activation, error: CallError): void => {
+  remove(act)
+  rejectQueued(act, error)
 }
 
 /** Fails every waiting ask with `error`; one-way messages are dropped (and logged). */
 export const rejectQueued = (act: Activation, error: CallError): void => {
   const failure = Effect.fail(error)
   let dropped = 0
-  for (const turn of act.mailbox?.takeAll() ?? []) {
+  for (const turn of act.takeQueued()) {
     if (turn.state !== TurnState.Queued) continue
     turn.state = TurnState.Cancelled
     if (turn.kind === TurnKind.Ask) turn.reject(failure)
@@ -177,11 +184,6 @@ export const rejectQueued = (act: Activation, error: CallError): void => {
   if (dropped > 0) {
     act.router.fork(Effect.logWarning(`${act.slot.name}/${act.id}: ${dropped} one-way message(s) dropped: ${error.message}`))
   }
-}
-
-/** Hands an activation whose turns have all ended, and whose failure is recorded, to its supervisor. */
-export const superviseLater = (act: Activation): void => {
-  act.router.fork(Effect.andThen(Effect.yieldNow, supervise(act)))
 }
 
 export const remove = (act: Activation): void => {
@@ -209,7 +211,7 @@ const afterStop = (act: Activation): void => {
   // Stopped meanwhile: the silo's shutdown gave up waiting for the finalizers.
   if (act.state === ActivationState.Stopped) return
   remove(act)
-  const waiting = (act.mailbox?.takeAll() ?? []).filter((turn) =>
+  const waiting = act.takeQueued().filter((turn) =>
     turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick
   )
   if (waiting.length > 0) {
@@ -218,7 +220,7 @@ const afterStop = (act: Activation): void => {
       // silo leaving the cluster on its way down): its messages follow it.
       redirect(act, waiting)
     } else if (act.router.shuttingDown) {
-      const failure = Effect.fail(siloShuttingDown(act.slot, act.id))
+      const failure = Effect.fail(siloShuttingDown(act.address))
       for (const turn of waiting) {
         turn.state = TurnState.Cancelled
         if (turn.kind === TurnKind.Ask) turn.reject(failure)
@@ -230,7 +232,7 @@ const afterStop = (act: Activation): void => {
         turn.activation = next
         next.enqueue(turn)
       }
-      activate(next, undefined)
+      act.router.activate(next, undefined)
     }
   }
   act.stopped()

@@ -11,13 +11,11 @@
  *
  * @internal
  */
-import { Context, Duration, Effect, Fiber, Predicate, References, Scheduler, Scope, Tracer } from "effect"
+import { Context, Duration, Effect, type Exit, Fiber, Predicate, References, Scheduler, Scope, Tracer } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../../Supervision/Failure.ts"
 import {
   ActorDefect,
-  ActorStopped,
-  ActorUnavailable,
   type CallError,
   CallTimeout,
   Deadlock,
@@ -25,79 +23,20 @@ import {
   type SendError,
   UnknownActorType
 } from "../ActorError.ts"
-import { Activation, ActivationState, granted } from "./Activation.ts"
+import type { Activation } from "./Activation.ts"
+import { ActivationContext } from "./ActivationContext.ts"
+import type { ActivationHost } from "./ActivationHost.ts"
+import { ActivationState, granted } from "./ActivationState.ts"
+import * as Drainer from "./Drainer.ts"
 import type { CallOptions } from "../CallOptions.ts"
 import type { ActorDefaults } from "../ActorOptions.ts"
-import {
-  type MessageEntry,
-  type HostedType,
-  resolveOptions,
-  type ResolvedOptions
-} from "./HostedType.ts"
-import { activate, create } from "./Lifecycle.ts"
-import type { Placement } from "../../Cluster/Placement.ts"
+import { type HostedType, type MessageEntry, resolveOptions } from "./HostedType.ts"
+import * as Lifecycle from "./Lifecycle.ts"
+import { noLease, siloShuttingDown, stoppedChild } from "./Refusals.ts"
+import { holdAffected, supervise } from "./Supervising.ts"
+import { TypeSlot } from "./TypeSlot.ts"
+import type { RemoteRouting } from "./RemoteRouting.ts"
 import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
-
-/**
- * How a clustered silo (or a client) reaches addresses it does not host. The local router
- * asks it first whenever the address has no activation here; a single silo has none.
- *
- * @internal
- */
-export interface RemoteRouting {
-  /**
-   * The effect that delivers this ask (made on `fiber`) elsewhere, or decides where first;
-   * `undefined` to run it here.
-   */
-  readonly ask: (
-    fiber: Fiber.Fiber<unknown, unknown>,
-    slot: TypeSlot,
-    id: string,
-    info: MessageEntry,
-    payload: unknown,
-    options: CallOptions | undefined
-  ) => Effect.Effect<any, any> | undefined
-  /** Likewise for a one-way message. */
-  readonly tell: (
-    fiber: Fiber.Fiber<unknown, unknown>,
-    slot: TypeSlot,
-    id: string,
-    info: MessageEntry,
-    payload: unknown,
-    options: CallOptions | undefined
-  ) => Effect.Effect<void, SendError> | undefined
-  /** Whether a new activation of the address belongs on this silo now. */
-  readonly ownsHere: (slot: TypeSlot, id: string) => boolean
-  /** An activation left the silo. */
-  readonly removed: (act: Activation) => void
-}
-
-/** One actor type's place in the router; refs hold it so a call skips the type lookup. @internal */
-export class TypeSlot {
-  readonly name: string
-  readonly router: LocalRouter
-  registration: HostedType | undefined = undefined
-  options: ResolvedOptions | undefined = undefined
-  /**
-   * What a turn runs with: the services the implementation's layer was built with, and no
-   * preemption. The scheduler's fairness yield would park a fiber mid-turn while it holds
-   * the activation, making every caller queued on it wait a whole scheduling round; a turn
-   * still yields whenever it waits. Turns should be short, as in Orleans.
-   */
-  turnContext: Context.Context<never> = Context.empty()
-  readonly activations = new Map<string, Activation>()
-  /** False for a child actor's slot: a missing activation is a stopped child, not one to create. */
-  virtual = true
-  /** The contract's placement, once a ref or the registration has named it. */
-  placement: Placement | undefined = undefined
-  /** Activations one address may have here: above 1 only for stateless workers. */
-  maxWorkers = 1
-
-  constructor(name: string, router: LocalRouter) {
-    this.name = name
-    this.router = router
-  }
-}
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -107,12 +46,13 @@ const describeDefect = (defect: unknown): string => {
   return Predicate.hasProperty(defect, "_tag") && typeof defect._tag === "string" ? `${defect._tag}: ${message}` : message
 }
 
-/** A turn refused because the silo cannot show it is still a cluster member: it did not run. @internal */
-export const noLease = (act: Activation): ActorUnavailable =>
-  new ActorUnavailable({ address: act.address, reason: "its silo cannot show it is still a cluster member; the message did not run" })
-
-/** @internal */
-export class LocalRouter {
+/**
+ * The router is also every activation's `ActivationHost`: the one place where the
+ * synchronous state machine meets fibers, scopes and the supervisor.
+ *
+ * @internal
+ */
+export class LocalRouter implements ActivationHost {
   readonly slots = new Map<string, TypeSlot>()
   readonly defaults: ActorDefaults
   /** The silo's services, for fibers the router starts outside any caller (drainers, handoffs). */
@@ -162,6 +102,45 @@ export class LocalRouter {
     const current = Context.get(context, References.CurrentLogAnnotations)
     return Context.add(context, References.CurrentLogAnnotations, { ...current, ...extra })
   }
+
+  // ---------------------------------------------------------------------------
+  // ActivationHost
+
+  startDrainer(act: Activation): void {
+    Drainer.startDrainer(act)
+  }
+
+  runBeside(turn: Turn): void {
+    Drainer.runBeside(turn)
+  }
+
+  finishDeactivation(act: Activation): void {
+    Lifecycle.finishDeactivation(act)
+  }
+
+  failed(act: Activation): void {
+    holdAffected(act)
+  }
+
+  supervise(act: Activation): void {
+    // Not on the stack of the turn that settled the activation.
+    this.fork(Effect.andThen(Effect.yieldNow, supervise(act)))
+  }
+
+  activate(act: Activation, outer: Turn | undefined): void {
+    Lifecycle.activate(act, outer, new ActivationContext(act))
+  }
+
+  closeScope(act: Activation, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Lifecycle.closeScope(act, exit)
+  }
+
+  retire(act: Activation, error: CallError): void {
+    Lifecycle.retire(act, error)
+  }
+
+  // ---------------------------------------------------------------------------
+  // Types
 
   slot(type: string): TypeSlot {
     let slot = this.slots.get(type)
@@ -245,13 +224,13 @@ export class LocalRouter {
       act.begin(turn)
       return this.runAsk(fiber, restore, turn)
     }
-    if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
+    if (this.shuttingDown) return Effect.fail(siloShuttingDown({ type: slot.name, id }))
     if (act === undefined) {
-      if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
-      const created = create(slot, id, key)
+      if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
+      const created = Lifecycle.create(slot, id, key)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
-      activate(created, outer)
+      this.activate(created, outer)
       // A synchronous activation effect has already granted this turn (it was first).
       return turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
     }
@@ -306,7 +285,7 @@ export class LocalRouter {
     const act = turn.activation!
     if (this.lease !== undefined && !this.lease()) {
       act.end(turn)
-      return Effect.fail(noLease(act))
+      return Effect.fail(noLease(act.address))
     }
     const previous = fiber.context
     // The turn runs with the actor's services (captured when its layer was built), not the
@@ -407,15 +386,15 @@ export class LocalRouter {
     from: Turn | undefined
   ): Effect.Effect<void, SendError> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
-    if (this.shuttingDown) return Effect.fail(siloShuttingDown(slot, id))
+    if (this.shuttingDown) return Effect.fail(siloShuttingDown({ type: slot.name, id }))
     const outer = from ?? fiber.getRef(CurrentTurn)
     const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
     let act = slot.activations.get(key)
     if (act === undefined) {
-      if (!slot.virtual) return Effect.fail(stoppedChild(slot, id))
-      act = create(slot, id, key)
+      if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
+      act = Lifecycle.create(slot, id, key)
       act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
-      activate(act, undefined)
+      this.activate(act, undefined)
       return Effect.void
     }
     if (act.state === ActivationState.Active && act.admits(info, undefined)) {
@@ -454,11 +433,3 @@ const pickWorker = (slot: TypeSlot, id: string): string => {
   }
   return missing ?? least!
 }
-
-/** @internal */
-export const siloShuttingDown = (slot: TypeSlot, id: string): ActorUnavailable =>
-  new ActorUnavailable({ address: { type: slot.name, id }, reason: "the silo is shutting down" })
-
-const stoppedChild = (slot: TypeSlot, id: string): ActorStopped =>
-  new ActorStopped({ address: { type: slot.name, id }, reason: "the child actor has stopped" })
-

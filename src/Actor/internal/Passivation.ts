@@ -8,7 +8,7 @@
  * @internal
  */
 import { Duration, Effect } from "effect"
-import { ActivationState } from "./Activation.ts"
+import { ActivationState } from "./ActivationState.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 
 /** Deactivates every activation that has been idle for its type's idle timeout. @internal */

@@ -3,9 +3,12 @@
  *
  * The decision path, top-down:
  * 1. A turn dies (or fails with an error the type declares fatal), or an activation effect
- *    of a child or of a restart fails. The call that failed gets its error; the activation
- *    grants no new turns and, once its running turns have ended, is handed here. (A child's
- *    escalation hands its parent here at once: see `escalate`.)
+ *    of a child or of a restart fails. The activation grants no new turns; if its parent's
+ *    all-for-one or rest-for-one strategy will restart or stop siblings along with it,
+ *    those siblings are suspended too (`holdAffected`), all before the failed call gets its
+ *    error, so no sibling answers from its old state afterwards. Once the failed
+ *    activation's running turns have ended, it is handed here. (A child's escalation hands
+ *    its parent here at once: see `escalate`.)
  * 2. The strategy is the parent's `supervisor` for a child actor, the type's
  *    `rootSupervisor` for a virtual actor. Its decider maps the failure to a directive.
  * 3. `restart` counts against the restart budget (`maxRestarts` within `within`); over
@@ -27,7 +30,9 @@
  *    for the parent's running turns, one of which may be waiting on the child. If the
  *    parent resumes, so does the child; if it restarts or stops, its children are stopped.
  *
- * Every decision is logged with the actor, the failure and the restart count.
+ * Every decision is logged with the actor, the failure and the restart count. This module
+ * reaches the lifecycle (activation effects, finalizers, removal) only through the
+ * activation's `ActivationHost`.
  *
  * @internal
  */
@@ -37,8 +42,8 @@ import { RestartHistory } from "../../Supervision/RestartHistory.ts"
 import type { Directive, Strategy } from "../../Supervision/Strategy.ts"
 import { formatAddress } from "../ActorAddress.ts"
 import { ActorStopped } from "../ActorError.ts"
-import { type Activation, ActivationState } from "./Activation.ts"
-import { activate, closeScope, rejectQueued, remove } from "./Lifecycle.ts"
+import type { Activation } from "./Activation.ts"
+import { ActivationState } from "./ActivationState.ts"
 
 /** Decides on and applies the directive for a settled, failed activation. @internal */
 export const supervise = (act: Activation): Effect.Effect<void> =>
@@ -47,6 +52,7 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
     const failure = extras.failure
     if (failure === undefined || act.state !== ActivationState.Suspended) {
       extras.supervising = false
+      releaseHeld(act)
       return
     }
     const parent = extras.parent
@@ -72,9 +78,12 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
     yield* logDecision(act, directive, decision, failure, restarts, delay)
     switch (directive) {
       case "resume":
+        releaseHeld(act)
         return act.resume()
       case "escalate": {
         extras.escalated = true
+        // Siblings held for this failure now wait, like it, for the parent's decision.
+        for (const sibling of heldBy(act)) sibling.rare.escalated = true
         // Decided at once, not when the parent's turns end: one of them may be waiting on
         // this child, which waits on the decision.
         return parent!.failNow(Failure.childEscalated(act.address, failure))
@@ -109,6 +118,31 @@ const affected = (strategy: Strategy, act: Activation): Array<Activation> => {
   return siblings.slice(Math.max(0, siblings.indexOf(act)))
 }
 
+/**
+ * Suspends, at once, the siblings that the parent's strategy would restart or stop along
+ * with the failed `act`: they must not serve another call from the state they are about
+ * to lose. Called when the failure is recorded; released if the decision is otherwise.
+ *
+ * @internal
+ */
+export const holdAffected = (act: Activation): void => {
+  const parent = act.parent
+  const failure = act.extras?.failure
+  if (parent === undefined || failure === undefined) return
+  const strategy = parent.options.supervisor
+  if (strategy.kind === "one-for-one") return
+  const directive = strategy.decider(failure)
+  if (directive !== "restart" && directive !== "stop") return
+  for (const sibling of affected(strategy, act)) if (sibling !== act) sibling.hold(act)
+}
+
+const heldBy = (act: Activation): Array<Activation> =>
+  (act.parent?.extras?.children ?? []).filter((sibling) => sibling.extras?.heldBy === act)
+
+const releaseHeld = (act: Activation): void => {
+  for (const sibling of heldBy(act)) sibling.release()
+}
+
 /** Stops granting turns and waits until the running ones have ended. */
 const settle = (act: Activation): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
@@ -128,7 +162,7 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     // Deactivated or stopped meanwhile (a closed scope closes again as a no-op).
     if (act.state !== ActivationState.Suspended) return
     act.stopTimers()
-    yield* closeScope(act, Exit.void)
+    yield* act.host.closeScope(act, Exit.void)
     yield* Effect.sleep(delay)
     if (act.state !== ActivationState.Suspended) return
     const extras = act.rare
@@ -136,10 +170,11 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     extras.failure = undefined
     extras.supervising = false
     extras.escalated = false
+    extras.heldBy = undefined
     extras.afterTurn = undefined
     act.scope = Scope.makeUnsafe()
     act.state = ActivationState.Activating
-    activate(act, undefined)
+    act.host.activate(act, undefined)
   })
 
 /**
@@ -162,9 +197,8 @@ export const stopActivation = (act: Activation, reason: string, failure?: Failur
     yield* stopChildren(act, "its parent stopped")
     yield* settle(act)
     act.stopTimers()
-    yield* closeScope(act, Exit.void)
-    remove(act)
-    rejectQueued(act, new ActorStopped({ address: act.address, reason }))
+    yield* act.host.closeScope(act, Exit.void)
+    act.host.retire(act, new ActorStopped({ address: act.address, reason }))
     const siblings = extras.parent?.extras?.children
     if (siblings !== undefined) siblings.splice(siblings.indexOf(act), 1)
     const watchers = extras.watchers

@@ -7,7 +7,7 @@
  */
 import { Duration, Effect, type Fiber } from "effect"
 import type { Activation } from "./Activation.ts"
-import { ActivationState } from "./Activation.ts"
+import { ActivationState } from "./ActivationState.ts"
 import type { TimerOptions } from "../ActorContext.ts"
 import { emptyMetadata, Turn, TurnKind, TurnState } from "./Turn.ts"
 

@@ -25,7 +25,7 @@
  */
 import { Deferred, Effect } from "effect"
 import type { ActorUnavailable } from "../../Actor/ActorError.ts"
-import type { TypeSlot } from "../../Actor/internal/LocalRouter.ts"
+import type { TypeSlot } from "../../Actor/internal/TypeSlot.ts"
 import * as Control from "./Control.ts"
 import type { HashRing } from "../HashRing.ts"
 import type { Peers } from "./Peers.ts"

@@ -26,7 +26,7 @@ import {
   UnknownActorType,
   UnknownMessage
 } from "../../Actor/ActorError.ts"
-import type { TypeSlot } from "../../Actor/internal/LocalRouter.ts"
+import type { TypeSlot } from "../../Actor/internal/TypeSlot.ts"
 import { type MessageEntry, messageEntry } from "../../Actor/internal/HostedType.ts"
 import { RemoteFrame } from "../../Actor/internal/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../../Transport/Envelope.ts"

@@ -20,7 +20,7 @@ import {
   type SendError
 } from "../../Actor/ActorError.ts"
 import type { CallOptions } from "../../Actor/CallOptions.ts"
-import type { TypeSlot } from "../../Actor/internal/LocalRouter.ts"
+import type { TypeSlot } from "../../Actor/internal/TypeSlot.ts"
 import type { MessageEntry } from "../../Actor/internal/HostedType.ts"
 import { chainOf, CurrentTurn } from "../../Actor/internal/Turn.ts"
 import type { CallRequest } from "../../Transport/Connection.ts"

@@ -1,0 +1,77 @@
+/**
+ * The `Silo` service tag and its shape, apart from the silo's implementation: a contract
+ * (`Actor.make`) needs the tag to find its silo, and importing a contract must not load
+ * the runtime. `Silo.ts` re-exports all of it.
+ *
+ * @internal
+ */
+import { Context, type Effect } from "effect"
+import type { Placement } from "../../Cluster/Placement.ts"
+import type { ActorAddress } from "../ActorAddress.ts"
+import type { CallError, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "../ActorError.ts"
+import type { RefClass } from "../ActorRef.ts"
+import type { LocalRouter } from "./LocalRouter.ts"
+
+/**
+ * One row of the activation listing.
+ *
+ * @since 0.1.0
+ */
+export interface ActivationInfo {
+  readonly address: ActorAddress
+  readonly state: string
+  readonly mailboxDepth: number
+  readonly runningTurns: number
+  readonly ageMillis: number
+}
+
+/**
+ * A message from untyped input (an admin API, a transport): decoded with the message's
+ * schema where it enters.
+ *
+ * @since 0.1.0
+ */
+export interface UntypedRequest {
+  readonly type: string
+  readonly id: string
+  readonly tag: string
+  readonly payload: unknown
+}
+
+/**
+ * The silo's services.
+ *
+ * @since 0.1.0
+ */
+export interface SiloShape {
+  /** @internal */
+  readonly router: LocalRouter
+  /** @internal */
+  readonly ref: (contract: RefContract, id: string) => Effect.Effect<any, InvalidActorId>
+  /** The activations of one type (or all), with mailbox depth and age. */
+  readonly activations: (type?: string) => Effect.Effect<ReadonlyArray<ActivationInfo>>
+  /**
+   * Deactivates an activation, waiting for its running turns and its finalizers (these at
+   * most its type's `deactivationTimeout`); `false` if it was not active.
+   */
+  readonly deactivate: (address: ActorAddress) => Effect.Effect<boolean>
+  /** Decodes and asks; the reply comes back encoded with the message's success schema. */
+  readonly dispatch: (
+    request: UntypedRequest
+  ) => Effect.Effect<unknown, UnknownActorType | UnknownMessage | InvalidActorId | MessageDecodeError | CallError | unknown>
+}
+
+/** What `ref` needs of a contract. @internal */
+export interface RefContract {
+  readonly type: string
+  readonly refClass: RefClass
+  readonly placement: Placement | undefined
+}
+
+/**
+ * The silo: the process-local host of activations.
+ *
+ * @since 0.1.0
+ */
+export class Silo extends Context.Service<Silo, SiloShape>()("quark/Silo") {}
+
