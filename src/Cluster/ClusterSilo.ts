@@ -47,6 +47,7 @@ import {
 import { encodeQuarkError } from "./internal/MessageCodec.ts"
 import { Peers } from "./internal/Peers.ts"
 import { RemoteRouter } from "./internal/RemoteRouter.ts"
+import { HaltHook } from "./internal/TestHooks.ts"
 import * as SiloIdentity from "./SiloIdentity.ts"
 import * as Topology from "./internal/Topology.ts"
 
@@ -97,6 +98,7 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   const host = config.host ?? "127.0.0.1"
   const leaseMillis = Duration.toMillis(config.directoryLease ?? "10 seconds")
   const layerScope = yield* Effect.scope
+  const haltHook = yield* Effect.serviceOption(HaltHook)
 
   const peers = new Peers({ maxFrameBytes: config.maxFrameBytes, defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout })
   yield* Effect.addFinalizer(() => peers.close)
@@ -200,7 +202,13 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   const cluster = Cluster.of(
     Topology.view(remote, membership, () => current?.identity, Deferred.await(firstDeath))
   )
-  halts.set(cluster, Effect.andThen(stopServing(remote, silo.router), Effect.andThen(Scope.close(serverScope, Exit.void), peers.close)))
+  // Tests only (`TestCluster`'s crash): stop serving at once and cut every connection,
+  // without leaving the membership or waiting for anything.
+  if (Option.isSome(haltHook)) {
+    haltHook.value.register(
+      Effect.andThen(stopServing(remote, silo.router), Effect.andThen(Scope.close(serverScope, Exit.void), peers.close))
+    )
+  }
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })
 
@@ -220,16 +228,6 @@ const confirmOutage = (remote: RemoteRouter, timeoutMillis: number): Effect.Effe
       Effect.catchDefect(() => Effect.succeed(false))
     )
   })
-
-const halts = new WeakMap<object, Effect.Effect<void>>()
-
-/**
- * For tests that simulate a crash in-process: stops serving at once and cuts every
- * connection, without leaving the membership or waiting for anything.
- *
- * @internal
- */
-export const halt = (cluster: object): Effect.Effect<void> => halts.get(cluster) ?? Effect.void
 
 const notYetServing = (request: RequestEnvelope): Effect.Effect<ReplyOutcome> =>
   Effect.succeed({

@@ -42,12 +42,13 @@ import xxhash from "xxhash-wasm"
 import { type ActorAddress, formatAddress } from "../Actor/ActorAddress.ts"
 
 /**
- * A ring member (a silo): its id and its relative capacity (default 1). A
- * weight of 0 (or less) keeps the member listed but gives it no keys (draining).
+ * A node of the ring (a silo): its id and its relative capacity (default 1). A
+ * weight of 0 (or less) keeps the node listed but gives it no keys (draining).
+ * (Named `Node`, not `Member`: `Membership.Member` is a silo as the membership sees it.)
  *
  * @since 0.1.0
  */
-export interface Member {
+export interface Node {
   readonly id: string
   readonly weight?: number | undefined
 }
@@ -83,13 +84,13 @@ export const defaultVnodesPerWeight = 160
  */
 export interface HashRing {
   /** The members, sorted by id. */
-  readonly members: ReadonlyArray<Member>
+  readonly members: ReadonlyArray<Node>
   /** The id of the member owning `key`, or `undefined` when no member has weight. */
   owner(key: string): string | undefined
   /** Whether a member with this id is in the ring. */
   has(id: string): boolean
   /** A new ring with `member` added (or its weight replaced, when its id is present). */
-  add(member: Member): HashRing
+  add(member: Node): HashRing
   /** A new ring without the member `id` (the same ring when it is absent). */
   remove(id: string): HashRing
 }
@@ -118,7 +119,7 @@ export const xxhash32: Effect.Effect<Hasher> = Effect.promise(() =>
  *
  * @since 0.1.0
  */
-export const make = (members: Iterable<Member>, options?: Options): Effect.Effect<HashRing> =>
+export const make = (members: Iterable<Node>, options?: Options): Effect.Effect<HashRing> =>
   Effect.map(xxhash32, (hasher) => makeWith(hasher, members, options))
 
 /**
@@ -127,7 +128,7 @@ export const make = (members: Iterable<Member>, options?: Options): Effect.Effec
  *
  * @since 0.1.0
  */
-export const makeWith = (hasher: Hasher, members: Iterable<Member>, options?: Options): HashRing => {
+export const makeWith = (hasher: Hasher, members: Iterable<Node>, options?: Options): HashRing => {
   const vnodes = options?.vnodesPerWeight ?? defaultVnodesPerWeight
   const byId = new Map<string, Entry>()
   for (const member of members) byId.set(member.id, entry(hasher, vnodes, member))
@@ -135,11 +136,11 @@ export const makeWith = (hasher: Hasher, members: Iterable<Member>, options?: Op
 }
 
 interface Entry {
-  readonly member: Member
+  readonly member: Node
   readonly points: Uint32Array
 }
 
-const entry = (hasher: Hasher, vnodes: number, member: Member): Entry => {
+const entry = (hasher: Hasher, vnodes: number, member: Node): Entry => {
   const weight = member.weight ?? 1
   const count = weight > 0 ? Math.max(1, Math.round(vnodes * weight)) : 0
   const points = new Uint32Array(count)
@@ -153,7 +154,7 @@ const rankSpace = 2 ** 20
 const circle = 2 ** 32
 
 class Ring implements HashRing {
-  readonly members: ReadonlyArray<Member>
+  readonly members: ReadonlyArray<Node>
   readonly #hasher: Hasher
   readonly #vnodes: number
   readonly #entries: ReadonlyMap<string, Entry>
@@ -211,7 +212,7 @@ class Ring implements HashRing {
     return this.#entries.has(id)
   }
 
-  add(member: Member): HashRing {
+  add(member: Node): HashRing {
     const entries = new Map(this.#entries)
     entries.set(member.id, entry(this.#hasher, this.#vnodes, member))
     return new Ring(this.#hasher, this.#vnodes, entries)

@@ -96,19 +96,6 @@ export const keys = (keyPrefix = "quark", cluster = "default") => {
   } as const
 }
 
-/**
- * The Redis membership service plus a test hook.
- *
- * @since 0.1.0
- */
-export interface RedisMembershipShape extends MembershipShape {
-  /**
-   * Testing: this silo stops heartbeating the registration `id` and will not leave it when
-   * its scope closes (a crash), while the rest of the service runs on.
-   */
-  readonly freeze: (id: string) => Effect.Effect<void>
-}
-
 // KEYS (every script): members, heartbeats, gone, version, meta.
 const prelude = `
 local function now()
@@ -288,8 +275,7 @@ const backendFor = (
   command: Client,
   subscriber: Redis,
   options: RedisMembershipOptions,
-  timings: ResolvedTimings,
-  frozen: ReadonlySet<string>
+  timings: ResolvedTimings
 ): Backend => {
   const k = keys(options.keyPrefix, options.cluster)
   const k5: Keys5 = [k.members, k.heartbeats, k.gone, k.version, k.meta]
@@ -329,19 +315,15 @@ const backendFor = (
             Effect.succeed({ version, at, epoch })
       ),
     heartbeat: (id, epoch) =>
-      frozen.has(id) ?
-        Effect.succeed("ok") :
-        Effect.map(
-          call("heartbeat", () => command.quarkMembershipHeartbeat(...k5, id, timings.retentionMillis, epoch, silence, grace)),
-          (result) => result === 1 ? "ok" : result === -1 ? "reset" : "gone"
-        ),
+      Effect.map(
+        call("heartbeat", () => command.quarkMembershipHeartbeat(...k5, id, timings.retentionMillis, epoch, silence, grace)),
+        (result) => result === 1 ? "ok" : result === -1 ? "reset" : "gone"
+      ),
     leave: (id) =>
-      frozen.has(id) ?
-        Effect.succeed(undefined) :
-        Effect.map(
-          call("leave", () => command.quarkMembershipLeave(...k5, id, k.channel)),
-          (version) => (version > 0 ? version : undefined)
-        ),
+      Effect.map(
+        call("leave", () => command.quarkMembershipLeave(...k5, id, k.channel)),
+        (version) => (version > 0 ? version : undefined)
+      ),
     snapshot: Effect.flatMap(
       call("read the membership", () =>
         command.quarkMembershipSnapshot(...k5, k.channel, timings.deadMillis, timings.retentionMillis, silence, grace)),
@@ -395,20 +377,14 @@ const backendFor = (
  *
  * @since 0.1.0
  */
-export const make = (options: RedisMembershipOptions = {}): Effect.Effect<RedisMembershipShape, MembershipError, Scope.Scope> =>
+export const make = (options: RedisMembershipOptions = {}): Effect.Effect<MembershipShape, MembershipError, Scope.Scope> =>
   Effect.gen(function*() {
     const timings = yield* resolveTimings(options)
     const url = options.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
     const name = `quark-membership:${encodeURIComponent(options.cluster ?? "default")}`
     const command = yield* connect(url, name)
     const subscriber = yield* connect(url, `${name}:subscriber`)
-    const frozen = new Set<string>()
-    const service = yield* makeWithBackend(backendFor(command, subscriber, options, timings, frozen), timings)
-    const shape: RedisMembershipShape = {
-      ...service,
-      freeze: (id) => Effect.sync(() => void frozen.add(id))
-    }
-    return shape
+    return yield* makeWithBackend(backendFor(command, subscriber, options, timings), timings)
   })
 
 /**

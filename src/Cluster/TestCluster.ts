@@ -24,6 +24,7 @@ import { Directory, type DirectoryShape } from "./Directory.ts"
 import * as MemoryDirectory from "./MemoryDirectory.ts"
 import type { MembershipTimings } from "./Membership.ts"
 import * as MemoryMembership from "./MemoryMembership.ts"
+import { HaltHook } from "./internal/TestHooks.ts"
 
 /**
  * @since 0.1.0
@@ -99,7 +100,10 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
     const start = (layer: Layer.Layer<Silo.Silo | Cluster, unknown>, client: boolean) =>
       Effect.gen(function*() {
         const scope = yield* Scope.fork(outer)
-        const context = yield* Layer.buildWithScope(layer, scope).pipe(Effect.orDie)
+        // A silo hands over how to halt it (see `TestHooks`); a client has nothing to halt.
+        let halt: Effect.Effect<void> = Effect.void
+        const haltHook = Layer.succeed(HaltHook, HaltHook.of({ register: (effect) => void (halt = effect) }))
+        const context = yield* Layer.buildWithScope(Layer.provide(layer, haltHook), scope).pipe(Effect.orDie)
         const id = client ? "client" : Context.get(context, Cluster).self!.id
         const stop = Effect.suspend(() => {
           running.delete(member)
@@ -113,7 +117,10 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
           crash: Effect.gen(function*() {
             running.delete(member)
             yield* registry.freeze(id)
-            yield* ClusterSilo.halt(Context.get(context, Cluster))
+            yield* halt
+            // Detached on purpose: the crashed silo closes in the background, like a process
+            // that is gone, and the test (or the outer scope's close) does not wait for it:
+            // under the TestClock its drain would otherwise wait for time nobody advances.
             yield* Effect.forkDetach(Scope.close(scope, Exit.void))
           })
         }

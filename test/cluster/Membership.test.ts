@@ -12,6 +12,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Redis } from "ioredis"
+import * as ClusterSilo from "../../src/Cluster/ClusterSilo.ts"
 import * as MemoryMembership from "../../src/Cluster/MemoryMembership.ts"
 import {
   type MembershipEvent,
@@ -22,6 +23,7 @@ import {
 } from "../../src/Cluster/Membership.ts"
 import * as RedisMembership from "../../src/Cluster/RedisMembership.ts"
 import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
+import * as FreezableMembership from "../fixtures/FreezableMembership.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
 
 type Tester = typeof it.effect
@@ -427,7 +429,7 @@ const redisHarness = Effect.gen(function*() {
     redis,
     keys: k,
     cluster,
-    silo: RedisMembership.make({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings }).pipe(
+    silo: FreezableMembership.redis({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings }).pipe(
       Effect.mapError((error) => unreachable("Redis", redisUrl, error)),
       Effect.orDie,
       Effect.map((membership) => ({ membership, freeze: membership.freeze }))
@@ -525,7 +527,7 @@ describe("redis: specifics", () => {
     Effect.gen(function*() {
       const { cluster } = yield* redisHarness
       const membership = (grace: "1 second") =>
-        RedisMembership.make({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings, outageGrace: grace }).pipe(
+        FreezableMembership.redis({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings, outageGrace: grace }).pipe(
           Effect.orDie
         )
       const a = yield* membership("1 second")
@@ -549,6 +551,17 @@ describe("redis: specifics", () => {
         assert.isBelow(Date.now() - start, 2_000, "declared dead after the grace and deadAfter")
         yield* Effect.sleep("10 millis")
       }
+    }))
+
+  it.live("the production service carries no test method: freezing is test/fixtures/FreezableMembership.ts", () =>
+    Effect.gen(function*() {
+      const { cluster } = yield* redisHarness
+      const membership = yield* RedisMembership.make({ url: redisUrl, keyPrefix: "quark-test", cluster, ...redisTimings }).pipe(
+        Effect.mapError((error) => unreachable("Redis", redisUrl, error)),
+        Effect.orDie
+      )
+      assert.notProperty(membership, "freeze")
+      assert.notProperty(ClusterSilo, "halt")
     }))
 
   it.live("an unreachable server fails make with MembershipError promptly", () =>

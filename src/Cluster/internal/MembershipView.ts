@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Clock, Deferred, Duration, Effect, Layer, PubSub, Scope, Semaphore, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Layer, Option, PubSub, Scope, Semaphore, Stream } from "effect"
 import {
   Dead,
   type DeathReason,
@@ -28,6 +28,7 @@ import {
   Suspected
 } from "../Membership.ts"
 import { SiloIdentity } from "../SiloIdentity.ts"
+import { MembershipBackendHook } from "./TestHooks.ts"
 
 /**
  * A member as the registry stores it.
@@ -173,7 +174,10 @@ const serving = (reg: RegistrationState) => reg.status === "alive" || reg.status
  * @since 0.1.0
  * @internal
  */
-export const makeWithBackend = Effect.fnUntraced(function*(backend: Backend, timings: ResolvedTimings) {
+export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, timings: ResolvedTimings) {
+  // Tests may wrap the backend (see `TestHooks`); nothing does in production.
+  const hook = yield* Effect.serviceOption(MembershipBackendHook)
+  const backend = Option.isSome(hook) ? hook.value.wrap(registry) : registry
   const lock = yield* Semaphore.make(1)
   const refreshLock = yield* Semaphore.make(1)
   const events = yield* PubSub.unbounded<MembershipEvent>()
