@@ -5,7 +5,7 @@
  * introspection.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { ActivationFailed, ActorUnavailable, Silo } from "../src/index.ts"
 import { Counter, counterLayer, Lifecycle } from "./fixtures/Counter.ts"
@@ -321,6 +321,34 @@ describe("Lifecycle", () => {
         assert.deepStrictEqual(yield* ids(), [])
         assert.strictEqual(count(lifecycle.deactivated, "idle-mid"), 1)
       }).pipe(Effect.provide(Silo.layerTest(counterLayer(lifecycle))))
+    })
+
+    // (interval, idleTimeout, offset of the last turn from the silo's start)
+    it.effect.each([
+      ["10 seconds", "15 seconds", 0],
+      ["10 seconds", "15 seconds", 3_700],
+      ["10 seconds", "15 seconds", 9_900],
+      ["10 seconds", "1 second", 0],
+      ["10 seconds", "1 second", 6_300],
+      ["10 seconds", "1 minute", 2_500],
+      ["1 second", "5 seconds", 700]
+    ] as const)("interval %s, idleTimeout %s, last turn at +%d ms: passivated between idleTimeout and idleTimeout + interval after it", ([interval, idle, offset]) => {
+      const lifecycle = new Lifecycle()
+      return Effect.gen(function*() {
+        const counter = yield* Counter.ref("bound")
+        yield* TestClock.adjust(offset)
+        yield* counter.Increment({ by: 1 })
+        const idleMillis = Duration.toMillis(idle)
+        const bound = idleMillis + Duration.toMillis(interval)
+        let passivatedAfter: number | undefined
+        for (let waited = 0; waited <= bound + 1_000 && passivatedAfter === undefined; waited += 100) {
+          if (count(lifecycle.deactivated, "bound") > 0) passivatedAfter = waited
+          else yield* TestClock.adjust(100)
+        }
+        assert.isDefined(passivatedAfter, "passivated at all")
+        assert.isAtLeast(passivatedAfter!, idleMillis)
+        assert.isAtMost(passivatedAfter!, bound)
+      }).pipe(Effect.provide(siloWith({ passivationInterval: interval }, counterLayer(lifecycle, { idleTimeout: idle }))))
     })
 
     it.effect("activity resets the idle countdown", () => {

@@ -27,7 +27,11 @@ export interface SiloConfig {
    * among them `activationTimeout` and `deactivationTimeout` (30 seconds each).
    */
   readonly defaults?: Partial<ActorDefaults> | undefined
-  /** How often idle activations are looked for. Default 10 seconds. */
+  /**
+   * The slack of idle passivation: an activation is passivated between its `idleTimeout`
+   * and `idleTimeout + passivationInterval` after its last turn (a sweep runs every half
+   * interval). Default 10 seconds.
+   */
   readonly passivationInterval?: Duration.Input | undefined
   /**
    * How long shutdown waits for running turns and finalizers. Default 10 seconds. Then

@@ -83,7 +83,7 @@ export class Activation {
   mailbox: Mailbox | undefined = undefined
   /**
    * Consecutive passivation sweeps that found the activation idle. A turn sets it to -1,
-   * so the sweep interval in which the turn ran does not count.
+   * so counting starts at the first sweep after the turn (see `Passivation.ts`).
    */
   idleSweeps = 0
   private flags = 0

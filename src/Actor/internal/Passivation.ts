@@ -1,18 +1,23 @@
 /**
- * Idle passivation. One sweep per interval walks the activations instead of a timer per
- * activation, and the call path never reads the clock: each turn resets a count of idle
- * sweeps, and an activation idle for enough consecutive sweeps is passivated. So an
- * activation is passivated between `idleTimeout` and `idleTimeout + interval` after its
- * last turn.
+ * Idle passivation. One sweep walks the activations instead of a timer per activation,
+ * and the call path never reads the clock: a turn marks its activation active (-1), and
+ * each sweep counts the sweeps that found it idle since.
+ *
+ * The bound: an activation is passivated between `idleTimeout` and `idleTimeout +
+ * interval` after its last turn. Sweeps run every half `interval` (h): the first sweep
+ * after the last turn comes within h of it and starts the count; passivation comes with
+ * the n-th sweep after that, n the least with n·h ≥ idleTimeout, so at most
+ * h + idleTimeout + h after the turn and never before idleTimeout. (Counting whole
+ * intervals instead would allow up to idleTimeout + 2 × interval, and then some.)
  *
  * @internal
  */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 import { ActivationState } from "./ActivationState.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 
-/** Deactivates every activation that has been idle for its type's idle timeout. @internal */
-export const sweep = (router: LocalRouter, intervalMillis: number): void => {
+/** Deactivates every activation that has been idle for its type's idle timeout; `stepMillis` apart. @internal */
+export const sweep = (router: LocalRouter, stepMillis: number): void => {
   for (const slot of router.slots.values()) {
     for (const act of slot.activations.values()) {
       if (act.state !== ActivationState.Active || act.keptAlive || act.options.idleMillis === Infinity) continue
@@ -20,13 +25,13 @@ export const sweep = (router: LocalRouter, intervalMillis: number): void => {
         act.idleSweeps = -1
         continue
       }
-      if (++act.idleSweeps * intervalMillis >= act.options.idleMillis) act.deactivate()
+      if (++act.idleSweeps * stepMillis >= act.options.idleMillis) act.deactivate()
     }
   }
 }
 
-/** Sweeps every `interval` for as long as it runs (the silo forks it into its scope). @internal */
-export const runSweeper = (router: LocalRouter, interval: Duration.Input): Effect.Effect<never> => {
-  const millis = Duration.toMillis(interval)
-  return Effect.forever(Effect.andThen(Effect.sleep(interval), Effect.sync(() => sweep(router, millis))))
+/** Sweeps every half `interval`, at a fixed rate, for as long as it runs (the silo forks it into its scope). @internal */
+export const runSweeper = (router: LocalRouter, interval: Duration.Input): Effect.Effect<void> => {
+  const stepMillis = Duration.toMillis(interval) / 2
+  return Effect.repeat(Effect.sync(() => sweep(router, stepMillis)), Schedule.fixed(stepMillis)).pipe(Effect.asVoid)
 }
