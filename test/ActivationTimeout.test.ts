@@ -281,8 +281,8 @@ describe("deactivation timeout", () => {
           const slow = yield* Slow.ref("idle")
           yield* slow.Generation()
           control.finalizerGate.closeUnsafe()
-          // Passivated between idleTimeout and idleTimeout + passivationInterval after the turn.
-          yield* TestClock.adjust("70 seconds")
+          // Sweeps every 5 s: the one at 5 s starts the count, the 12th after it (65 s) passivates.
+          yield* TestClock.adjust("65 seconds")
           yield* control.finalizing.await
           assert.strictEqual((yield* silo.activations())[0]?.state, "deactivating")
           yield* TestClock.adjust("4999 millis")

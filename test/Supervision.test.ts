@@ -226,7 +226,7 @@ describe("Supervision", () => {
         assert.deepStrictEqual(stopEvents(control), ["stop:grandchild#1", "stop:child#1", "stop:boss#1"])
         const silo = yield* Silo.Silo
         assert.deepStrictEqual(yield* silo.activations("Boss"), [])
-      }).pipe(inSilo(control))
+      }).pipe(inSilo(control, { idleTimeout: "1 minute" }))
     })
 
     it.effect("silo shutdown stops a virtual parent's children first, deepest first", () => {

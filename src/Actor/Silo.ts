@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Exit, Layer, Schema, Scope } from "effect"
+import { Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
 import { ActorUnavailable, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "./ActorError.ts"
 import type { Activation } from "./internal/Activation.ts"
@@ -54,7 +54,9 @@ const awaitStopped = (act: Activation): Effect.Effect<void> =>
  */
 export const make = Effect.fnUntraced(function*(config: SiloConfig) {
   const context = yield* Effect.context<never>()
-  const router = new LocalRouter(context, { ...defaultActorDefaults, ...config.defaults })
+  // Created before the shutdown finalizer, so closed after it: what shutdown left running is interrupted.
+  const fibers = yield* FiberSet.make()
+  const router = new LocalRouter(context, fibers, { ...defaultActorDefaults, ...config.defaults })
   const shutdownTimeout = config.shutdownTimeout ?? Duration.seconds(10)
 
   yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))

@@ -130,7 +130,7 @@ export const closeScope = (act: Activation, exit: Exit.Exit<unknown, unknown>): 
 const bounded = (act: Activation, effect: Effect.Effect<void>): Effect.Effect<void> =>
   Effect.suspend(() => {
     const router = act.router
-    const fiber = router.fork(effect)
+    const fiber = router.forkUnowned(effect)
     // Finalizers that do not suspend have run already: the common case needs no timer.
     const exit = fiber.pollUnsafe()
     if (exit !== undefined) return reportClose(act, exit)

@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Context, Duration, Effect, type Exit, Fiber, Predicate, References, Scheduler, Scope, Tracer } from "effect"
+import { Context, Duration, Effect, type Exit, Fiber, FiberSet, Predicate, References, Scheduler, Scope, Tracer } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../../Supervision/Failure.ts"
 import {
@@ -55,7 +55,10 @@ const describeDefect = (defect: unknown): string => {
 export class LocalRouter implements ActivationHost {
   readonly slots = new Map<string, TypeSlot>()
   readonly defaults: ActorDefaults
-  /** The silo's services, for fibers the router starts outside any caller (drainers, handoffs). */
+  /**
+   * Forks a fiber the silo owns, with the silo's services, outside any caller (drainers,
+   * supervision, handoffs): those still running when the silo closes are interrupted.
+   */
   readonly fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
   /** Holds the watchdog timers of activations and deactivations; the silo closes it last. */
   readonly timers: Scope.Closeable = Scope.makeUnsafe()
@@ -69,10 +72,26 @@ export class LocalRouter implements ActivationHost {
    */
   lease: (() => boolean) | undefined = undefined
 
-  constructor(context: Context.Context<never>, defaults: ActorDefaults) {
+  /** Every fiber the router starts: the silo interrupts what is left of them when it closes. */
+  private readonly fibers: FiberSet.FiberSet<unknown, unknown>
+
+  constructor(context: Context.Context<never>, fibers: FiberSet.FiberSet<unknown, unknown>, defaults: ActorDefaults) {
     this.defaults = defaults
-    this.fork = Effect.runForkWith(context)
+    this.fibers = fibers
+    this.forkUnowned = Effect.runForkWith(context)
+    this.fork = (effect) => {
+      const fiber = this.forkUnowned(effect)
+      FiberSet.addUnsafe(this.fibers, fiber)
+      return fiber
+    }
   }
+
+  /**
+   * Forks what the silo must not wait for when it closes: finalizers (which cannot be
+   * interrupted, and which a deactivation gives up on after its timeout) and activation
+   * effects (which the activation timeout gives up on). Everything else goes to `fork`.
+   */
+  readonly forkUnowned: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
 
   /**
    * Forks a watchdog (a sleep, then what is overdue) that ends with the silo at the latest,

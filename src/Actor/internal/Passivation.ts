@@ -33,5 +33,8 @@ export const sweep = (router: LocalRouter, stepMillis: number): void => {
 /** Sweeps every half `interval`, at a fixed rate, for as long as it runs (the silo forks it into its scope). @internal */
 export const runSweeper = (router: LocalRouter, interval: Duration.Input): Effect.Effect<void> => {
   const stepMillis = Duration.toMillis(interval) / 2
-  return Effect.repeat(Effect.sync(() => sweep(router, stepMillis)), Schedule.fixed(stepMillis)).pipe(Effect.asVoid)
+  return Effect.sleep(stepMillis).pipe(
+    Effect.andThen(Effect.repeat(Effect.sync(() => sweep(router, stepMillis)), Schedule.fixed(stepMillis))),
+    Effect.asVoid
+  )
 }
