@@ -9,7 +9,7 @@ import { Context, type Effect } from "effect"
 import type { Placement } from "../../Cluster/Placement.ts"
 import type { ActorAddress } from "../ActorAddress.ts"
 import type { CallError, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "../ActorError.ts"
-import type { RefClass } from "../ActorRef.ts"
+import type { RefClass } from "./RefClass.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 
 /**
