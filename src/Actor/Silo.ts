@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
 import { ActorUnavailable, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "./ActorError.ts"
 import type { Activation } from "./internal/Activation.ts"
@@ -71,51 +71,44 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
     return Effect.succeed(new contract.refClass(router, slot, id))
   }
 
-  const activations = (type?: string) =>
-    Effect.clockWith((clock) =>
-      Effect.sync(() => {
-        const now = clock.currentTimeMillisUnsafe()
-        const slots = type === undefined ? [...router.slots.values()] : [router.slots.get(type)].filter((s) => s)
-        return slots.flatMap((slot) =>
-          [...slot!.activations.values()].map((act): ActivationInfo => ({
-            address: act.address,
-            state: act.stateName,
-            mailboxDepth: act.mailboxDepth,
-            runningTurns: act.running,
-            ageMillis: act.state === ActivationState.Activating ? 0 : now - act.createdAtMillis
-          }))
-        )
-      })
+  // The entry points an operator or an admin API calls get named spans; the ref path does not.
+  const activations = Effect.fn("Quark.Silo.activations")(function*(type?: string) {
+    const now = yield* Clock.currentTimeMillis
+    const slots = type === undefined ? [...router.slots.values()] : [router.slots.get(type)].filter((s) => s)
+    return slots.flatMap((slot) =>
+      [...slot!.activations.values()].map((act): ActivationInfo => ({
+        address: act.address,
+        state: act.stateName,
+        mailboxDepth: act.mailboxDepth,
+        runningTurns: act.running,
+        ageMillis: act.state === ActivationState.Activating ? 0 : now - act.createdAtMillis
+      }))
     )
+  })
 
-  const deactivate = (address: ActorAddress) =>
-    Effect.suspend(() => {
-      const act = router.slots.get(address.type)?.activations.get(address.id)
-      if (act === undefined) return Effect.succeed(false)
-      act.deactivate()
-      return Effect.as(awaitStopped(act), true)
-    })
+  const deactivate = Effect.fn("Quark.Silo.deactivate")(function*(address: ActorAddress) {
+    const act = router.slots.get(address.type)?.activations.get(address.id)
+    if (act === undefined) return false
+    act.deactivate()
+    yield* awaitStopped(act)
+    return true
+  })
 
-  const dispatch = (request: UntypedRequest) =>
-    Effect.suspend(() => {
-      const slot = router.slots.get(request.type)
-      const entry = slot?.registration === undefined ? undefined : messageEntry(slot.registration, request.tag)
-      if (slot?.registration === undefined) return Effect.fail(new UnknownActorType({ type: request.type }))
-      if (entry === undefined) return Effect.fail(new UnknownMessage({ type: request.type, tag: request.tag }))
-      const reason = invalidIdReason(request.id)
-      if (reason !== undefined) return Effect.fail(new InvalidActorId({ type: request.type, id: request.id, reason }))
-      return Schema.decodeUnknownEffect(entry.payloadSchema)(request.payload).pipe(
-        Effect.mapError((error) =>
-          new MessageDecodeError({
-            address: { type: request.type, id: request.id },
-            tag: request.tag,
-            reason: error.message
-          })
-        ),
-        Effect.flatMap((payload) => router.ask(slot, request.id, entry, payload)),
-        Effect.flatMap((success) => Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)))
-      ) as Effect.Effect<unknown, unknown>
-    })
+  const dispatch = Effect.fn("Quark.Silo.dispatch")(function*(request: UntypedRequest) {
+    const slot = router.slots.get(request.type)
+    if (slot?.registration === undefined) return yield* new UnknownActorType({ type: request.type })
+    const entry = messageEntry(slot.registration, request.tag)
+    if (entry === undefined) return yield* new UnknownMessage({ type: request.type, tag: request.tag })
+    const reason = invalidIdReason(request.id)
+    if (reason !== undefined) return yield* new InvalidActorId({ type: request.type, id: request.id, reason })
+    const payload: unknown = yield* (Schema.decodeUnknownEffect(entry.payloadSchema)(request.payload) as Effect.Effect<unknown, Schema.SchemaError>).pipe(
+      Effect.mapError((error) =>
+        new MessageDecodeError({ address: { type: request.type, id: request.id }, tag: request.tag, reason: error.message })
+      )
+    )
+    const success: unknown = yield* (router.ask(slot, request.id, entry, payload) as Effect.Effect<unknown, unknown>)
+    return yield* Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)) as Effect.Effect<unknown>
+  })
 
   return Silo.of({ router, ref, activations, deactivate, dispatch })
 })
