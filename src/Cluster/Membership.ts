@@ -3,7 +3,7 @@
  * heartbeats while its scope is open and leaves when the scope closes; every silo keeps a
  * local view (`members`) and publishes what changes in it (`changes`).
  *
- * Two implementations share the logic in `MembershipView.ts` and differ only in where the registry lives:
+ * Two implementations share the logic in `internal/MembershipView.ts` and differ only in where the registry lives:
  * `MemoryMembership` (one in-process registry, for tests and single-process use, driven by
  * Effect's `Clock`) and `RedisMembership` (a Redis hash and sorted set, pub/sub for
  * announcements). All silos of one cluster must use the same timings.

@@ -1,6 +1,6 @@
 /**
  * Supervision policy: failures, directives, strategies, restart windows and backoff. The
- * silo applies it to activations (see `src/Actor/Supervisor.ts`).
+ * silo applies it to activations (see `src/Actor/internal/Supervising.ts`).
  *
  * @since 0.1.0
  */
