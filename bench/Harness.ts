@@ -11,11 +11,17 @@ export interface RoundResult {
   readonly latenciesUs?: ReadonlyArray<number>
 }
 
-/** A benchmark variant: `round` runs one timed round; `extra` adds fields (e.g. memory) to the result. */
+/**
+ * A benchmark variant: `round` runs one timed round; `extra` adds fields (e.g. memory) to the
+ * result. `rounds` and `warmup`, when set, cap the group's counts for this variant (a long
+ * single-round benchmark sets `rounds: 1, warmup: 0` and takes part in the first round only).
+ */
 export interface Variant {
   readonly id: string
   readonly round: () => Promise<RoundResult>
   readonly extra?: () => Record<string, number | string>
+  readonly rounds?: number
+  readonly warmup?: number
 }
 
 /** Aggregated result of one variant over all measured rounds, plus any `extra` fields. */
@@ -64,6 +70,7 @@ export const runInterleaved = async (
   // Warmup is interleaved too, so every variant gets JIT-compiled before any is measured.
   for (let i = 0; i < options.warmup; i++) {
     for (const v of variants) {
+      if (i >= Math.min(options.warmup, v.warmup ?? Infinity)) continue
       gc?.()
       await v.round()
     }
@@ -73,6 +80,7 @@ export const runInterleaved = async (
   // Interleaving spreads machine noise (thermal, other processes) evenly across variants.
   for (let r = 0; r < options.rounds; r++) {
     for (let i = 0; i < variants.length; i++) {
+      if (r >= Math.min(options.rounds, variants[i]!.rounds ?? Infinity)) continue
       gc?.()
       const res = await variants[i]!.round()
       rates[i]!.push(res.ops / (res.elapsedNs / 1e9))

@@ -4,24 +4,26 @@
  * smaller rounds (a smoke check, not a measurement); `--only=remote,baseline.raw-net` runs
  * the benchmarks whose ids start with those prefixes.
  *
- * The benchmarks come in groups (local runtime, persistence, transport in one process, two
- * processes, the effect/cluster baselines, failover), each with its baselines. Each group
- * runs in a fresh process of its own, one after the other, its variants' rounds interleaved
- * (A B C A B C ...) so that machine noise hits them alike. A fresh process per group keeps
- * one group's code from shaping how V8 compiles another's (measured: the remote client ran
- * a quarter slower with the local and one-process transport benchmarks in its process), as
- * in production, where a silo runs no benchmarks. The effect/cluster baselines get a group
- * of their own because their runtimes work in the background all the time (runner and
- * shard upkeep on PostgreSQL): sharing a process and its child processes with them slowed
- * every other variant of the two-process group by 25–40 %, the raw socket baseline too. The
- * two-process benchmarks (bench/remote/) start their server sides as child processes
- * before the rounds and stop them after.
+ * The benchmarks come in groups (local runtime, the million-actor local ones, persistence,
+ * transport in one process, two processes, the effect/cluster baselines, failover), each
+ * with its baselines. Each group runs in a fresh process of its own, one after the other,
+ * its variants' rounds interleaved (A B C A B C ...) so that machine noise hits them alike.
+ * A fresh process per group keeps one group's code from shaping how V8 compiles another's
+ * (measured: the remote client ran a quarter slower with the local and one-process
+ * transport benchmarks in its process), as in production, where a silo runs no benchmarks.
+ * The million-actor groups (`local.activate.million`, `local.ask.spread*`) are apart so
+ * that their large heaps do not slow the other local variants' GC. The effect/cluster
+ * baselines get a group of their own because their runtimes work in the background all the
+ * time (runner and shard upkeep on PostgreSQL): sharing a process and its child processes
+ * with them slowed every other variant of the two-process group by 25–40 %, the raw socket
+ * baseline too. The two-process benchmarks (bench/remote/) start their server sides as
+ * child processes before the rounds and stop them after.
  */
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { type BenchResult, printResults, runInterleaved, type Variant } from "./Harness.ts"
-import { activate, askConcurrent, askSequential, tell } from "./local.ts"
+import { activate, activateMillion, askConcurrent, askSequential, askSpread, tell } from "./local.ts"
 import { journalAppend, stateWrite } from "./persistence.ts"
 import * as Remote from "./remote/baselines.ts"
 import * as Quark from "./remote/quark.ts"
@@ -38,7 +40,16 @@ const warmup = 1
 
 type Made = Variant & { readonly dispose?: () => Promise<void> }
 
-type Group = "local" | "persistence" | "transport" | "remote" | "effect-cluster" | "failover"
+type Group =
+  | "local"
+  | "local-million"
+  | "local-spread"
+  | "local-spread-100k"
+  | "persistence"
+  | "transport"
+  | "remote"
+  | "effect-cluster"
+  | "failover"
 
 /** Every benchmark by id and group, built only when selected (several start child processes). */
 const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Made>]> = [
@@ -49,6 +60,11 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["local.ask.concurrent", "local", () => askConcurrent(ops(200_000))],
   ["local.tell", "local", () => tell(ops(2_000_000))],
   ["local.activate", "local", () => activate(ops(100_000))],
+  // A million live activations, each group in a process of its own: its heap (GC) must not
+  // weigh on the other local variants, nor one million-actor variant's on another.
+  ["local.activate.million", "local-million", () => activateMillion(ops(1_000_000))],
+  ["local.ask.spread", "local-spread", () => askSpread("local.ask.spread", ops(1_000_000), ops(300_000))],
+  ["local.ask.spread.100k", "local-spread-100k", () => askSpread("local.ask.spread.100k", ops(100_000), ops(300_000))],
   ["state.write.memory", "persistence", () => stateWrite("state.write.memory", Stores.memory, ops(200_000))],
   ["state.write.redis", "persistence", () => stateWrite("state.write.redis", Stores.redis, ops(100_000))],
   ["journal.append.redis", "persistence", () => journalAppend("journal.append.redis", Stores.redis, ops(100_000))],
@@ -113,6 +129,10 @@ printResults(results, {
     ["local.ask.concurrent", "baseline.effect-cluster.ask"],
     ["local.tell", "baseline.queue-ask"],
     ["local.ask.sequential", "baseline.plain-call"],
+    ["local.tell", "baseline.plain-call"],
+    ["local.ask.spread", "local.ask.sequential"],
+    ["local.ask.spread.100k", "local.ask.sequential"],
+    ["local.activate.million", "local.activate"],
     ["transport.ask.pipelined", "loopback.effect-rpc.pipelined"],
     ["transport.ask.pipelined", "loopback.raw-net.pipelined"],
     ["transport.ask.sequential", "loopback.raw-net.sequential"],

@@ -1,7 +1,9 @@
 /**
- * Benchmarks of the local runtime: ask (sequential and under 100 concurrent callers), tell,
- * and activation rate with memory per idle activation. Each round verifies that every
- * operation completed (the counters must add up), so a lost message fails the run.
+ * Benchmarks of the local runtime: ask (sequential, under 100 concurrent callers, and spread
+ * over many live activations), tell, and activation rate with memory per idle activation
+ * (100,000 per round, and one million at once in a single round, with the time to passivate
+ * them all). Each round verifies that every operation completed (the counters must add up),
+ * so a lost message fails the run.
  */
 import { Effect, Layer, ManagedRuntime, Ref, Schema } from "effect"
 import { Rpc } from "effect/rpc"
@@ -10,9 +12,9 @@ import { nowNs, type Variant } from "./Harness.ts"
 
 const Increment = Rpc.make("Increment", { payload: { by: Schema.Int }, success: Schema.Int })
 const Get = Rpc.make("Get", { success: Schema.Int })
-const Counter = Actor.make("BenchCounter", [Increment, Get])
+export const Counter = Actor.make("BenchCounter", [Increment, Get])
 
-const CounterLive = Counter.toLayer(
+export const CounterLive = Counter.toLayer(
   Effect.gen(function*() {
     const count = yield* Ref.make(0)
     return Counter.of({
@@ -30,8 +32,8 @@ const BareLive = Bare.toLayer(Effect.succeed(bareHandlers))
 
 type Runtime = ManagedRuntime.ManagedRuntime<Silo.Silo, never>
 
-const makeRuntime = async (): Promise<Runtime> => {
-  const runtime = ManagedRuntime.make(Layer.mergeAll(CounterLive, BareLive).pipe(Layer.provideMerge(Silo.layer())))
+const makeRuntime = async (config?: Silo.SiloConfig): Promise<Runtime> => {
+  const runtime = ManagedRuntime.make(Layer.mergeAll(CounterLive, BareLive).pipe(Layer.provideMerge(Silo.layer(config))))
   await runtime.context()
   return runtime
 }
@@ -176,5 +178,153 @@ export const activate = (opsPerRound: number): Variant => {
       }
     },
     extra: () => ({ bytesPerActor, quarkBytesPerActor })
+  }
+}
+
+type CounterRef = Effect.Success<ReturnType<typeof Counter.ref>>
+
+/** mulberry32: a deterministic 32-bit PRNG (a few ns per number), so every run asks the same addresses. */
+const prng = (seed: number) => {
+  let a = seed >>> 0
+  return (): number => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return (t ^ (t >>> 14)) >>> 0
+  }
+}
+
+/**
+ * One caller asking `Increment` of a pseudo-random one of `actors` live activations (all
+ * activated, and their refs made, before the first round; untimed). The silo and the refs
+ * live across rounds (no idle passivation meanwhile). Every reply is checked against a per-actor count kept here, so a lost,
+ * duplicated or misrouted message fails the run. Compare with `local.ask.sequential` (one
+ * actor, hot in cache): what is left is the cost of a cold activation and map lookup.
+ */
+export const askSpread = async (id: string, actors: number, opsPerRound: number): Promise<Disposable> => {
+  // No idle passivation during the run (the rounds take longer than the idle timeout): a
+  // passivated counter would start again at 0 and fail the check.
+  const runtime = await makeRuntime({ passivationInterval: "1 hour" })
+  const refs: Array<CounterRef> = new Array(actors)
+  const counts = new Uint32Array(actors)
+  await runtime.runPromise(Effect.gen(function*() {
+    for (let i = 0; i < actors; i++) {
+      const ref = yield* Counter.ref(`s-${i}`)
+      refs[i] = ref
+      check(id, yield* ref.Get(), 0)
+    }
+  }))
+  const next = prng(0x5eed)
+  const round = Effect.gen(function*() {
+    const latenciesUs: Array<number> = []
+    let wrong = 0
+    const t0 = nowNs()
+    for (let i = 0; i < opsPerRound; i++) {
+      const k = next() % actors
+      const ref = refs[k]!
+      let got: number
+      if (i % sampleEvery === 0) {
+        const s = nowNs()
+        got = yield* ref.Increment({ by: 1 })
+        latenciesUs.push((nowNs() - s) / 1000)
+      } else {
+        got = yield* ref.Increment({ by: 1 })
+      }
+      if (got !== ++counts[k]!) wrong++
+    }
+    const elapsedNs = nowNs() - t0
+    check(id, wrong, 0)
+    return { ops: opsPerRound, elapsedNs, latenciesUs }
+  })
+  const live = await runtime.runPromise(Effect.map(Silo.Silo, (silo) => silo.router.slots.get("BenchCounter")!.activations))
+  return {
+    id,
+    round: () => runtime.runPromise(round),
+    extra: () => {
+      check(id, live.size, actors) // none was passivated or lost meanwhile
+      return { actors, heapUsedMB: heapUsedMB() }
+    },
+    dispose: () => runtime.dispose()
+  }
+}
+
+const heapUsedMB = (): number => {
+  gc()
+  return Math.round(process.memoryUsage().heapUsed / 2 ** 20)
+}
+
+/**
+ * One million idle activations of the counter in one silo, one `Increment` each (a single
+ * round: it takes seconds). Reports the activation rate (`activateMs` for them all), the
+ * heap used after GC with all of them live (`heapUsedMB`, the process's whole heap;
+ * `heapGrowthMB` and `bytesPerActor` for the activations alone), and `passivateMs`: the time
+ * to close the silo, which deactivates every activation, runs its finalizers (closes its
+ * scope) and waits until each has stopped and left the silo's table, the same path an idle
+ * passivation takes per activation (`Activation.deactivate`). The silo's sweeper never
+ * runs meanwhile (its interval is an hour), so no activation is passivated early.
+ * `heapAfterPassivateMB` should be back near where it started.
+ */
+export const activateMillion = (count: number): Variant => {
+  const id = "local.activate.million"
+  let extra: Record<string, number> = {}
+  const activateAll = (runtime: Runtime, prefix: string) =>
+    runtime.runPromise(Effect.gen(function*() {
+      let replies = 0
+      for (let i = 0; i < count; i++) {
+        const counter = yield* Counter.ref(`${prefix}${i}`)
+        replies += yield* counter.Increment({ by: 1 })
+      }
+      return replies
+    }))
+  const config: Silo.SiloConfig = { passivationInterval: "1 hour", shutdownTimeout: "10 minutes" }
+  return {
+    id,
+    rounds: 1,
+    warmup: 0,
+    round: async () => {
+      // The JIT is warmed on a small silo first: one round must not measure compilation.
+      const warm = await makeRuntime(config)
+      try {
+        await warm.runPromise(Effect.gen(function*() {
+          for (let i = 0; i < Math.min(20_000, count); i++) yield* (yield* Counter.ref(`w-${i}`)).Increment({ by: 1 })
+        }))
+      } finally {
+        await warm.dispose()
+      }
+      const heapBefore = heapUsedMB()
+      const runtime = await makeRuntime(config)
+      const table = await runtime.runPromise(Effect.map(Silo.Silo, (silo) => silo.router.slots.get("BenchCounter")))
+      let disposed = false
+      try {
+        gc()
+        const bytesBefore = process.memoryUsage().heapUsed
+        const t0 = nowNs()
+        const replies = await activateAll(runtime, "m-")
+        const elapsedNs = nowNs() - t0
+        check(id, replies, count)
+        const heapUsedAfter = heapUsedMB()
+        const bytesPerActor = Math.round((process.memoryUsage().heapUsed - bytesBefore) / count)
+        check(id, table?.activations.size ?? 0, count)
+        const t1 = nowNs()
+        await runtime.dispose()
+        const passivateNs = nowNs() - t1
+        disposed = true
+        check(id, table?.activations.size ?? -1, 0)
+        extra = {
+          activations: count,
+          activateMs: Math.round(elapsedNs / 1e6),
+          passivateMs: Math.round(passivateNs / 1e6),
+          passivatedPerSec: Math.round(count / (passivateNs / 1e9)),
+          heapUsedMB: heapUsedAfter,
+          heapGrowthMB: heapUsedAfter - heapBefore,
+          bytesPerActor,
+          heapAfterPassivateMB: heapUsedMB()
+        }
+        return { ops: count, elapsedNs }
+      } finally {
+        if (!disposed) await runtime.dispose()
+      }
+    },
+    extra: () => extra
   }
 }
