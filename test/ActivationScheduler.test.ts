@@ -18,7 +18,7 @@ import * as Failure from "../src/Supervision/Failure.ts"
 
 class RecordingHost implements ActivationHost {
   readonly calls: Array<string> = []
-  startDrainer(act: Activation) {
+  startDrainer(act: Activation, _first: Turn) {
     this.calls.push(`drainer ${act.id}`)
   }
   runBeside(turn: Turn) {
@@ -112,18 +112,31 @@ describe("Activation scheduler (synchronous)", () => {
     assert.strictEqual(r3.outcome, granted)
   })
 
-  it("hands one-way turns to a single drainer, and one beside a read-only turn to a fiber of its own", () => {
+  it("starts one drainer for a one-way turn, which takes the one-way turns behind it straight from the mailbox", () => {
     const { acts: [a], host } = setup("a")
-    send(a!, TurnKind.Tell, Write)
-    send(a!, TurnKind.Tell, Write)
+    const first = send(a!, TurnKind.Tell, Write)
+    const second = send(a!, TurnKind.Tell, Write)
+    const asked = ask(a!, Write)
+    const third = send(a!, TurnKind.Tell, Write)
     assert.deepStrictEqual(host.calls, ["drainer a"])
-    assert.strictEqual(a!.ready!.length, 1, "the second waits in the mailbox until the first ends")
-    const read = ask(a!, Read)
-    assert.strictEqual(read.state, TurnState.Queued)
-    const { acts: [b], host: hostB } = setup("b")
+    assert.strictEqual(a!.mailboxDepth, 3)
+    assert.strictEqual(a!.endOneWay(first), second, "the next tell, begun")
+    assert.strictEqual(second.state, TurnState.Running)
+    // An ask at the head: the drainer stops and the ask is granted as after any turn.
+    assert.isUndefined(a!.endOneWay(second))
+    assert.isFalse(a!.draining)
+    assert.strictEqual(asked.outcome, granted)
+    a!.end(asked)
+    // The tell behind the ask starts a new drainer.
+    assert.deepStrictEqual(host.calls, ["drainer a", "drainer a"])
+    assert.strictEqual(third.state, TurnState.Running)
+  })
+
+  it("runs a one-way turn beside a read-only turn on a fiber of its own", () => {
+    const { acts: [b], host } = setup("b")
     ask(b!, Read)
     send(b!, TurnKind.Tell, Read)
-    assert.deepStrictEqual(hostB.calls, ["beside b:Read"])
+    assert.deepStrictEqual(host.calls, ["beside b:Read"])
   })
 
   it("deactivates only once the running turns end; what queued meanwhile is not granted", () => {

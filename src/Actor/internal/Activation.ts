@@ -27,7 +27,8 @@ const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4, SuspendWhenAc
 
 /** @internal */
 export class Extras {
-  ready: Array<Turn> = []
+  /** A one-way turn granted while the drainer was between turns: it runs it next. */
+  handed: Turn | undefined = undefined
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
   spaceWaiters: Array<() => void> | undefined = undefined
   stopWaiters: Array<() => void> | undefined = undefined
@@ -142,11 +143,6 @@ export class Activation {
 
   get rare(): Extras {
     return this.extras ??= new Extras()
-  }
-
-  /** One-way turns granted and waiting for the drainer fiber. */
-  get ready(): Array<Turn> | undefined {
-    return this.extras?.ready
   }
 
   get timers(): Map<string, Fiber.Fiber<unknown, unknown>> | undefined {
@@ -340,18 +336,58 @@ export class Activation {
 
   /**
    * A one-way turn that may run beside others (read-only, interleaving) gets a fiber of
-   * its own; the rest go, in order, to the drainer.
+   * its own; one that runs alone goes to the drainer if one is between turns (see
+   * `endOneWay`), else starts one, which goes on with the one-way turns behind it.
    */
   private dispatchOneWay(turn: Turn): void {
     if (this.running > 1) {
       this.host.runBeside(turn)
+    } else if (this.draining) {
+      this.rare.handed = turn
     } else {
-      this.rare.ready.push(turn)
-      if (!this.draining) {
-        this.draining = true
-        this.host.startDrainer(this)
+      this.draining = true
+      this.host.startDrainer(this, turn)
+    }
+  }
+
+  /**
+   * Ends the drainer's turn `done` and, if the message at the head of the mailbox is a
+   * one-way message that may start now on its own, begins it and returns it: the drainer
+   * runs it next without a round through `grant` and a new fiber. Otherwise the drainer
+   * stops, and the activation goes on as after any turn.
+   */
+  endOneWay(done: Turn): Turn | undefined {
+    if (done.state === TurnState.Running) {
+      done.state = TurnState.Ended
+      this.running--
+      if (!done.info!.readOnly) this.exclusiveRunning--
+      if (done.onEnd !== undefined) done.onEnd()
+    }
+    const mailbox = this.mailbox
+    if (
+      mailbox !== undefined && this.running === 0 && this.state === ActivationState.Active &&
+      !this.deactivateWhenActive
+    ) {
+      const head = mailbox.peek()
+      if (head !== undefined && head.kind !== TurnKind.Ask && !head.info!.readOnly) {
+        mailbox.shift()
+        if (mailbox.size === 0) this.mailbox = undefined
+        this.begin(head)
+        this.wakeSenders()
+        return head
       }
     }
+    // The drainer stays on while what is granted now runs: a one-way turn granted meanwhile
+    // (say behind an ask that ran at once, inline) is handed to it, not to a new drainer.
+    this.next()
+    const extras = this.extras
+    const handed = extras?.handed
+    if (handed !== undefined) {
+      extras!.handed = undefined
+      return handed
+    }
+    this.draining = false
+    return undefined
   }
 
   /**

@@ -13,8 +13,8 @@ import type { Turn } from "./Turn.ts"
 
 /** @internal */
 export interface ActivationHost {
-  /** Runs the activation's granted one-way turns (`act.ready`), in order, on a fiber of their own. */
-  readonly startDrainer: (act: Activation) => void
+  /** Runs `first`, a one-way turn just begun, and the one-way turns behind it, on a fiber of their own. */
+  readonly startDrainer: (act: Activation, first: Turn) => void
   /** Runs a one-way turn granted beside other running turns on a fiber of its own. */
   readonly runBeside: (turn: Turn) => void
   /** The activation is deactivating and no turn runs: run its finalizers, then hand its queue on. */

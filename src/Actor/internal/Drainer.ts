@@ -51,12 +51,13 @@ const logOneWayFailure = (turn: Turn, cause: Cause.Cause<unknown>): Effect.Effec
 }
 
 /**
- * Starts the fiber that runs an activation's granted one-way turns, one after another.
- * It yields first: a forked fiber starts synchronously, and the sender should not run
- * the turn it just sent (nor pay for a fiber per message).
+ * Starts the fiber that runs an activation's one-way turns, `first` (already begun) and
+ * then, one after another, each one-way turn at the head of the mailbox that may start
+ * (see `Activation.endOneWay`). It yields first: a forked fiber starts synchronously, and
+ * the sender should not run the turn it just sent (nor pay for a fiber per message).
  */
-export const startDrainer = (act: Activation): void => {
-  act.router.fork(drain(act))
+export const startDrainer = (act: Activation, first: Turn): void => {
+  act.router.fork(drain(act, first))
 }
 
 /** Runs a one-way turn that was granted beside other running turns on a fiber of its own. */
@@ -72,31 +73,38 @@ export const runBeside = (turn: Turn): void => {
   )
 }
 
-const drain = (act: Activation): Effect.Effect<void> =>
+/**
+ * The drainer's loop, written as a chain of `flatMap`s over two closures made once per
+ * drainer: per message it costs the handler's effect, one continuation and the turn's
+ * context. Failures are rare, so they are caught around the whole chain rather than per
+ * turn: a failed turn is reported, ended, and the chain starts again from the next.
+ */
+const drain = (act: Activation, first: Turn): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     const base = act.slot.turnContext
-    let current: Turn | undefined
-    // One closure per drainer, not per turn: it reads the turn being run.
-    const onFailure = (cause: Cause.Cause<unknown>) => logOneWayFailure(current!, cause)
-    const loop = Effect.gen(function*() {
-      yield* Effect.yieldNow
-      let sinceYield = 0
-      while ((current = act.ready!.shift()) !== undefined) {
-        // Turns run unpreempted (see `turnContext`), so the drainer yields on its own.
-        if (++sinceYield === drainerBatch) {
-          sinceYield = 0
-          yield* Effect.yieldNow
-        }
-        fiber.setContext(Context.add(base, CurrentTurn, current))
-        yield* Effect.catchCause(oneWayEffect(current), onFailure)
-        const done = current
-        current = undefined
-        done.activation!.end(done)
-      }
-      act.draining = false
-    })
+    let current: Turn | undefined = first
+    let sinceYield = 0
+    const run = (): Effect.Effect<void, unknown> => {
+      const turn = current!
+      fiber.setContext(Context.add(base, CurrentTurn, turn))
+      return Effect.flatMap(oneWayEffect(turn), next)
+    }
+    const next = (): Effect.Effect<void, unknown> => {
+      current = act.endOneWay(current!)
+      if (current === undefined) return Effect.void
+      // Turns run unpreempted (see `TypeSlot.turnContext`), so the drainer yields on its own.
+      if (++sinceYield < drainerBatch) return run()
+      sinceYield = 0
+      return Effect.andThen(Effect.yieldNow, Effect.suspend(run))
+    }
+    const guarded = (): Effect.Effect<void> => Effect.catchCause(run(), onFailure)
+    const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+      Effect.andThen(logOneWayFailure(current!, cause), () => {
+        current = act.endOneWay(current!)
+        return current === undefined ? Effect.void : guarded()
+      })
     // Only a forced stop interrupts a drainer; the turn it was running still ends.
-    return Effect.onInterrupt(loop, () =>
+    return Effect.onInterrupt(Effect.andThen(Effect.yieldNow, Effect.suspend(guarded)), () =>
       Effect.sync(() => {
         act.draining = false
         if (current !== undefined) current.activation!.end(current)

@@ -125,8 +125,8 @@ export class LocalRouter implements ActivationHost {
   // ---------------------------------------------------------------------------
   // ActivationHost
 
-  startDrainer(act: Activation): void {
-    Drainer.startDrainer(act)
+  startDrainer(act: Activation, first: Turn): void {
+    Drainer.startDrainer(act, first)
   }
 
   runBeside(turn: Turn): void {
