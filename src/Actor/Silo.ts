@@ -81,7 +81,7 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
         state: act.stateName,
         mailboxDepth: act.mailboxDepth,
         runningTurns: act.running,
-        ageMillis: act.state === ActivationState.Activating ? 0 : now - act.createdAtMillis
+        ageMillis: act.state === ActivationState.Activating ? 0 : now - router.startedAtMillis - act.createdAt
       }))
     )
   })

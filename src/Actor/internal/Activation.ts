@@ -27,6 +27,8 @@ const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4, SuspendWhenAc
 
 /** @internal */
 export class Extras {
+  /** Of a stateless worker's extra activation: its key in `slot.activations` (see `key`). */
+  workerKey: string | undefined = undefined
   /** A one-way turn granted while the drainer was between turns: it runs it next. */
   handed: Turn | undefined = undefined
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
@@ -69,13 +71,15 @@ const maxWaitHops = 64
 export class Activation {
   readonly slot: TypeSlot
   readonly id: string
-  /** Its key in `slot.activations`: the id, except for the extra activations of a stateless worker. */
-  readonly key: string
   /** Replaced on restart: each incarnation has its own. */
   scope: Scope.Closeable
   state: ActivationState = ActivationState.Activating as ActivationState
   handlers: Handlers | undefined = undefined
-  createdAtMillis = 0
+  /**
+   * When the activation effect ended, in milliseconds after the silo started: a small
+   * integer for 24 days, where the time since the epoch would be a boxed number (16 B more).
+   */
+  createdAt = 0
   /** Turns started and not yet ended (more than one only for read-only, reentrant or interleaved turns). */
   running = 0
   /** Of those, turns of messages that are not read-only. */
@@ -94,8 +98,13 @@ export class Activation {
   constructor(slot: TypeSlot, id: string, key: string, scope: Scope.Closeable) {
     this.slot = slot
     this.id = id
-    this.key = key
+    if (key !== id) this.rare.workerKey = key
     this.scope = scope
+  }
+
+  /** Its key in `slot.activations`: the id, except for the extra activations of a stateless worker. */
+  get key(): string {
+    return this.extras?.workerKey ?? this.id
   }
 
   get options(): ResolvedOptions {
@@ -426,7 +435,7 @@ export class Activation {
   /** Called by the router once the activation effect succeeded. */
   activated(handlers: Handlers, nowMillis: number): void {
     this.handlers = handlers
-    this.createdAtMillis = nowMillis
+    this.createdAt = nowMillis - this.router.startedAtMillis
     // A stop or restart waiting, or a child's escalation during the activation effect.
     if (this.suspendWhenActive || this.extras?.failure !== undefined) {
       this.suspendWhenActive = false

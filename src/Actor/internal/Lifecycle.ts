@@ -17,6 +17,7 @@ import * as Failure from "../../Supervision/Failure.ts"
 import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
 import { Activation } from "./Activation.ts"
+import { makeActivationScope } from "./ActivationScope.ts"
 import { ActivationState } from "./ActivationState.ts"
 import type { Handlers, HostedType, MessageEntry } from "./HostedType.ts"
 import { siloShuttingDown } from "./Refusals.ts"
@@ -26,7 +27,7 @@ import type { TypeSlot } from "./TypeSlot.ts"
 
 /** A new activation of `slot`/`id`, entered under `key` (the id, but for stateless workers). */
 export const create = (slot: TypeSlot, id: string, key: string = id): Activation => {
-  const act = new Activation(slot, id, key, Scope.makeUnsafe())
+  const act = new Activation(slot, id, key, makeActivationScope())
   slot.activations.set(key, act)
   return act
 }
@@ -187,8 +188,9 @@ export const rejectQueued = (act: Activation, error: CallError): void => {
 }
 
 export const remove = (act: Activation): void => {
-  if (act.slot.activations.get(act.key) === act) {
-    act.slot.activations.delete(act.key)
+  const key = act.key
+  if (act.slot.activations.get(key) === act) {
+    act.slot.activations.delete(key)
     act.router.remote?.removed(act)
   }
 }

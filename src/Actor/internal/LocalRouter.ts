@@ -11,7 +11,7 @@
  *
  * @internal
  */
-import { Context, Duration, Effect, type Exit, Fiber, FiberSet, Predicate, References, Scheduler, Scope, Tracer } from "effect"
+import { Clock, Context, Duration, Effect, type Exit, Fiber, FiberSet, Predicate, References, Scheduler, Scope, Tracer } from "effect"
 import { identity } from "effect/Function"
 import * as Failure from "../../Supervision/Failure.ts"
 import {
@@ -75,8 +75,12 @@ export class LocalRouter implements ActivationHost {
   /** Every fiber the router starts: the silo interrupts what is left of them when it closes. */
   private readonly fibers: FiberSet.FiberSet<unknown, unknown>
 
+  /** The silo's start: activation times are kept relative to it (see `Activation.createdAt`). */
+  readonly startedAtMillis: number
+
   constructor(context: Context.Context<never>, fibers: FiberSet.FiberSet<unknown, unknown>, defaults: ActorDefaults) {
     this.defaults = defaults
+    this.startedAtMillis = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
     this.fibers = fibers
     this.forkUnowned = Effect.runForkWith(context)
     this.fork = (effect) => {

@@ -36,13 +36,14 @@
  *
  * @internal
  */
-import { Clock, Duration, Effect, Exit, Scope } from "effect"
+import { Clock, Duration, Effect, Exit } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
 import { RestartHistory } from "../../Supervision/RestartHistory.ts"
 import type { Directive, Strategy } from "../../Supervision/Strategy.ts"
 import { formatAddress } from "../ActorAddress.ts"
 import { ActorStopped } from "../ActorError.ts"
 import type { Activation } from "./Activation.ts"
+import { makeActivationScope } from "./ActivationScope.ts"
 import { ActivationState } from "./ActivationState.ts"
 
 /** Decides on and applies the directive for a settled, failed activation. @internal */
@@ -172,7 +173,7 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     extras.escalated = false
     extras.heldBy = undefined
     extras.afterTurn = undefined
-    act.scope = Scope.makeUnsafe()
+    act.scope = makeActivationScope()
     act.state = ActivationState.Activating
     act.host.activate(act, undefined)
   })
