@@ -39,6 +39,9 @@ class RecordingHost implements ActivationHost {
   closeScope(_act: Activation, _exit: Exit.Exit<unknown, unknown>) {
     return Effect.void
   }
+  stopped(act: Activation) {
+    this.calls.push(`stopped ${act.id}`)
+  }
   retire(act: Activation, error: CallError) {
     this.calls.push(`retire ${act.id} ${error._tag}`)
   }

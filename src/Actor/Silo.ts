@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, FiberSet, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
 import { ActorUnavailable, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "./ActorError.ts"
 import type { Activation } from "./internal/Activation.ts"
@@ -121,8 +121,26 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
   Effect.suspend(() => {
     router.shuttingDown = true
     const all = [...router.slots.values()].flatMap((slot) => [...slot.activations.values()])
-    for (const act of all) act.deactivate()
-    return Effect.forEach(all, awaitStopped, { discard: true }).pipe(
+    // Counted down as they stop, rather than a callback per activation (there may be millions).
+    let remaining = 0
+    for (const act of all) if (act.state !== ActivationState.Stopped) remaining++
+    const allStopped = Effect.callback<void>((resume) => {
+      if (remaining === 0) return resume(Effect.void)
+      router.stopListener = (act) => {
+        if (!act.slot.virtual || --remaining > 0) return
+        router.stopListener = undefined
+        resume(Effect.void)
+      }
+    })
+    const waiting = Effect.forkChild(allStopped, { startImmediately: true })
+    return Effect.flatMap(waiting, (fiber) => {
+      for (const act of all) act.deactivate()
+      return Fiber.join(fiber)
+    }).pipe(
+      // The listener holds the shutdown (and with it every activation) until it is gone.
+      Effect.ensuring(Effect.sync(() => {
+        router.stopListener = undefined
+      })),
       Effect.timeoutOrElse({
         duration: timeout,
         orElse: () =>

@@ -475,7 +475,9 @@ export class Activation {
   }
 
   stopped(): void {
+    if (this.state === ActivationState.Stopped) return
     this.state = ActivationState.Stopped
+    this.host.stopped(this)
     this.stopTimers()
     const extras = this.extras
     if (extras === undefined) return

@@ -27,6 +27,8 @@ export interface ActivationHost {
   readonly activate: (act: Activation, outer: Turn | undefined) => void
   /** Closes the activation's scope, waiting at most its deactivation timeout. */
   readonly closeScope: (act: Activation, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
+  /** The activation has stopped for good (once per activation). */
+  readonly stopped: (act: Activation) => void
   /** Takes the activation out of the silo: gone from its type's table, its queued calls fail with `error`. */
   readonly retire: (act: Activation, error: CallError) => void
 }

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Scope } from "effect"
+import { Exit, Scope } from "effect"
 
 const reference = Scope.makeUnsafe()
 
@@ -20,6 +20,18 @@ export class ActivationScope {
 
 for (const key of Object.keys(reference) as Array<keyof Scope.Closeable>) {
   if (key !== "state") Object.defineProperty(ActivationScope.prototype, key, { value: reference[key], writable: false })
+}
+
+/**
+ * Closes `scope` at once if nothing was added to it (no finalizer, no child scope): the
+ * common case, which then needs no fiber. `false` if it holds something to run.
+ *
+ * @internal
+ */
+export const closeIfEmpty = (scope: Scope.Closeable): boolean => {
+  if (scope.state._tag !== "Empty" || scope.parent !== undefined) return false
+  scope.state = { _tag: "Closed", exit: Exit.void }
+  return true
 }
 
 /** A new, empty scope for an activation's incarnation. @internal */

@@ -17,12 +17,13 @@ import * as Failure from "../../Supervision/Failure.ts"
 import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
 import { Activation } from "./Activation.ts"
-import { makeActivationScope } from "./ActivationScope.ts"
+import { closeIfEmpty, makeActivationScope } from "./ActivationScope.ts"
 import { ActivationState } from "./ActivationState.ts"
 import type { Handlers, HostedType, MessageEntry } from "./HostedType.ts"
 import { siloShuttingDown } from "./Refusals.ts"
 import { stopChildren } from "./Supervising.ts"
 import { CurrentTurn, Turn, TurnKind, TurnState } from "./Turn.ts"
+import type { LocalRouter } from "./LocalRouter.ts"
 import type { TypeSlot } from "./TypeSlot.ts"
 
 /** A new activation of `slot`/`id`, entered under `key` (the id, but for stateless workers). */
@@ -161,7 +162,6 @@ const overdue = (act: Activation, timeout: Duration.Duration): Effect.Effect<voi
   )
 
 const failActivation = (act: Activation, reason: string): void => {
-  act.state = ActivationState.Stopped
   retire(act, new ActivationFailed({ address: act.address, reason }))
   act.stopped()
 }
@@ -200,10 +200,46 @@ export const remove = (act: Activation): void => {
  * hands its queue on; finalizers that hang are given up on after the deactivation timeout.
  */
 export const finishDeactivation = (act: Activation): void => {
-  // Yield first: this is called from the end of a turn, which is no place to run finalizers.
+  // Queued, not done here: this is called from the end of a turn, which is no place to run
+  // finalizers; and one fiber for the queue, not one per activation, so that a million
+  // deactivations at once (a sweep after a burst, a shutdown) do not hold a million fibers.
+  const router = act.router
+  router.deactivating.push(act)
+  if (router.deactivatingScheduled) return
+  router.deactivatingScheduled = true
+  router.fork(drainDeactivations(router))
+}
+
+/** Deactivations finished between yields. */
+const deactivationBatch = 1024
+
+const drainDeactivations = (router: LocalRouter): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    yield* Effect.yieldNow
+    while (router.deactivating.length > 0) {
+      const batch = router.deactivating
+      router.deactivating = []
+      for (let i = 0; i < batch.length; i++) {
+        if (i % deactivationBatch === deactivationBatch - 1) yield* Effect.yieldNow
+        finishNow(batch[i]!)
+      }
+    }
+    router.deactivatingScheduled = false
+  })
+
+/**
+ * An activation with no children and nothing in its scope (no finalizer) stops at once;
+ * the others run their children's stop and their finalizers on a fiber of their own,
+ * bounded by the deactivation timeout.
+ */
+const finishNow = (act: Activation): void => {
+  const children = act.extras?.children
+  if ((children === undefined || children.length === 0) && closeIfEmpty(act.scope)) {
+    afterStop(act)
+    return
+  }
   act.router.fork(
-    Effect.yieldNow.pipe(
-      Effect.andThen(bounded(act, Effect.andThen(stopChildren(act, "its parent deactivated"), Scope.close(act.scope, Exit.void)))),
+    bounded(act, Effect.andThen(stopChildren(act, "its parent deactivated"), Scope.close(act.scope, Exit.void))).pipe(
       Effect.andThen(Effect.sync(() => afterStop(act)))
     )
   )

@@ -75,6 +75,12 @@ export class LocalRouter implements ActivationHost {
   /** Every fiber the router starts: the silo interrupts what is left of them when it closes. */
   private readonly fibers: FiberSet.FiberSet<unknown, unknown>
 
+  /** Activations whose turns have ended, waiting for their finalizers (see `Lifecycle.finishDeactivation`). */
+  deactivating: Array<Activation> = []
+  deactivatingScheduled = false
+  /** Told of every activation that stops for good (the silo's shutdown counts them). */
+  stopListener: ((act: Activation) => void) | undefined = undefined
+
   /** The silo's start: activation times are kept relative to it (see `Activation.createdAt`). */
   readonly startedAtMillis: number
 
@@ -160,6 +166,10 @@ export class LocalRouter implements ActivationHost {
 
   retire(act: Activation, error: CallError): void {
     Lifecycle.retire(act, error)
+  }
+
+  stopped(act: Activation): void {
+    this.stopListener?.(act)
   }
 
   // ---------------------------------------------------------------------------
