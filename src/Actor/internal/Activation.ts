@@ -477,6 +477,8 @@ export class Activation {
   stopped(): void {
     if (this.state === ActivationState.Stopped) return
     this.state = ActivationState.Stopped
+    // A ref may still point here (see `RefFields.activation`): it must not keep the actor's state.
+    this.handlers = undefined
     this.host.stopped(this)
     this.stopTimers()
     const extras = this.extras

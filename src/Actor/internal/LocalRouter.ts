@@ -34,6 +34,7 @@ import { type HostedType, type MessageEntry, resolveOptions } from "./HostedType
 import * as Lifecycle from "./Lifecycle.ts"
 import { noLease, siloShuttingDown, stoppedChild } from "./Refusals.ts"
 import { holdAffected, supervise } from "./Supervising.ts"
+import type { RefFields } from "./RefClass.ts"
 import { TypeSlot } from "./TypeSlot.ts"
 import type { RemoteRouting } from "./RemoteRouting.ts"
 import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
@@ -202,9 +203,16 @@ export class LocalRouter implements ActivationHost {
   // ---------------------------------------------------------------------------
   // Ask
 
-  ask(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<any, any> {
+  ask(
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    options?: CallOptions,
+    ref?: RefFields
+  ): Effect.Effect<any, any> {
     const remote = this.remote
-    if (remote === undefined || !slot.virtual) return this.askLocal(slot, id, info, payload, options)
+    if (remote === undefined || !slot.virtual) return this.askLocal(slot, id, info, payload, options, undefined, ref)
     // Decided when the call runs, not when it is built: a retried call follows the ring.
     return Effect.withFiber((fiber) =>
       (slot.activations.has(id) ? undefined : remote.ask(fiber, slot, id, info, payload, options)) ??
@@ -222,10 +230,11 @@ export class LocalRouter implements ActivationHost {
     info: MessageInfo,
     payload: unknown,
     options?: CallOptions,
-    from?: Turn
+    from?: Turn,
+    ref?: RefFields
   ): Effect.Effect<any, any> {
     const call = Effect.uninterruptibleMask((restore) =>
-      Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from))
+      Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from, ref))
     )
     const timeout = options?.timeout ?? slot.options?.callTimeout
     if (timeout === undefined) return call
@@ -246,12 +255,20 @@ export class LocalRouter implements ActivationHost {
     info: MessageInfo,
     payload: unknown,
     options: CallOptions | undefined,
-    from: Turn | undefined
+    from: Turn | undefined,
+    ref: RefFields | undefined
   ): Effect.Effect<any, any> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     const outer = from ?? fiber.getRef(CurrentTurn)
-    const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
-    const act = slot.activations.get(key)
+    // A ref remembers the activation it reached: while that one is active it is the
+    // address's activation here, and the lookup in a table of millions (cache misses) is skipped.
+    let act = ref?.activation
+    let key = id
+    if (act === undefined || act.state !== ActivationState.Active) {
+      if (slot.maxWorkers !== 1) key = pickWorker(slot, id)
+      act = slot.activations.get(key)
+      if (ref !== undefined && slot.maxWorkers === 1) ref.activation = act
+    }
     if (act !== undefined && act.state === ActivationState.Active && act.admits(info, outer)) {
       const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
       act.begin(turn)
@@ -261,6 +278,7 @@ export class LocalRouter implements ActivationHost {
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
       const created = Lifecycle.create(slot, id, key)
+      if (ref !== undefined && slot.maxWorkers === 1) ref.activation = created
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
       this.activate(created, outer)
@@ -270,7 +288,7 @@ export class LocalRouter implements ActivationHost {
     const cycle = act.cycleFrom(outer)
     if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
     if (act.isFull()) {
-      return this.whenFull(act, options, restore, (fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from))
+      return this.whenFull(act, options, restore, (fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from, ref))
     }
     const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
     act.enqueue(turn)

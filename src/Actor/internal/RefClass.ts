@@ -5,6 +5,7 @@
  */
 import type { ActorAddress } from "../ActorAddress.ts"
 import type { CallOptions } from "../CallOptions.ts"
+import type { Activation } from "./Activation.ts"
 import type { MessageEntry } from "./HostedType.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 import type { TypeSlot } from "./TypeSlot.ts"
@@ -14,6 +15,8 @@ export interface RefFields {
   readonly router: LocalRouter
   readonly slot: TypeSlot
   readonly id: string
+  /** The activation this ref last reached here: trusted while it is active (see `LocalRouter.askIn`). */
+  activation: Activation | undefined
 }
 
 /** @internal */
@@ -30,6 +33,7 @@ export const makeRefClass = (type: string, messages: Readonly<Record<string, Mes
     readonly router: LocalRouter
     readonly slot: TypeSlot
     readonly id: string
+    activation: Activation | undefined = undefined
     private tellProxy: object | undefined = undefined
     constructor(router: LocalRouter, slot: TypeSlot, id: string) {
       this.router = router
@@ -53,10 +57,10 @@ export const makeRefClass = (type: string, messages: Readonly<Record<string, Mes
     const info = messages[tag]
     const askMethod = info.hasPayload ?
       function(this: Ref, payload: unknown, options?: CallOptions) {
-        return this.router.ask(this.slot, this.id, info, payload, options)
+        return this.router.ask(this.slot, this.id, info, payload, options, this)
       } :
       function(this: Ref, options?: CallOptions) {
-        return this.router.ask(this.slot, this.id, info, undefined, options)
+        return this.router.ask(this.slot, this.id, info, undefined, options, this)
       }
     const tellMethod = info.hasPayload ?
       function(this: Tell, payload: unknown, options?: CallOptions) {
