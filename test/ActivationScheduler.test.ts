@@ -3,7 +3,7 @@
  * A recording host stands in for the router, so each test sees exactly which effects the
  * activation asked for (a drainer, finalizers, a supervisor) and when.
  */
-import { Effect, type Exit, Scope } from "effect"
+import { Effect, type Exit } from "effect"
 import { assert, describe, it } from "vitest"
 import type { CallError } from "../src/Actor/ActorError.ts"
 import { defaultActorDefaults } from "../src/Actor/ActorOptions.ts"
@@ -62,7 +62,7 @@ const setup = (...ids: Array<string>) => {
   const slot = new TypeSlot("T", host as unknown as LocalRouter)
   slot.options = resolveOptions({}, defaultActorDefaults)
   const acts = ids.map((id) => {
-    const act = new Activation(slot, id, id, Scope.makeUnsafe())
+    const act = new Activation(slot, id, id)
     act.activated({}, 0)
     return act
   })
@@ -72,7 +72,7 @@ const setup = (...ids: Array<string>) => {
 /** A message sent as the router would: started at once if admitted, else queued. */
 const send = (act: Activation, kind: TurnKind, info: MessageInfo, outer?: Turn): Turn => {
   const turn = Turn.message(kind, act, outer, info, undefined)
-  if (act.state === ActivationState.Active && act.admits(info, outer)) {
+  if (act.phase === ActivationState.Active && act.admits(info, outer)) {
     if (kind === TurnKind.Ask) act.begin(turn)
     else act.startOneWay(turn)
   } else {
@@ -147,7 +147,7 @@ describe("Activation scheduler (synchronous)", () => {
     const running = ask(a!, Write)
     const queued = ask(a!, Write)
     a!.deactivate()
-    assert.strictEqual(a!.state, ActivationState.Deactivating)
+    assert.strictEqual(a!.phase, ActivationState.Deactivating)
     assert.deepStrictEqual(host.calls, [])
     a!.end(running)
     assert.deepStrictEqual(host.calls, ["finish a"])
@@ -158,9 +158,9 @@ describe("Activation scheduler (synchronous)", () => {
     const { acts: [a], host } = setup("a")
     const running = ask(a!, Write)
     a!.deactivateWhenIdle()
-    assert.strictEqual(a!.state, ActivationState.Active)
+    assert.strictEqual(a!.phase, ActivationState.Active)
     a!.end(running)
-    assert.strictEqual(a!.state, ActivationState.Deactivating)
+    assert.strictEqual(a!.phase, ActivationState.Deactivating)
     assert.deepStrictEqual(host.calls, ["finish a"])
   })
 
@@ -168,7 +168,7 @@ describe("Activation scheduler (synchronous)", () => {
     const host = new RecordingHost()
     const slot = new TypeSlot("T", host as unknown as LocalRouter)
     slot.options = resolveOptions({}, defaultActorDefaults)
-    const a = new Activation(slot, "a", "a", Scope.makeUnsafe())
+    const a = new Activation(slot, "a", "a")
     const first = Turn.message(TurnKind.Ask, a, undefined, Write, undefined)
     a.enqueue(first)
     const second = Turn.message(TurnKind.Ask, a, undefined, Write, undefined)
@@ -177,7 +177,7 @@ describe("Activation scheduler (synchronous)", () => {
     a.activated({}, 0)
     assert.strictEqual(first.outcome, granted)
     a.end(first)
-    assert.strictEqual(a.state, ActivationState.Deactivating)
+    assert.strictEqual(a.phase, ActivationState.Deactivating)
     assert.strictEqual(second.state, TurnState.Queued, "left for the next activation")
     assert.deepStrictEqual(host.calls, ["finish a"])
   })
@@ -189,7 +189,7 @@ describe("Activation scheduler (synchronous)", () => {
     const queued = ask(a!, Write)
     a!.fail(Failure.defect(new Error("boom")))
     a!.fail(Failure.defect(new Error("again")))
-    assert.strictEqual(a!.state, ActivationState.Suspended)
+    assert.strictEqual(a!.phase, ActivationState.Suspended)
     assert.deepStrictEqual(host.calls, ["failed a"], "the first failure only")
     a!.end(r1)
     assert.deepStrictEqual(host.calls, ["failed a"])

@@ -81,7 +81,7 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
         state: act.stateName,
         mailboxDepth: act.mailboxDepth,
         runningTurns: act.running,
-        ageMillis: act.state === ActivationState.Activating ? 0 : now - router.startedAtMillis - act.createdAt
+        ageMillis: act.phase === ActivationState.Activating ? 0 : now - router.startedAtMillis - act.createdAt
       }))
     )
   })
@@ -123,7 +123,7 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
     const all = [...router.slots.values()].flatMap((slot) => [...slot.activations.values()])
     // Counted down as they stop, rather than a callback per activation (there may be millions).
     let remaining = 0
-    for (const act of all) if (act.state !== ActivationState.Stopped) remaining++
+    for (const act of all) if (act.phase !== ActivationState.Stopped) remaining++
     const allStopped = Effect.callback<void>((resume) => {
       if (remaining === 0) return resume(Effect.void)
       router.stopListener = (act) => {
@@ -146,7 +146,7 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
         orElse: () =>
           Effect.logWarning("silo shutdown timed out; closing the remaining activations").pipe(
             // Side by side: each waits up to its deactivation timeout for hung finalizers.
-            Effect.andThen(Effect.forEach(all.filter((act) => act.state !== ActivationState.Stopped), forceStop, {
+            Effect.andThen(Effect.forEach(all.filter((act) => act.phase !== ActivationState.Stopped), forceStop, {
               concurrency: "unbounded",
               discard: true
             }))
@@ -159,7 +159,7 @@ const forceStop = (act: Activation): Effect.Effect<void> =>
   stopChildren(act, "the silo shut down").pipe(
     Effect.andThen(act.host.closeScope(act, Exit.void)),
     Effect.andThen(Effect.sync(() => {
-      if (act.state === ActivationState.Stopped) return
+      if (act.phase === ActivationState.Stopped) return
       act.host.retire(
         act,
         new ActorUnavailable({ address: act.address, reason: "the silo shut down before the turn could run" })

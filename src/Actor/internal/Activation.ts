@@ -16,6 +16,7 @@ import type { RestartHistory } from "../../Supervision/RestartHistory.ts"
 import type { ActorAddress } from "../ActorAddress.ts"
 import type { Termination } from "../ActorContext.ts"
 import type { ActivationHost } from "./ActivationHost.ts"
+import { emptyScopeState, scopePrototype } from "./ActivationScope.ts"
 import { ActivationState, granted, stateNames } from "./ActivationState.ts"
 import type { Handlers, ResolvedOptions } from "./HostedType.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
@@ -24,9 +25,13 @@ import { chainOf, type MessageInfo, remoteIndexOf, runningTurnOf, type Turn, Tur
 import type { TypeSlot } from "./TypeSlot.ts"
 
 const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4, SuspendWhenActive: 8 } as const
+const flagMask = 15
+const idleShift = 4
 
 /** @internal */
 export class Extras {
+  /** The scope of an incarnation after a restart (see `Activation.scope`). */
+  scope: Scope.Closeable | undefined = undefined
   /** Of a stateless worker's extra activation: its key in `slot.activations` (see `key`). */
   workerKey: string | undefined = undefined
   /** A one-way turn granted while the drainer was between turns: it runs it next. */
@@ -71,9 +76,13 @@ const maxWaitHops = 64
 export class Activation {
   readonly slot: TypeSlot
   readonly id: string
-  /** Replaced on restart: each incarnation has its own. */
-  scope: Scope.Closeable
-  state: ActivationState = ActivationState.Activating as ActivationState
+  /**
+   * The state of the first incarnation's scope: the activation is that scope (see
+   * `ActivationScope.ts`); `scope` names the current incarnation's.
+   */
+  state: Scope.Closeable["state"] = emptyScopeState
+  /** Where the activation is in its lifecycle (see `ActivationState.ts`). */
+  phase: ActivationState = ActivationState.Activating as ActivationState
   handlers: Handlers | undefined = undefined
   /**
    * When the activation effect ended, in milliseconds after the silo started: a small
@@ -86,20 +95,23 @@ export class Activation {
   exclusiveRunning = 0
   /** Present only while messages wait: most activations are idle most of the time. */
   mailbox: Mailbox | undefined = undefined
-  /**
-   * Consecutive passivation sweeps that found the activation idle. A turn sets it to -1,
-   * so counting starts at the first sweep after the turn (see `Passivation.ts`).
-   */
-  idleSweeps = 0
-  private flags = 0
+  /** The flags below, and in the bits above them the idle sweeps count plus one (one field, not two). */
+  private flags = 1 << idleShift
   /** State few activations need, allocated on first use to keep idle activations small. */
   extras: Extras | undefined = undefined
 
-  constructor(slot: TypeSlot, id: string, key: string, scope: Scope.Closeable) {
+  constructor(slot: TypeSlot, id: string, key: string) {
     this.slot = slot
     this.id = id
     if (key !== id) this.rare.workerKey = key
-    this.scope = scope
+  }
+
+  /** The current incarnation's scope: the activation itself, until a restart gives it another. */
+  get scope(): Scope.Closeable {
+    return this.extras?.scope ?? (this as unknown as Scope.Closeable)
+  }
+  set scope(scope: Scope.Closeable) {
+    this.rare.scope = scope
   }
 
   /** Its key in `slot.activations`: the id, except for the extra activations of a stateless worker. */
@@ -109,6 +121,17 @@ export class Activation {
 
   get options(): ResolvedOptions {
     return this.slot.options!
+  }
+
+  /**
+   * Consecutive passivation sweeps that found the activation idle. A turn sets it to -1,
+   * so counting starts at the first sweep after the turn (see `Passivation.ts`).
+   */
+  get idleSweeps(): number {
+    return (this.flags >> idleShift) - 1
+  }
+  set idleSweeps(sweeps: number) {
+    this.flags = (this.flags & flagMask) | ((sweeps + 1) << idleShift)
   }
 
   private hasFlag(flag: number): boolean {
@@ -158,7 +181,8 @@ export class Activation {
     return this.extras?.timers
   }
 
-  get parent(): Activation | undefined {
+  /** Of a child actor: the activation that spawned it. (Not `parent`: that is the scope's.) */
+  get parentActor(): Activation | undefined {
     return this.extras?.parent
   }
 
@@ -176,7 +200,7 @@ export class Activation {
   }
 
   get stateName(): string {
-    return stateNames[this.state]
+    return stateNames[this.phase]
   }
 
   get mailboxDepth(): number {
@@ -296,15 +320,15 @@ export class Activation {
 
   /** Grants turns from the head of the mailbox for as long as they may run. */
   next(): void {
-    if (this.state === ActivationState.Deactivating) {
+    if (this.phase === ActivationState.Deactivating) {
       if (this.running === 0) this.host.finishDeactivation(this)
       return
     }
-    if (this.state === ActivationState.Suspended) {
+    if (this.phase === ActivationState.Suspended) {
       if (this.running === 0) this.settled()
       return
     }
-    if (this.state !== ActivationState.Active) return
+    if (this.phase !== ActivationState.Active) return
     if (this.deactivateWhenActive) {
       if (this.running === 0) this.deactivate()
       return
@@ -374,7 +398,7 @@ export class Activation {
     }
     const mailbox = this.mailbox
     if (
-      mailbox !== undefined && this.running === 0 && this.state === ActivationState.Active &&
+      mailbox !== undefined && this.running === 0 && this.phase === ActivationState.Active &&
       !this.deactivateWhenActive
     ) {
       const head = mailbox.peek()
@@ -439,11 +463,11 @@ export class Activation {
     // A stop or restart waiting, or a child's escalation during the activation effect.
     if (this.suspendWhenActive || this.extras?.failure !== undefined) {
       this.suspendWhenActive = false
-      this.state = ActivationState.Suspended
+      this.phase = ActivationState.Suspended
       this.next()
       return
     }
-    this.state = ActivationState.Active
+    this.phase = ActivationState.Active
     // The message that caused the activation is served even if a deactivation was asked
     // for meanwhile; what queued behind it goes to the next activation.
     this.grant()
@@ -455,28 +479,28 @@ export class Activation {
    * the finalizers. Queued messages are handed to the next activation of the address.
    */
   deactivate(): void {
-    if (this.state === ActivationState.Activating) {
+    if (this.phase === ActivationState.Activating) {
       this.deactivateWhenActive = true
       return
     }
     // A suspended activation (its supervisor deciding, or a restart waiting) deactivates
     // too: the supervisor then finds it no longer suspended and leaves it alone.
-    if (this.state !== ActivationState.Active && this.state !== ActivationState.Suspended) return
+    if (this.phase !== ActivationState.Active && this.phase !== ActivationState.Suspended) return
     this.deactivateWhenActive = false
-    this.state = ActivationState.Deactivating
+    this.phase = ActivationState.Deactivating
     this.stopTimers()
     if (this.running === 0) this.host.finishDeactivation(this)
   }
 
   /** Registers a callback for when the activation has stopped (immediately if it has). */
   onStopped(callback: () => void): void {
-    if (this.state === ActivationState.Stopped) callback()
+    if (this.phase === ActivationState.Stopped) callback()
     else (this.rare.stopWaiters ??= []).push(callback)
   }
 
   stopped(): void {
-    if (this.state === ActivationState.Stopped) return
-    this.state = ActivationState.Stopped
+    if (this.phase === ActivationState.Stopped) return
+    this.phase = ActivationState.Stopped
     // A ref may still point here (see `RefFields.activation`): it must not keep the actor's state.
     this.handlers = undefined
     this.host.stopped(this)
@@ -504,7 +528,7 @@ export class Activation {
     const extras = this.rare
     const first = extras.failure === undefined
     if (first) extras.failure = failure
-    if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
+    if (this.phase === ActivationState.Active) this.phase = ActivationState.Suspended
     if (first) this.host.failed(this)
   }
 
@@ -515,7 +539,7 @@ export class Activation {
   failNow(failure: Failure.Failure): void {
     this.fail(failure)
     const extras = this.rare
-    if (this.state === ActivationState.Suspended && !extras.supervising) {
+    if (this.phase === ActivationState.Suspended && !extras.supervising) {
       extras.supervising = true
       this.host.supervise(this)
     }
@@ -531,15 +555,15 @@ export class Activation {
 
   /** Grants no new turns (a supervisor is about to restart or stop this activation). */
   suspend(): void {
-    if (this.state === ActivationState.Active) this.state = ActivationState.Suspended
-    else if (this.state === ActivationState.Activating) this.suspendWhenActive = true
+    if (this.phase === ActivationState.Active) this.phase = ActivationState.Suspended
+    else if (this.phase === ActivationState.Activating) this.suspendWhenActive = true
   }
 
   /** Calls back once no turn runs and none will be granted (or the activation stopped). */
   onSettled(callback: () => void): void {
     if (
-      this.state === ActivationState.Stopped ||
-      (this.state === ActivationState.Suspended && this.running === 0)
+      this.phase === ActivationState.Stopped ||
+      (this.phase === ActivationState.Suspended && this.running === 0)
     ) {
       callback()
     } else {
@@ -554,15 +578,15 @@ export class Activation {
     extras.supervising = false
     extras.escalated = false
     extras.heldBy = undefined
-    if (this.state !== ActivationState.Suspended) return
-    this.state = ActivationState.Active
+    if (this.phase !== ActivationState.Suspended) return
+    this.phase = ActivationState.Active
     for (const child of extras.children ?? []) if (child.extras?.escalated) child.resume()
     this.next()
   }
 
   /** Suspends this activation until `sibling`'s failure is decided (see `heldBy`). */
   hold(sibling: Activation): void {
-    if (this.state !== ActivationState.Active && this.state !== ActivationState.Activating) return
+    if (this.phase !== ActivationState.Active && this.phase !== ActivationState.Activating) return
     if (this.extras?.heldBy !== undefined) return
     this.rare.heldBy = sibling
     this.suspend()
@@ -604,7 +628,7 @@ export class Activation {
 
   /** Queues an internal one-way turn: a timer tick, a termination notice. */
   post(turn: Turn): void {
-    if (this.state === ActivationState.Active && this.admits(turn.info!, undefined)) this.startOneWay(turn)
+    if (this.phase === ActivationState.Active && this.admits(turn.info!, undefined)) this.startOneWay(turn)
     else this.enqueue(turn)
   }
 
@@ -617,7 +641,7 @@ export class Activation {
 
   /** Deactivates once the running turns end (inside a turn the activation is busy). */
   deactivateWhenIdle(): void {
-    if (this.state === ActivationState.Active && this.running > 0) this.deactivateWhenActive = true
+    if (this.phase === ActivationState.Active && this.running > 0) this.deactivateWhenActive = true
     else this.deactivate()
   }
 
@@ -630,3 +654,4 @@ export class Activation {
     return true
   }
 }
+scopePrototype(Activation)

@@ -1,11 +1,13 @@
 /**
- * The scope of one incarnation of an activation: an effect `Scope.Closeable` in one small
- * object. Effect's own scope is an object literal whose type-id keys and four fields
- * overflow into a separate property array (~96 B with it); here the type ids, the
- * strategy and the absent parent live on the prototype and only `state` is the object's,
- * so a million idle activations carry ~70 MB less. Effect's scope functions read and
- * write exactly these properties (`Scope.close`, `addFinalizer`, `fork`), which the
- * lifecycle tests exercise; the shape is effect 4.1's, the version this package pins.
+ * The scope of an incarnation of an activation, without an object of its own. Effect's
+ * scope is an object literal whose type-id keys and four fields overflow into a separate
+ * property array (~96 B with it); here the type ids, the strategy and the absent parent
+ * live on a prototype and only `state` is an own field. The activation itself is the
+ * scope of its first incarnation (its class gets this prototype's properties), so an idle
+ * activation carries one field for its scope instead of a ~96 B object; a restart gets an
+ * `ActivationScope`. Effect's scope functions read and write exactly these properties
+ * (`Scope.close`, `addFinalizer`, `fork`), which the lifecycle tests exercise; the shape
+ * is effect 4.1's, the version this package pins.
  *
  * @internal
  */
@@ -13,14 +15,23 @@ import { Exit, Scope } from "effect"
 
 const reference = Scope.makeUnsafe()
 
-/** @internal */
-export class ActivationScope {
-  state: Scope.Closeable["state"] = reference.state
+/** A scope's state before anything was added to it. @internal */
+export const emptyScopeState: Scope.Closeable["state"] = reference.state
+
+/** Gives instances of `target` what a scope has besides its `state` (set by the class). @internal */
+export const scopePrototype = (target: { readonly prototype: object }): void => {
+  for (const key of Object.keys(reference) as Array<keyof Scope.Closeable>) {
+    if (key === "state") continue
+    if (key in target.prototype) throw new Error(`a scope's "${key}" would shadow a member of ${String(target)}`)
+    Object.defineProperty(target.prototype, key, { value: reference[key], writable: false })
+  }
 }
 
-for (const key of Object.keys(reference) as Array<keyof Scope.Closeable>) {
-  if (key !== "state") Object.defineProperty(ActivationScope.prototype, key, { value: reference[key], writable: false })
+/** @internal */
+export class ActivationScope {
+  state: Scope.Closeable["state"] = emptyScopeState
 }
+scopePrototype(ActivationScope)
 
 /**
  * Closes `scope` at once if nothing was added to it (no finalizer, no child scope): the

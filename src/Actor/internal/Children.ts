@@ -39,7 +39,7 @@ export const spawn = <Rpcs extends Rpc.Any>(
   options: ChildOptions | undefined
 ): Effect.Effect<ActorRef<Rpcs>> =>
   Effect.withFiber((fiber) => {
-    if (parent.state === ActivationState.Stopped || parent.state === ActivationState.Deactivating) {
+    if (parent.phase === ActivationState.Stopped || parent.phase === ActivationState.Deactivating) {
       return Effect.die(new Error(`${formatAddress(parent.address)} cannot spawn: it is stopping`))
     }
     const router = parent.router
@@ -95,7 +95,7 @@ export const watch = (
 ): Effect.Effect<void> =>
   Effect.sync(() => {
     const notify = (termination: Termination) => {
-      if (watcher.state === ActivationState.Stopped) return
+      if (watcher.phase === ActivationState.Stopped) return
       watcher.post(new Turn(TurnKind.Tick, watcher, undefined, undefined, emptyMetadata, watchInfo, onTerminated(termination)))
     }
     const child = childOf(ref)

@@ -17,7 +17,7 @@ import * as Failure from "../../Supervision/Failure.ts"
 import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
 import { Activation } from "./Activation.ts"
-import { closeIfEmpty, makeActivationScope } from "./ActivationScope.ts"
+import { closeIfEmpty } from "./ActivationScope.ts"
 import { ActivationState } from "./ActivationState.ts"
 import type { Handlers, HostedType, MessageEntry } from "./HostedType.ts"
 import { siloShuttingDown } from "./Refusals.ts"
@@ -28,7 +28,7 @@ import type { TypeSlot } from "./TypeSlot.ts"
 
 /** A new activation of `slot`/`id`, entered under `key` (the id, but for stateless workers). */
 export const create = (slot: TypeSlot, id: string, key: string = id): Activation => {
-  const act = new Activation(slot, id, key, makeActivationScope())
+  const act = new Activation(slot, id, key)
   slot.activations.set(key, act)
   return act
 }
@@ -63,14 +63,14 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
   let timer: Fiber.Fiber<void> | undefined
   build.addObserver((exit) => {
     // Ignored once timed out, or once the silo's shutdown stopped the activation.
-    if (settled || act.state !== ActivationState.Activating) return
+    if (settled || act.phase !== ActivationState.Activating) return
     settled = true
     timer?.interruptUnsafe()
     built(act, registration, frame, exit)
   })
   if (!Duration.isFinite(timeout)) return
   const timedOut = Effect.sync(() => {
-    if (settled || act.state !== ActivationState.Activating) return
+    if (settled || act.phase !== ActivationState.Activating) return
     settled = true
     frame.state = TurnState.Ended
     build.interruptUnsafe()
@@ -101,13 +101,13 @@ const built = (act: Activation, registration: HostedType, frame: Turn, exit: Exi
 const failed = (act: Activation, reason: string, exit: Exit.Exit<unknown, unknown>): void => {
   // A virtual actor's first activation effect fails its callers; the effect of a child,
   // or of any restart, fails the actor, and its supervisor decides.
-  const supervised = act.parent !== undefined || act.rare.incarnation > 0
+  const supervised = act.parentActor !== undefined || act.rare.incarnation > 0
   act.router.fork(Effect.andThen(
     closeScope(act, exit),
     Effect.sync(() => {
-      if (act.state === ActivationState.Stopped) return
+      if (act.phase === ActivationState.Stopped) return
       if (!supervised) return failActivation(act, reason)
-      act.state = ActivationState.Suspended
+      act.phase = ActivationState.Suspended
       act.fail(Failure.activationFailed(reason))
       act.next()
     })
@@ -247,7 +247,7 @@ const finishNow = (act: Activation): void => {
 
 const afterStop = (act: Activation): void => {
   // Stopped meanwhile: the silo's shutdown gave up waiting for the finalizers.
-  if (act.state === ActivationState.Stopped) return
+  if (act.phase === ActivationState.Stopped) return
   remove(act)
   const waiting = act.takeQueued().filter((turn) =>
     turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick

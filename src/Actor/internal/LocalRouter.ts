@@ -264,12 +264,12 @@ export class LocalRouter implements ActivationHost {
     // address's activation here, and the lookup in a table of millions (cache misses) is skipped.
     let act = ref?.activation
     let key = id
-    if (act === undefined || act.state !== ActivationState.Active) {
+    if (act === undefined || act.phase !== ActivationState.Active) {
       if (slot.maxWorkers !== 1) key = pickWorker(slot, id)
       act = slot.activations.get(key)
       if (ref !== undefined && slot.maxWorkers === 1) ref.activation = act
     }
-    if (act !== undefined && act.state === ActivationState.Active && act.admits(info, outer)) {
+    if (act !== undefined && act.phase === ActivationState.Active && act.admits(info, outer)) {
       const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
       act.begin(turn)
       return this.runAsk(fiber, restore, turn)
@@ -448,7 +448,7 @@ export class LocalRouter implements ActivationHost {
       this.activate(act, undefined)
       return Effect.void
     }
-    if (act.state === ActivationState.Active && act.admits(info, undefined)) {
+    if (act.phase === ActivationState.Active && act.admits(info, undefined)) {
       act.startOneWay(Turn.message(TurnKind.Tell, act, outer, info, payload))
       return Effect.void
     }
@@ -476,7 +476,7 @@ const pickWorker = (slot: TypeSlot, id: string): string => {
       continue
     }
     const load = act.running + act.mailboxDepth
-    if (load === 0 && act.state === ActivationState.Active) return key
+    if (load === 0 && act.phase === ActivationState.Active) return key
     if (load < leastLoad) {
       least = key
       leastLoad = load

@@ -20,7 +20,7 @@ import type { LocalRouter } from "./LocalRouter.ts"
 export const sweep = (router: LocalRouter, stepMillis: number): void => {
   for (const slot of router.slots.values()) {
     for (const act of slot.activations.values()) {
-      if (act.state !== ActivationState.Active || act.keptAlive || act.options.idleMillis === Infinity) continue
+      if (act.phase !== ActivationState.Active || act.keptAlive || act.options.idleMillis === Infinity) continue
       if (act.running > 0 || act.mailboxDepth > 0) {
         act.idleSweeps = -1
         continue

@@ -51,7 +51,7 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
   Effect.gen(function*() {
     const extras = act.rare
     const failure = extras.failure
-    if (failure === undefined || act.state !== ActivationState.Suspended) {
+    if (failure === undefined || act.phase !== ActivationState.Suspended) {
       extras.supervising = false
       releaseHeld(act)
       return
@@ -113,7 +113,7 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
 
 /** The activations a restart or stop takes along, in spawn order. */
 const affected = (strategy: Strategy, act: Activation): Array<Activation> => {
-  const siblings = act.parent?.extras?.children
+  const siblings = act.parentActor?.extras?.children
   if (siblings === undefined || strategy.kind === "one-for-one") return [act]
   if (strategy.kind === "all-for-one") return [...siblings]
   return siblings.slice(Math.max(0, siblings.indexOf(act)))
@@ -127,7 +127,7 @@ const affected = (strategy: Strategy, act: Activation): Array<Activation> => {
  * @internal
  */
 export const holdAffected = (act: Activation): void => {
-  const parent = act.parent
+  const parent = act.parentActor
   const failure = act.extras?.failure
   if (parent === undefined || failure === undefined) return
   const strategy = parent.options.supervisor
@@ -138,7 +138,7 @@ export const holdAffected = (act: Activation): void => {
 }
 
 const heldBy = (act: Activation): Array<Activation> =>
-  (act.parent?.extras?.children ?? []).filter((sibling) => sibling.extras?.heldBy === act)
+  (act.parentActor?.extras?.children ?? []).filter((sibling) => sibling.extras?.heldBy === act)
 
 const releaseHeld = (act: Activation): void => {
   for (const sibling of heldBy(act)) sibling.release()
@@ -161,11 +161,11 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     yield* stopChildren(act, "its parent restarted")
     yield* settle(act)
     // Deactivated or stopped meanwhile (a closed scope closes again as a no-op).
-    if (act.state !== ActivationState.Suspended) return
+    if (act.phase !== ActivationState.Suspended) return
     act.stopTimers()
     yield* act.host.closeScope(act, Exit.void)
     yield* Effect.sleep(delay)
-    if (act.state !== ActivationState.Suspended) return
+    if (act.phase !== ActivationState.Suspended) return
     const extras = act.rare
     extras.incarnation++
     extras.failure = undefined
@@ -174,7 +174,7 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
     extras.heldBy = undefined
     extras.afterTurn = undefined
     act.scope = makeActivationScope()
-    act.state = ActivationState.Activating
+    act.phase = ActivationState.Activating
     act.host.activate(act, undefined)
   })
 
@@ -189,7 +189,7 @@ const restart = (act: Activation, delay: Duration.Duration): Effect.Effect<void>
 export const stopActivation = (act: Activation, reason: string, failure?: Failure.Failure): Effect.Effect<void> =>
   Effect.gen(function*() {
     const extras = act.rare
-    if (act.state === ActivationState.Stopped) return
+    if (act.phase === ActivationState.Stopped) return
     if (extras.stopping) {
       return yield* Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
     }

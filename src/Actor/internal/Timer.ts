@@ -19,7 +19,7 @@ export const startTimer = (
   options: TimerOptions
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
-    if (act.state !== ActivationState.Active && act.state !== ActivationState.Activating) return Effect.void
+    if (act.phase !== ActivationState.Active && act.phase !== ActivationState.Activating) return Effect.void
     act.timers?.get(name)?.interruptUnsafe()
     const info = { tag: `timer:${name}`, readOnly: false, interleave: false, keepAlive: options.keepAlive ?? false }
     const period = options.period === undefined ? undefined : Duration.fromInputUnsafe(options.period)
