@@ -86,7 +86,7 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
 /** The activation effect ended: the activation starts serving, or it failed. */
 const built = (act: Activation, registration: HostedType, frame: Turn, exit: Exit.Exit<Handlers, unknown>): void => {
   frame.state = TurnState.Ended
-  const missing = Exit.isSuccess(exit) ? missingHandler(registration, exit.value) : undefined
+  const missing = Exit.isSuccess(exit) ? missingHandler(act.slot, exit.value) : undefined
   if (Exit.isSuccess(exit) && missing === undefined) {
     act.activated(exit.value, Context.get(registration.context, Clock.Clock).currentTimeMillisUnsafe())
     return
@@ -295,9 +295,13 @@ const redirect = (act: Activation, waiting: ReadonlyArray<Turn>): void => {
   }
 }
 
-const missingHandler = (registration: HostedType, handlers: Handlers): string | undefined => {
-  for (const tag in registration.messages) {
-    if (typeof handlers[tag] !== "function") return tag
+/** The message a handler table lacks, if any; a table shared by every activation is checked once. */
+const missingHandler = (slot: TypeSlot, handlers: Handlers): string | undefined => {
+  if (handlers === slot.completeHandlers) return undefined
+  const tags = slot.tags ??= Object.keys(slot.registration!.messages)
+  for (let i = 0; i < tags.length; i++) {
+    if (typeof handlers[tags[i]!] !== "function") return tags[i]
   }
+  slot.completeHandlers = handlers
   return undefined
 }

@@ -406,9 +406,18 @@ export class LocalRouter implements ActivationHost {
   // ---------------------------------------------------------------------------
   // Tell
 
-  tell(slot: TypeSlot, id: string, info: MessageEntry, payload: unknown, options?: CallOptions): Effect.Effect<void, SendError> {
+  tell(
+    slot: TypeSlot,
+    id: string,
+    info: MessageEntry,
+    payload: unknown,
+    options?: CallOptions,
+    ref?: RefFields
+  ): Effect.Effect<void, SendError> {
     const remote = this.remote
-    if (remote === undefined || !slot.virtual) return this.tellLocal(slot, id, info, payload, options)
+    if (remote === undefined || !slot.virtual) {
+      return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, undefined, ref))
+    }
     return Effect.withFiber((fiber) =>
       (slot.activations.has(id) ? undefined : remote.tell(fiber, slot, id, info, payload, options)) ??
         this.tellLocal(slot, id, info, payload, options)
@@ -424,7 +433,7 @@ export class LocalRouter implements ActivationHost {
     options?: CallOptions,
     from?: Turn
   ): Effect.Effect<void, SendError> {
-    return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from))
+    return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, undefined))
   }
 
   private tellIn(
@@ -434,13 +443,20 @@ export class LocalRouter implements ActivationHost {
     info: MessageInfo,
     payload: unknown,
     options: CallOptions | undefined,
-    from: Turn | undefined
+    from: Turn | undefined,
+    ref: RefFields | undefined
   ): Effect.Effect<void, SendError> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     if (this.shuttingDown) return Effect.fail(siloShuttingDown({ type: slot.name, id }))
     const outer = from ?? fiber.getRef(CurrentTurn)
-    const key = slot.maxWorkers === 1 ? id : pickWorker(slot, id)
-    let act = slot.activations.get(key)
+    // As for asks: the activation a ref last reached is trusted while it is active.
+    let act = ref?.activation
+    let key = id
+    if (act === undefined || act.phase !== ActivationState.Active) {
+      if (slot.maxWorkers !== 1) key = pickWorker(slot, id)
+      act = slot.activations.get(key)
+      if (ref !== undefined && slot.maxWorkers === 1) ref.activation = act
+    }
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
       act = Lifecycle.create(slot, id, key)
@@ -453,7 +469,7 @@ export class LocalRouter implements ActivationHost {
       return Effect.void
     }
     if (act.isFull()) {
-      return this.whenFull(act, options, identity, (fiber) => this.tellIn(fiber, slot, id, info, payload, options, from))
+      return this.whenFull(act, options, identity, (fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, ref))
     }
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void

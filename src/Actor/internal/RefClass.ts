@@ -64,10 +64,10 @@ export const makeRefClass = (type: string, messages: Readonly<Record<string, Mes
       }
     const tellMethod = info.hasPayload ?
       function(this: Tell, payload: unknown, options?: CallOptions) {
-        return this.ref.router.tell(this.ref.slot, this.ref.id, info, payload, options)
+        return this.ref.router.tell(this.ref.slot, this.ref.id, info, payload, options, this.ref)
       } :
       function(this: Tell, options?: CallOptions) {
-        return this.ref.router.tell(this.ref.slot, this.ref.id, info, undefined, options)
+        return this.ref.router.tell(this.ref.slot, this.ref.id, info, undefined, options, this.ref)
       }
     Object.defineProperty(Ref.prototype, tag, { value: askMethod })
     Object.defineProperty(Tell.prototype, tag, { value: tellMethod })

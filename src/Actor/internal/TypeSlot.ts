@@ -31,6 +31,10 @@ export class TypeSlot {
   placement: Placement | undefined = undefined
   /** Activations one address may have here: above 1 only for stateless workers. */
   maxWorkers = 1
+  /** The message tags, listed once (see `Lifecycle.missingHandler`). */
+  tags: ReadonlyArray<string> | undefined = undefined
+  /** The last handler table found complete: a table all activations share is checked once. */
+  completeHandlers: object | undefined = undefined
 
   constructor(name: string, router: LocalRouter) {
     this.name = name
