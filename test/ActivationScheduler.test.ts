@@ -14,6 +14,7 @@ import { resolveOptions } from "../src/Actor/internal/HostedType.ts"
 import type { LocalRouter } from "../src/Actor/internal/LocalRouter.ts"
 import { type MessageInfo, Turn, TurnKind, TurnState } from "../src/Actor/internal/Turn.ts"
 import { TypeSlot } from "../src/Actor/internal/TypeSlot.ts"
+import { cycleFrom, markBlocked } from "../src/Actor/internal/WaitGraph.ts"
 import * as Failure from "../src/Supervision/Failure.ts"
 
 class RecordingHost implements ActivationHost {
@@ -77,7 +78,7 @@ const send = (act: Activation, kind: TurnKind, info: MessageInfo, outer?: Turn):
     else act.startOneWay(turn)
   } else {
     act.enqueue(turn)
-    if (kind === TurnKind.Ask) act.markBlocked(outer)
+    if (kind === TurnKind.Ask) markBlocked(act, outer)
   }
   return turn
 }
@@ -228,7 +229,7 @@ describe("Activation scheduler (synchronous)", () => {
       const { acts: [a, b] } = setup("a", "b")
       const inA = ask(a!, Write)
       const inB = ask(b!, Write, inA)
-      assert.deepStrictEqual(a!.cycleFrom(inB)?.map((x) => x.id), ["a", "b", "a"])
+      assert.deepStrictEqual(cycleFrom(a!, inB)?.map((x) => x.id), ["a", "b", "a"])
     })
 
     it("finds the cycle when an activation has two turns parked at once and one of them was answered", () => {
@@ -246,7 +247,7 @@ describe("Activation scheduler (synchronous)", () => {
       assert.strictEqual(parkedInC.outcome, granted)
       // B's turn now asks A for a write: A's read1 waits on B, so this waits on itself.
       assert.isFalse(a!.admits(Write, inB))
-      assert.deepStrictEqual(a!.cycleFrom(inB)?.map((x) => x.id), ["b", "a", "b"])
+      assert.deepStrictEqual(cycleFrom(a!, inB)?.map((x) => x.id), ["b", "a", "b"])
     })
 
     it("forgets a wait once the parked ask leaves the mailbox, however it leaves", () => {
@@ -254,12 +255,12 @@ describe("Activation scheduler (synchronous)", () => {
       const inB = ask(b!, Write)
       const inA = ask(a!, Read)
       const parked = ask(b!, Write, inA)
-      assert.isDefined(a!.cycleFrom(inB))
+      assert.isDefined(cycleFrom(a!, inB))
       b!.cancel(parked)
-      assert.isUndefined(a!.cycleFrom(inB), "withdrawn")
+      assert.isUndefined(cycleFrom(a!, inB), "withdrawn")
       ask(b!, Write, inA)
       b!.takeQueued()
-      assert.isUndefined(a!.cycleFrom(inB), "taken out of the mailbox (refused or handed on)")
+      assert.isUndefined(cycleFrom(a!, inB), "taken out of the mailbox (refused or handed on)")
     })
   })
 })

@@ -21,7 +21,8 @@ import { ActivationState, granted, stateNames } from "./ActivationState.ts"
 import type { Handlers, ResolvedOptions } from "./HostedType.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 import { Mailbox } from "./Mailbox.ts"
-import { chainOf, type MessageInfo, remoteIndexOf, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
+import { type MessageInfo, remoteIndexOf, runningTurnOf, type Turn, TurnKind, TurnState } from "./Turn.ts"
+import { unmarkBlocked } from "./WaitGraph.ts"
 import type { TypeSlot } from "./TypeSlot.ts"
 
 const Flag = { Draining: 1, KeptAlive: 2, DeactivateWhenActive: 4, SuspendWhenActive: 8 } as const
@@ -68,9 +69,6 @@ export class Extras {
   /** Runs at the end of every successful turn of this incarnation, before the reply. */
   afterTurn: Effect.Effect<void> | undefined = undefined
 }
-
-/** Wait-for links followed before giving up; a real cycle is far shorter. */
-const maxWaitHops = 64
 
 /** @internal */
 export class Activation {
@@ -224,69 +222,13 @@ export class Activation {
       (runningTurnOf(outer, this) !== undefined || remoteIndexOf(outer, this.address) >= 0)
   }
 
-  /**
-   * The cycle this call would close by waiting here, or `undefined`. Only called when the
-   * activation is busy. Two kinds of wait are followed: the caller's chain (a running turn
-   * of an activation in it is waiting, inline, on the caller) and `blockedOn` links (a
-   * running turn of the activation is parked in another activation's mailbox), all of
-   * them, depth first. So A→B→A is found, and so is "A waits in B's mailbox while B's turn
-   * calls A" even when another turn of A waits elsewhere at the same time.
-   */
-  cycleFrom(outer: Turn | undefined): Array<ActorAddress> | undefined {
-    const waits: Array<ActorAddress> = []
-    let seen: Set<Activation> | undefined
-    const visit = (blocked: Activation): Array<ActorAddress> | undefined => {
-      const start = runningTurnOf(outer, blocked)
-      if (start !== undefined) {
-        const chain: Array<ActorAddress> = []
-        for (let t = outer; t !== undefined && t !== start; t = t.caller) {
-          if (t.activation !== undefined) chain.push(t.activation.address)
-        }
-        chain.push(blocked.address)
-        return [...chain.reverse(), ...waits, blocked.address]
-      }
-      // A call from another silo whose chain already passes through here waits on itself.
-      const remote = remoteIndexOf(outer, blocked.address)
-      if (remote >= 0) return [...chainOf(outer).slice(remote), ...waits, blocked.address]
-      const next = blocked.extras?.blockedOn
-      if (next === undefined || next.length === 0 || waits.length >= maxWaitHops) return undefined
-      waits.push(blocked.address)
-      for (const target of next) {
-        if ((seen ??= new Set()).has(target)) continue
-        seen.add(target)
-        const cycle = visit(target)
-        if (cycle !== undefined) return cycle
-      }
-      waits.pop()
-      return undefined
-    }
-    return visit(this)
-  }
-
-  /** The activations of `chain` now wait on this activation's mailbox (see `cycleFrom`). */
-  markBlocked(chain: Turn | undefined): void {
-    for (let t = chain; t !== undefined; t = t.caller) {
-      if (t.activation !== undefined && t.activation !== this) (t.activation.rare.blockedOn ??= []).push(this)
-    }
-  }
-
-  /** The parked ask left the mailbox (granted, withdrawn or refused): its chain no longer waits here. */
-  private unmarkBlocked(turn: Turn): void {
-    for (let t = turn.caller; t !== undefined; t = t.caller) {
-      if (t.activation === undefined || t.activation === this) continue
-      const links = t.activation.extras?.blockedOn
-      const at = links === undefined ? -1 : links.lastIndexOf(this)
-      if (at >= 0) links!.splice(at, 1)
-    }
-  }
-
   /** Empties the mailbox, for turns that will not run here: their chains stop waiting on it. */
   takeQueued(): Array<Turn> {
     const mailbox = this.mailbox
     if (mailbox === undefined) return []
     this.mailbox = undefined
     const turns = mailbox.takeAll()
-    for (const turn of turns) if (turn.kind === TurnKind.Ask) this.unmarkBlocked(turn)
+    for (const turn of turns) if (turn.kind === TurnKind.Ask) unmarkBlocked(this, turn)
     return turns
   }
 
@@ -349,7 +291,7 @@ export class Activation {
       mailbox.shift()
       this.begin(turn)
       if (turn.kind === TurnKind.Ask) {
-        this.unmarkBlocked(turn)
+        unmarkBlocked(this, turn)
         ;(askers ??= []).push(turn)
       } else {
         this.dispatchOneWay(turn)
@@ -444,7 +386,7 @@ export class Activation {
     if (turn.state === TurnState.Queued) {
       const mailbox = this.mailbox
       if (mailbox === undefined) return
-      this.unmarkBlocked(turn)
+      unmarkBlocked(this, turn)
       mailbox.withdraw(turn)
       if (mailbox.size === 0) this.mailbox = undefined
       this.wakeSenders()

@@ -36,6 +36,7 @@ import { noLease, siloShuttingDown, stoppedChild } from "./Refusals.ts"
 import { holdAffected, supervise } from "./Supervising.ts"
 import type { RefFields } from "./RefClass.ts"
 import { TypeSlot } from "./TypeSlot.ts"
+import { cycleFrom, markBlocked } from "./WaitGraph.ts"
 import type { RemoteRouting } from "./RemoteRouting.ts"
 import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
 
@@ -285,14 +286,14 @@ export class LocalRouter implements ActivationHost {
       // A synchronous activation effect has already granted this turn (it was first).
       return turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
     }
-    const cycle = act.cycleFrom(outer)
+    const cycle = cycleFrom(act, outer)
     if (cycle !== undefined) return Effect.fail(new Deadlock({ cycle }))
     if (act.isFull()) {
       return this.whenFull(act, options, restore, (fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from, ref))
     }
     const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
     act.enqueue(turn)
-    act.markBlocked(outer)
+    markBlocked(act, outer)
     return this.awaitTurn(fiber, restore, turn)
   }
 
