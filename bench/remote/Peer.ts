@@ -29,6 +29,8 @@ export interface PeerOptions {
   readonly readyTimeoutMs?: number
   /** Prefix of the forwarded output lines; default the script's file name. */
   readonly label?: string
+  /** Sees the stdout lines after the ready line first; those it returns true for are not forwarded. */
+  readonly onLine?: (line: string) => boolean
 }
 
 export interface Peer {
@@ -117,6 +119,7 @@ export const spawnPeer = (options: PeerOptions): Promise<Peer> => {
     })
     Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
       if (ready || !line.startsWith("ready ")) {
+        if (ready && options.onLine?.(line) === true) return
         process.stderr.write(`[${label}] ${line}\n`)
         return
       }

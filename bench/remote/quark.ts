@@ -13,6 +13,11 @@
  * - cluster.failover (field `ms`): three silos; each round starts a fresh victim silo,
  *   calls an actor it owns, `kill -9`s it and measures until the first successful call to
  *   that actor (now on another silo). Default membership timings (dead after 3 s).
+ *
+ * To profile both ends, give every process the profiler through the environment (the
+ * group process and the silo child inherit it): `NODE_OPTIONS="--cpu-prof
+ * --cpu-prof-dir=/tmp/prof" node --expose-gc bench/index.ts --only=remote.ask.pipelined`
+ * writes one profile per process (the largest two are the client and the silo).
  */
 import { Effect, Layer, ManagedRuntime, Schedule } from "effect"
 import { ActorUnavailable } from "../../src/Actor/ActorError.ts"

@@ -34,7 +34,15 @@ import * as Net from "node:net"
 import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema, Scope } from "effect"
 import { ActorAddress } from "../Actor/ActorAddress.ts"
 import { ActorUnavailable, CallTimeout, OutcomeUnknown, PayloadTooLarge } from "../Actor/ActorError.ts"
-import { kindReply, peekRequestId, readReply, type ReplyOutcome, type RequestEnvelope, writeRequest } from "./Envelope.ts"
+import {
+  kindReply,
+  type OutgoingRequest,
+  peekRequestId,
+  peekRequestIdIn,
+  readReplyOutcomeIn,
+  type ReplyOutcome,
+  writeRequestWith
+} from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
 import { Writer } from "./internal/Writer.ts"
 
@@ -83,17 +91,21 @@ export interface ConnectionOptions {
 }
 
 /**
- * What a caller sends: the envelope without the fields the connection fills in.
+ * What a caller sends: the envelope without the fields the connection fills in (request id,
+ * timeout, one-way). Its payload may be the encoded bytes or their UTF-8 text.
  *
  * @since 0.1.0
  */
-export type CallRequest = Omit<RequestEnvelope, "requestId" | "timeoutMillis">
+export type CallRequest = OutgoingRequest
 
 /**
+ * Options of one request on a connection. (Not the actor-level `CallOptions` a ref's
+ * caller passes; this is what reaches the transport.)
+ *
  * @since 0.1.0
  */
-export interface CallOptions {
-  /** Overrides the connection's default timeout for this call. */
+export interface RequestOptions {
+  /** Overrides the connection's default timeout for this call (a number is milliseconds). */
   readonly timeout?: Duration.Input | undefined
 }
 
@@ -110,12 +122,13 @@ export interface Connection {
   readonly port: number
   /**
    * Sends a request and waits for its reply; `onReply` (default: the reply itself) turns the
-   * reply into the call's result as it arrives, which saves a step per call.
+   * reply into the call's result as it arrives, which saves a step per call. It is given the
+   * request too, so one function can serve every call (no closure per call).
    */
-  readonly call: <A = ReplyOutcome, E = never>(
-    request: CallRequest,
-    options?: CallOptions,
-    onReply?: (outcome: ReplyOutcome) => Effect.Effect<A, E>
+  readonly call: <Req extends CallRequest, A = ReplyOutcome, E = never>(
+    request: Req,
+    options?: RequestOptions,
+    onReply?: (outcome: ReplyOutcome, request: Req) => Effect.Effect<A, E>
   ) => Effect.Effect<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge>
   /**
    * Sends a one-way request: completes once it is in the write buffer (a connection lost
@@ -135,17 +148,38 @@ class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed",
   code: Schema.optional(Schema.String)
 }) {}
 
-interface Pending {
-  readonly target: ActorAddress
-  readonly tag: string
+type OnReply = (outcome: ReplyOutcome, request: CallRequest) => Effect.Effect<unknown, unknown>
+
+/** A call waiting for its reply. */
+class Pending {
+  readonly request: CallRequest
   readonly timeoutMillis: number
   /** Monotonic milliseconds of the connection's Clock. */
   readonly deadline: number
   /** `writer.writes` when the request was encoded: written once `writer.writes` exceeds it. */
   readonly seq: number
-  readonly onReply: (outcome: ReplyOutcome) => Effect.Effect<unknown, unknown>
+  readonly onReply: OnReply
   readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
+  constructor(
+    request: CallRequest,
+    timeoutMillis: number,
+    deadline: number,
+    seq: number,
+    onReply: OnReply,
+    resume: (effect: Effect.Effect<unknown, unknown>) => void
+  ) {
+    this.request = request
+    this.timeoutMillis = timeoutMillis
+    this.deadline = deadline
+    this.seq = seq
+    this.onReply = onReply
+    this.resume = resume
+  }
 }
+
+const replyItself: OnReply = Effect.succeed
+
+const malformedReply: ReplyOutcome = { _tag: "TransportError", error: "MalformedFrame", message: "malformed reply" }
 
 const errorCode = (error: unknown): string | undefined => {
   const code = (error as { code?: unknown } | null)?.code
@@ -211,41 +245,92 @@ class Core {
 
   makeDecoder(): FrameDecoder {
     return new FrameDecoder({
-      onFrame: (frame) => {
-        let reply
-        try {
-          reply = readReply(frame)
-        } catch (error) {
-          // A reply we cannot read fails the call it names; the stream stays in sync.
-          const id = peekRequestId(frame, kindReply)
-          if (id === undefined) return this.untrusted("a reply frame without a readable request id", error)
-          this.settle(id, { _tag: "TransportError", error: "MalformedFrame", message: "malformed reply" })
-          return
-        }
-        this.settle(reply.requestId, reply.outcome)
-      },
+      onFrame: (frame) => this.onReply(frame, 0, frame.length),
+      onFrameIn: (buf, start, end) => this.onReply(buf, start, end),
       onOversized: (size, prefix) => {
         const id = peekRequestId(prefix, kindReply)
         if (id === undefined) return this.untrusted(`an oversized reply frame (${size} bytes) without a readable request id`)
         const entry = this.pending.get(id)
         if (entry === undefined) return
         this.pending.delete(id)
-        entry.resume(Effect.fail(tooLarge(entry.target, entry.tag, size, this.maxFrameBytes)))
+        entry.resume(Effect.fail(tooLarge(entry.request.target, entry.request.tag, size, this.maxFrameBytes)))
       }
     }, this.maxFrameBytes)
   }
 
-  settle(id: number, outcome: ReplyOutcome): void {
+  /** A reply frame at `buf[start, end)`. */
+  onReply(buf: Buffer, start: number, end: number): void {
+    const id = peekRequestIdIn(buf, start, end, kindReply)
+    if (id === undefined) return this.untrusted("a reply frame without a readable request id")
     const entry = this.pending.get(id)
-    if (entry === undefined) return // timed out or interrupted meanwhile
+    if (entry === undefined) return // timed out or interrupted meanwhile: not even decoded
+    let outcome: ReplyOutcome
+    try {
+      outcome = readReplyOutcomeIn(buf, start, end)
+    } catch {
+      // A reply we cannot read fails the call it names; the stream stays in sync.
+      outcome = malformedReply
+    }
+    this.settle(id, entry, outcome)
+  }
+
+  settle(id: number, entry: Pending, outcome: ReplyOutcome): void {
     this.pending.delete(id)
     let result: Effect.Effect<unknown, unknown>
     try {
-      result = entry.onReply(outcome)
+      result = entry.onReply(outcome, entry.request)
     } catch (error) {
       result = Effect.die(error) // the caller's own code: its call, not the connection, pays
     }
     entry.resume(result)
+  }
+
+  /**
+   * Starts a call (the body of its `Effect.callback`): refuses it at once, or encodes it,
+   * records it as pending and returns the canceller that forgets it.
+   */
+  start(
+    request: CallRequest,
+    options: RequestOptions | undefined,
+    onReply: OnReply,
+    resume: (effect: Effect.Effect<unknown, unknown>) => void
+  ): Effect.Effect<void> | undefined {
+    const refused = this.refusal(request)
+    if (refused !== undefined) {
+      resume(Effect.fail(refused))
+      return undefined
+    }
+    if (this.pending.size >= this.maxInFlight) {
+      resume(Effect.fail(new ActorUnavailable({ address: request.target, reason: this.busyReason })))
+      return undefined
+    }
+    const timeout = options?.timeout
+    const timeoutMillis = timeout === undefined ? this.defaultTimeoutMillis : Duration.toMillis(timeout)
+    const requestId = this.nextId = (this.nextId + 1) >>> 0
+    const writer = this.writer
+    const seq = writer.writes
+    const size = writeRequestWith(writer.out, request, requestId, timeoutMillis, false, this.maxFrameBytes)
+    if (size > this.maxFrameBytes) {
+      resume(Effect.fail(tooLarge(request.target, request.tag, size, this.maxFrameBytes)))
+      return undefined
+    }
+    const deadline = this.now() + timeoutMillis
+    this.pending.set(requestId, new Pending(request, timeoutMillis, deadline, seq, onReply, resume))
+    if (deadline < this.timerDeadline) this.armTimer(deadline)
+    writer.schedule()
+    return Effect.sync(() => {
+      this.pending.delete(requestId)
+    })
+  }
+
+  /** Why a request cannot be sent now, or undefined. */
+  refusal(request: CallRequest): ActorUnavailable | undefined {
+    const status = this.status
+    if (status === "disconnected" || status === "closed") {
+      return new ActorUnavailable({ address: request.target, reason: status === "closed" ? this.closedReason : this.lostReason })
+    }
+    if (this.writer.full) return new ActorUnavailable({ address: request.target, reason: this.backedUpReason })
+    return undefined
   }
 
   /** What the peer sends can no longer be trusted: drop the socket (the loop reconnects). */
@@ -305,8 +390,8 @@ class Core {
     for (const entry of entries) {
       entry.resume(Effect.fail(
         entry.seq < writes ?
-          new OutcomeUnknown({ address: entry.target, tag: entry.tag, reason }) :
-          new ActorUnavailable({ address: entry.target, reason })
+          new OutcomeUnknown({ address: entry.request.target, tag: entry.request.tag, reason }) :
+          new ActorUnavailable({ address: entry.request.target, reason })
       ))
     }
   }
@@ -331,7 +416,9 @@ class Core {
       if (entry.deadline <= now) {
         this.pending.delete(id)
         entry.resume(
-          Effect.fail(new CallTimeout({ address: entry.target, tag: entry.tag, timeoutMillis: entry.timeoutMillis }))
+          Effect.fail(
+            new CallTimeout({ address: entry.request.target, tag: entry.request.tag, timeoutMillis: entry.timeoutMillis })
+          )
         )
       } else if (entry.deadline < next) {
         next = entry.deadline
@@ -414,84 +501,25 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
     // Added last, so it runs first: the calls fail before the loop's interruption destroys the socket.
     yield* Effect.addFinalizer(() => Effect.sync(() => core.close()))
 
-    const unavailable = (request: CallRequest, status: ConnectionStatus) =>
-      new ActorUnavailable({
-        address: request.target,
-        reason: status === "closed" ? core.closedReason : core.lostReason
-      })
-
-    /** Why a request cannot be sent now, or undefined. */
-    const refusal = (request: CallRequest): ActorUnavailable | undefined => {
-      const status = core.status
-      if (status === "disconnected" || status === "closed") return unavailable(request, status)
-      if (core.writer.full) return new ActorUnavailable({ address: request.target, reason: core.backedUpReason })
-      return undefined
-    }
-
     const send = (request: CallRequest): Effect.Effect<void, ActorUnavailable | PayloadTooLarge> =>
       Effect.suspend((): Effect.Effect<void, ActorUnavailable | PayloadTooLarge> => {
-        const refused = refusal(request)
+        const refused = core.refusal(request)
         if (refused !== undefined) return Effect.fail(refused)
         const requestId = core.nextId = (core.nextId + 1) >>> 0
-        const size = writeRequest(core.writer.out, { ...request, requestId, timeoutMillis: 0, oneWay: true }, core.maxFrameBytes)
+        const size = writeRequestWith(core.writer.out, request, requestId, 0, true, core.maxFrameBytes)
         if (size > core.maxFrameBytes) return Effect.fail(tooLarge(request.target, request.tag, size, core.maxFrameBytes))
         core.writer.schedule()
         return Effect.void
       })
 
-    const call = <A = ReplyOutcome, E = never>(
-      request: CallRequest,
-      callOptions?: CallOptions,
-      onReply: (outcome: ReplyOutcome) => Effect.Effect<A, E> = Effect.succeed as any
+    const call = <Req extends CallRequest, A = ReplyOutcome, E = never>(
+      request: Req,
+      options?: RequestOptions,
+      onReply?: (outcome: ReplyOutcome, request: Req) => Effect.Effect<A, E>
     ): Effect.Effect<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge> =>
-      Effect.callback<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge>((resume) => {
-        const refused = refusal(request)
-        if (refused !== undefined) {
-          resume(Effect.fail(refused))
-          return
-        }
-        if (core.pending.size >= core.maxInFlight) {
-          resume(Effect.fail(new ActorUnavailable({ address: request.target, reason: core.busyReason })))
-          return
-        }
-        const timeoutMillis = callOptions?.timeout === undefined ?
-          core.defaultTimeoutMillis :
-          Duration.toMillis(callOptions.timeout)
-        const requestId = core.nextId = (core.nextId + 1) >>> 0
-        const envelope: RequestEnvelope = {
-          requestId,
-          target: request.target,
-          tag: request.tag,
-          payload: request.payload,
-          context: request.context,
-          chain: request.chain,
-          trace: request.trace,
-          timeoutMillis,
-          forwarded: request.forwarded
-        }
-        const writer = core.writer
-        const seq = writer.writes
-        const size = writeRequest(writer.out, envelope, core.maxFrameBytes)
-        if (size > core.maxFrameBytes) {
-          resume(Effect.fail(tooLarge(request.target, request.tag, size, core.maxFrameBytes)))
-          return
-        }
-        const deadline = core.now() + timeoutMillis
-        core.pending.set(requestId, {
-          target: request.target,
-          tag: request.tag,
-          timeoutMillis,
-          deadline,
-          seq,
-          onReply,
-          resume: resume as Pending["resume"]
-        })
-        core.armTimer(deadline)
-        writer.schedule()
-        return Effect.sync(() => {
-          core.pending.delete(requestId)
-        })
-      })
+      Effect.callback<A, E | CallTimeout | ActorUnavailable | OutcomeUnknown | PayloadTooLarge>((resume) =>
+        core.start(request, options, (onReply ?? replyItself) as OnReply, resume as Pending["resume"])
+      )
 
     return {
       host: core.host,

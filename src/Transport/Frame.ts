@@ -3,8 +3,9 @@
  * payload length followed by that many payload bytes.
  *
  * - {@link FrameDecoder} turns TCP chunks into frames. A frame that lies whole inside one
- *   chunk is handed over as a view of that chunk (no copy); only a frame split across
- *   chunks is copied, once, into a buffer of its exact size.
+ *   chunk is handed over in place: as a view of that chunk, or as the chunk and the frame's
+ *   bounds to a handler with {@link FrameHandler.onFrameIn} (no allocation per frame); only
+ *   a frame split across chunks is copied, once, into a buffer of its exact size.
  * - {@link OutputBuffer} is where frames are encoded for sending: frames are written one
  *   after another into a large chunk and {@link OutputBuffer.take} hands everything
  *   written since the last take to the socket as one buffer (write coalescing with no
@@ -85,6 +86,11 @@ export interface FrameHandler {
    * copy it) before returning.
    */
   readonly onFrame: (frame: Buffer) => void
+  /**
+   * When present, called instead of `onFrame` with the frame as `buf[start, end)`: no view
+   * is allocated per frame (the transport's own handlers use this). The same lifetime rule.
+   */
+  readonly onFrameIn?: ((buf: Buffer, start: number, end: number) => void) | undefined
   /** A frame announced `size` bytes, more than the maximum; `prefix` holds its first bytes. It is skipped. */
   readonly onOversized: (size: number, prefix: Buffer) => void
 }
@@ -153,6 +159,12 @@ export class FrameDecoder {
     }
   }
 
+  private frame(buf: Buffer, start: number, end: number): void {
+    const handler = this.handler
+    if (handler.onFrameIn !== undefined) handler.onFrameIn(buf, start, end)
+    else handler.onFrame(start === 0 && end === buf.length ? buf : buf.subarray(start, end))
+  }
+
   private decode(chunk: Buffer): void {
     const end = chunk.length
     let offset = 0
@@ -188,7 +200,7 @@ export class FrameDecoder {
         offset += n
         if (this.partialFilled === partial.length) {
           this.partial = undefined
-          this.handler.onFrame(partial)
+          this.frame(partial, 0, partial.length)
         }
         continue
       }
@@ -213,14 +225,14 @@ export class FrameDecoder {
         continue
       }
       if (size === 0) {
-        this.handler.onFrame(emptyBuffer)
+        this.frame(emptyBuffer, 0, 0)
         continue
       }
       if (end - offset >= size) {
-        // Whole frame in this chunk: hand over a view, no copy.
-        const frame = chunk.subarray(offset, offset + size)
+        // Whole frame in this chunk: hand it over in place, no copy.
+        const start = offset
         offset += size
-        this.handler.onFrame(frame)
+        this.frame(chunk, start, offset)
         continue
       }
       this.partial = Buffer.allocUnsafe(size)

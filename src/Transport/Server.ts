@@ -31,7 +31,7 @@
  */
 import * as Net from "node:net"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
-import { kindRequest, peekRequestId, readRequest, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
+import { kindRequest, peekRequestIdIn, readRequestIn, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
 import { Writer } from "./internal/Writer.ts"
 
@@ -197,18 +197,25 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       reply(conn, request.requestId, { _tag: "Defect", defect: Cause.pretty(exit.cause) })
     }
 
-    const reject = (conn: Conn, frame: Buffer, error: "FrameTooLarge" | "MalformedFrame", message: string) => {
-      const id = peekRequestId(frame, kindRequest)
+    const reject = (
+      conn: Conn,
+      buf: Buffer,
+      start: number,
+      end: number,
+      error: "FrameTooLarge" | "MalformedFrame",
+      message: string
+    ) => {
+      const id = peekRequestIdIn(buf, start, end, kindRequest)
       if (id !== undefined) return reply(conn, id, { _tag: "TransportError", error, message })
       drop(conn, "transport: closing connection after an unanswerable frame", new Error(`${error}: ${message}`))
     }
 
-    const onFrame = (conn: Conn, frame: Buffer): void => {
+    const onFrame = (conn: Conn, buf: Buffer, start: number, end: number): void => {
       let request: RequestEnvelope
       try {
-        request = readRequest(frame)
+        request = readRequestIn(buf, start, end)
       } catch (error) {
-        return reject(conn, frame, "MalformedFrame", describe(error))
+        return reject(conn, buf, start, end, "MalformedFrame", describe(error))
       }
       if (drained !== undefined) {
         if (request.oneWay !== true) return reply(conn, request.requestId, draining)
@@ -246,9 +253,10 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         if (drained !== undefined) checkDrained()
       })
       const decoder = new FrameDecoder({
-        onFrame: (frame) => onFrame(conn, frame),
+        onFrame: (frame) => onFrame(conn, frame, 0, frame.length),
+        onFrameIn: (buf, start, end) => onFrame(conn, buf, start, end),
         onOversized: (size, prefix) =>
-          reject(conn, prefix, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
+          reject(conn, prefix, 0, prefix.length, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
       }, maxFrameBytes)
       conn = { socket, peer, writer, decoder, open: true, running: 0, holding: false }
       conns.add(conn)

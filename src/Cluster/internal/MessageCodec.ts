@@ -25,7 +25,7 @@ export interface MessageCodec {
 const empty = new Uint8Array(0)
 
 /** `Schema.Void` (a message without payload, a reply without value) travels as no bytes. */
-const voidCodec: PayloadCodec<unknown> = { encode: () => empty, decode: () => undefined }
+const voidCodec: PayloadCodec<unknown> = { encode: () => empty, encodeText: () => "", decode: () => undefined }
 
 const codecFor = (schema: Schema.Top): PayloadCodec<unknown> =>
   schema === Schema.Void || schema === Schema.Undefined ?

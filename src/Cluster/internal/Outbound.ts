@@ -30,6 +30,36 @@ import type { Peers } from "./Peers.ts"
 
 const noSilo = (slot: TypeSlot, id: string) => new ActorUnavailable({ address: { type: slot.name, id }, reason: "no silo is alive" })
 
+/**
+ * A call on its way out: the envelope fields, plus what its reply is decoded with, so that
+ * one function decodes every reply (no closure per call).
+ */
+class OutboundRequest implements CallRequest {
+  readonly target: ActorAddress
+  readonly tag: string
+  readonly payload: string
+  readonly context: EnvelopeContext
+  readonly chain: ReadonlyArray<ActorAddress>
+  readonly trace: string | undefined
+  readonly info: MessageEntry
+  constructor(
+    target: ActorAddress,
+    info: MessageEntry,
+    payload: string,
+    context: EnvelopeContext,
+    chain: ReadonlyArray<ActorAddress>,
+    trace: string | undefined
+  ) {
+    this.target = target
+    this.tag = info.tag
+    this.payload = payload
+    this.context = context
+    this.chain = chain
+    this.trace = trace
+    this.info = info
+  }
+}
+
 /** The envelope of a call from `fiber`, its payload encoded; a failure if it does not encode. */
 const request = (
   fiber: Fiber.Fiber<unknown, unknown>,
@@ -37,10 +67,11 @@ const request = (
   id: string,
   info: MessageEntry,
   payload: unknown
-): CallRequest | MessageDecodeError => {
-  let bytes: Uint8Array
+): OutboundRequest | MessageDecodeError => {
+  let text: string
   try {
-    bytes = codecOf(info).payload.encode(payload)
+    // The JSON text goes into the frame as it is: no intermediate bytes.
+    text = codecOf(info).payload.encodeText(payload)
   } catch (error) {
     return encodeError(slot, id, info, "the payload did not encode", error)
   }
@@ -49,14 +80,14 @@ const request = (
     emptyContext :
     { requestId: String(outer.seq), correlationId: String(outer.correlation), metadata: outer.metadata }
   const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-  return {
-    target: { type: slot.name, id },
-    tag: info.tag,
-    payload: bytes,
+  return new OutboundRequest(
+    { type: slot.name, id },
+    info,
+    text,
     context,
-    chain: outer === undefined ? noChain : chainOf(outer),
-    trace: span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined
-  }
+    outer === undefined ? noChain : chainOf(outer),
+    span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined
+  )
 }
 
 /** Sends an ask made on `fiber` to `owner`. @internal */
@@ -74,11 +105,7 @@ export const send = (
   const envelope = request(fiber, slot, id, info, payload)
   if (envelope instanceof MessageDecodeError) return Effect.fail(envelope)
   const timeout = options?.timeout ?? slot.options?.callTimeout
-  return peers.get(owner).call(
-    envelope,
-    timeout === undefined ? undefined : { timeout },
-    (outcome) => decodeOutcome(slot, id, info, outcome)
-  )
+  return peers.get(owner).call(envelope, timeout === undefined ? undefined : { timeout }, decodeOutcome)
 }
 
 /**
@@ -104,31 +131,35 @@ const emptyContext: EnvelopeContext = { correlationId: "", metadata: {} }
 const noChain: ReadonlyArray<ActorAddress> = []
 
 const encodeError = (slot: TypeSlot, id: string, info: MessageEntry, what: string, error: unknown) =>
+  decodeError({ type: slot.name, id }, info, what, error)
+
+const decodeError = (address: ActorAddress, info: MessageEntry, what: string, error: unknown) =>
   new MessageDecodeError({
-    address: { type: slot.name, id },
+    address,
     tag: info.tag,
     reason: `${what}: ${error instanceof Error ? error.message : String(error)}`
   })
 
 /** The caller's side of a reply: the value or typed error the call would have ended in locally. */
-const decodeOutcome = (slot: TypeSlot, id: string, info: MessageEntry, outcome: ReplyOutcome): Effect.Effect<any, any> => {
+const decodeOutcome = (outcome: ReplyOutcome, request: OutboundRequest): Effect.Effect<any, any> => {
+  const info = request.info
   switch (outcome._tag) {
     case "Success":
       try {
         return Effect.succeed(codecOf(info).success.decode(outcome.value))
       } catch (error) {
-        return Effect.fail(encodeError(slot, id, info, "the reply did not decode", error))
+        return Effect.fail(decodeError(request.target, info, "the reply did not decode", error))
       }
     case "Failure":
       try {
         return Effect.fail(decodeFailure(info, outcome.error))
       } catch (error) {
-        return Effect.fail(encodeError(slot, id, info, "the error reply did not decode", error))
+        return Effect.fail(decodeError(request.target, info, "the error reply did not decode", error))
       }
     case "Defect":
-      return Effect.fail(new ActorDefect({ address: { type: slot.name, id }, tag: info.tag, defect: outcome.defect }))
+      return Effect.fail(new ActorDefect({ address: request.target, tag: info.tag, defect: outcome.defect }))
     case "TransportError": {
-      const address = { type: slot.name, id }
+      const address = request.target
       if (outcome.error === "FrameTooLarge") {
         const [size = 0, maxBytes = 0] = (outcome.message.match(/\d+/g) ?? []).map(Number)
         return Effect.fail(new PayloadTooLarge({ address, tag: info.tag, size, maxBytes }))
