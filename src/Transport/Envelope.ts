@@ -24,6 +24,8 @@
 import { Schema } from "effect"
 import { ActorAddress } from "../Actor/ActorAddress.ts"
 import { headerBytes, MalformedFrame, type OutputBuffer } from "./Frame.ts"
+import { parseJson, stringifyJson } from "./internal/JsonText.ts"
+import { LastBytes, NameCache } from "./internal/NameCache.ts"
 
 /**
  * The request context carried with a call.
@@ -143,39 +145,8 @@ const writeString = (buf: Buffer, pos: number, s: string): number => {
   return pos + 4 + written
 }
 
-// Names read from the wire (types, ids, tags) repeat from one frame to the next: a small
-// cache hands back the string read last time for the same bytes, which saves building it
-// and gives the Map lookups that follow a string whose hash is already computed.
-// Direct-mapped on a few of the bytes (a miss replaces the slot, and the full comparison
-// decides), so hostile input can neither grow it nor cost more than a miss.
-const internSlots = 1024
-const interned: Array<string> = new Array(internSlots).fill("")
-
-const utf8Text = Buffer.prototype.toString as (this: Uint8Array, encoding: "utf8", start: number, end: number) => string
-
-/** A short string from `buf` (UTF-8); ASCII goes through the intern cache. */
-const readShort = (buf: Uint8Array, start: number, n: number): string => {
-  if (n === 0) return ""
-  const end = start + n
-  const slot = (n * 31 + buf[start]! * 7 + buf[start + (n >> 1)]! * 131 + buf[end - 1]!) & (internSlots - 1)
-  const cached = interned[slot]!
-  if (cached.length === n) {
-    // Cached strings are ASCII, so a match also says every byte is.
-    let i = 0
-    while (i < n && cached.charCodeAt(i) === buf[start + i]) i++
-    if (i === n) return cached
-  }
-  // Measured: building short ASCII strings byte by byte beats Node's decoders (and the
-  // strings they return parse slower with JSON.parse).
-  let s = ""
-  for (let i = start; i < end; i++) {
-    const c = buf[i]!
-    if (c >= 0x80) return utf8Text.call(buf, "utf8", start, end)
-    s += String.fromCharCode(c)
-  }
-  interned[slot] = s
-  return s
-}
+// Names read from the wire repeat from one frame to the next (see NameCache).
+const names = new NameCache(1024)
 
 /** Writes `bytes` (length + raw bytes), or a string as its UTF-8 bytes. */
 const writeBytes = (buf: Buffer, pos: number, bytes: Uint8Array | string): number => {
@@ -217,7 +188,7 @@ class Reader {
     this.need(n)
     const start = this.pos
     this.pos += n
-    return n <= shortString ? readShort(this.buf, start, n) : this.buf.toString("utf8", start, start + n)
+    return n <= shortString ? names.read(this.buf, start, n) : this.buf.toString("utf8", start, start + n)
   }
   bytes(): Uint8Array {
     const n = this.u32()
@@ -339,39 +310,26 @@ interface Names {
   readonly tag: string
 }
 
-// The target and tag of the last request read, with their bytes on the wire: consecutive
-// requests (a burst of calls to one actor) usually repeat them, and one byte comparison
-// then replaces three string reads and the target's allocation. The objects are shared
-// between requests, which treat them as the immutable values they are.
-let lastNames: Names = { target: { type: "", id: "" }, tag: "" }
-const lastNamesBytes = Buffer.alloc(256)
-let lastNamesLength = 0
+// The target and tag of the last request read: consecutive requests (a burst of calls to
+// one actor) usually repeat them (see LastBytes). The objects are shared between requests,
+// which treat them as the immutable values they are.
+const lastNames = new LastBytes<Names>({ target: { type: "", id: "" }, tag: "" })
 
 /** Reads type, id and tag at the reader's position. */
 const readNames = (r: Reader): Names => {
   const buf = r.buf
   const start = r.pos
-  const n = lastNamesLength
-  if (n > 0 && start + n <= r.end) {
-    const cached = lastNamesBytes
-    let i = 0
-    while (i < n && buf[start + i] === cached[i]) i++
-    if (i === n) {
-      r.pos = start + n
-      return lastNames
-    }
+  const n = lastNames.match(buf, start, r.end)
+  if (n > 0) {
+    r.pos = start + n
+    return lastNames.value
   }
   const type = r.string()
   const id = r.string()
   const tag = r.string()
-  const names: Names = { target: { type, id }, tag }
-  const length = r.pos - start
-  if (length <= lastNamesBytes.length) {
-    buf.copy(lastNamesBytes, 0, start, r.pos)
-    lastNames = names
-    lastNamesLength = length
-  }
-  return names
+  const read: Names = { target: { type, id }, tag }
+  lastNames.remember(buf, start, r.pos, read)
+  return read
 }
 
 /**
@@ -589,12 +547,13 @@ export interface PayloadCodec<A> {
    * {@link OutgoingRequest}); the same bytes as `encode`.
    */
   readonly encodeText: (value: A) => string
-  /** Throws a Schema error when the bytes do not decode. */
+  /** Throws when the bytes do not decode: JSON.parse's SyntaxError, or a Schema error. */
   readonly decode: (bytes: Uint8Array) => A
 }
 
 /**
- * Payload bytes for a schema: `Schema.toCodecJson`, then JSON, then UTF-8.
+ * Payload bytes for a schema: `Schema.toCodecJson`, then JSON (with the fast paths of
+ * `internal/JsonText.ts`), then UTF-8.
  *
  * @since 0.1.0
  */
@@ -604,7 +563,7 @@ export const payloadCodec = <A, I>(schema: Schema.Codec<A, I>): PayloadCodec<A> 
   const decodeJson = Schema.decodeUnknownSync(json)
   const encodeText = (value: A): string => {
     const encoded = encodeJson(value)
-    const text = stringifyFlat(encoded) ?? JSON.stringify(encoded)
+    const text = stringifyJson(encoded)
     // JSON.stringify gives undefined for what JSON cannot hold (undefined, a function).
     if (typeof text !== "string") throw new Error(`the encoded value has no JSON text (${typeof encoded})`)
     return text
@@ -614,169 +573,4 @@ export const payloadCodec = <A, I>(schema: Schema.Codec<A, I>): PayloadCodec<A> 
     encodeText,
     decode: (bytes) => decodeJson(parseJson(bytes))
   }
-}
-
-// JSON fast paths. Most payloads and replies are a number, a short string, or a flat object
-// of those (`{"by":1}`), and for these V8's JSON.parse / JSON.stringify cost more in call
-// overhead than in work. The fast paths give exactly what JSON.parse / JSON.stringify would
-// and hand anything else to them (whitespace, escapes, fractions, nesting, `__proto__`...),
-// so a peer's bytes meet the same parser as before whenever they leave the narrow shape.
-
-/** A string JSON writes as `"<s>"` (printable ASCII without `"` or `\`), short. */
-const isPlainString = (s: string): boolean => {
-  const n = s.length
-  if (n > 64) return false
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false
-  }
-  return true
-}
-
-/** JSON text of a primitive the fast path handles, else `undefined`. */
-const stringifyScalar = (value: unknown): string | undefined => {
-  switch (typeof value) {
-    case "number":
-      // A finite number's JSON text is its string (non-finite ones are JSON.stringify's business).
-      return Number.isFinite(value) ? String(value) : undefined
-    case "string":
-      return isPlainString(value) ? `"${value}"` : undefined
-    case "boolean":
-      return value ? "true" : "false"
-    default:
-      return value === null ? "null" : undefined
-  }
-}
-
-/** `JSON.stringify(value)` for a scalar or a flat plain object of scalars, else `undefined`. */
-const stringifyFlat = (value: unknown): string | undefined => {
-  if (typeof value !== "object" || value === null) return stringifyScalar(value)
-  if (Object.getPrototypeOf(value) !== Object.prototype) return undefined
-  const keys = Object.keys(value) // JSON.stringify's order
-  if (keys.length > 16) return undefined
-  let out = "{"
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!
-    if (!isPlainString(key)) return undefined
-    const text = stringifyScalar((value as Record<string, unknown>)[key])
-    if (text === undefined) return undefined // undefined, nested, a function (toJSON)...: JSON.stringify decides
-    out += i === 0 ? `"${key}":${text}` : `,"${key}":${text}`
-  }
-  return out + "}"
-}
-
-/** The end of a plain string starting after its `"` at `i` (the closing quote's index), or -1. */
-const plainStringEnd = (bytes: Uint8Array, i: number, n: number): number => {
-  for (; i < n; i++) {
-    const c = bytes[i]!
-    if (c === 0x22) return i
-    if (c < 0x20 || c > 0x7e || c === 0x5c) return -1
-  }
-  return -1
-}
-
-/** Where the fast path stopped; `parsedEnd` is the index after the last value it read. */
-let parsedEnd = 0
-
-/**
- * A scalar at `bytes[i]`: an integer `-?(0|[1-9][0-9]*)` of at most 15 digits (exact in a
- * double), a plain string, `true`, `false` or `null`; `noValue` when it is anything else.
- */
-const parseScalar = (bytes: Uint8Array, i: number, n: number): unknown => {
-  const c = bytes[i]
-  if (c === 0x22) {
-    const end = plainStringEnd(bytes, i + 1, n)
-    if (end < 0) return noValue
-    parsedEnd = end + 1
-    return latin1(bytes, i + 1, end)
-  }
-  if (c === 0x74 && n - i >= 4 && bytes[i + 1] === 0x72 && bytes[i + 2] === 0x75 && bytes[i + 3] === 0x65) {
-    parsedEnd = i + 4
-    return true
-  }
-  if (c === 0x66 && n - i >= 5 && bytes[i + 1] === 0x61 && bytes[i + 2] === 0x6c && bytes[i + 3] === 0x73 && bytes[i + 4] === 0x65) {
-    parsedEnd = i + 5
-    return false
-  }
-  if (c === 0x6e && n - i >= 4 && bytes[i + 1] === 0x75 && bytes[i + 2] === 0x6c && bytes[i + 3] === 0x6c) {
-    parsedEnd = i + 4
-    return null
-  }
-  const negative = c === 0x2d
-  if (negative) i++
-  const first = i
-  let value = 0
-  for (; i < n && i - first < 16; i++) {
-    const digit = bytes[i]! - 0x30
-    if (digit < 0 || digit > 9) break
-    value = value * 10 + digit
-  }
-  const digits = i - first
-  // No digits, a leading zero, more than 15 digits, or a fraction/exponent next: not ours.
-  if (digits === 0 || digits > 15 || (bytes[first] === 0x30 && digits > 1)) return noValue
-  if (i < n && (bytes[i] === 0x2e || bytes[i] === 0x65 || bytes[i] === 0x45)) return noValue
-  parsedEnd = i
-  return negative ? -value : value
-}
-
-const noValue = Symbol("noValue")
-
-/** Short ASCII text of `bytes[start, end)`. */
-const latin1 = (bytes: Uint8Array, start: number, end: number): string => {
-  let s = ""
-  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!)
-  return s
-}
-
-/** `JSON.parse` of the payload's text: the fast path for the shapes above, else JSON.parse. */
-const parseJson = (bytes: Uint8Array): unknown => {
-  const n = bytes.length
-  if (n > 0 && n <= 512) {
-    if (bytes[0] !== 0x7b) {
-      const value = parseScalar(bytes, 0, n)
-      if (value !== noValue && parsedEnd === n) return value
-    } else {
-      const value = parseFlatObject(bytes, n)
-      if (value !== undefined) return value
-    }
-  }
-  return JSON.parse(utf8(bytes))
-}
-
-/** A flat object `{"k":scalar,...}` with no whitespace, or `undefined` for anything else. */
-const parseFlatObject = (bytes: Uint8Array, n: number): Record<string, unknown> | undefined => {
-  const out: Record<string, unknown> = {}
-  let i = 1
-  if (bytes[i] === 0x7d) return i + 1 === n ? out : undefined
-  for (;;) {
-    if (bytes[i] !== 0x22) return undefined
-    const keyEnd = plainStringEnd(bytes, i + 1, n)
-    if (keyEnd < 0 || bytes[keyEnd + 1] !== 0x3a) return undefined
-    const key = latin1(bytes, i + 1, keyEnd)
-    // JSON.parse makes `__proto__` an own property; an assignment would set the prototype.
-    if (key === "__proto__") return undefined
-    const value = parseScalar(bytes, keyEnd + 2, n)
-    if (value === noValue) return undefined
-    out[key] = value
-    i = parsedEnd
-    const c = bytes[i]
-    if (c === 0x7d) return i + 1 === n ? out : undefined
-    if (c !== 0x2c) return undefined
-    i++
-  }
-}
-
-/** UTF-8 text of `bytes`; short ASCII (the usual small payload) without a decoder call. */
-const utf8 = (bytes: Uint8Array): string => {
-  const n = bytes.length
-  if (n <= 64) {
-    let s = ""
-    for (let i = 0; i < n; i++) {
-      const c = bytes[i]!
-      if (c >= 0x80) return utf8Text.call(bytes, "utf8", 0, n)
-      s += String.fromCharCode(c)
-    }
-    return s
-  }
-  return utf8Text.call(bytes, "utf8", 0, n)
 }
