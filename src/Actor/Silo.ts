@@ -101,11 +101,9 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
     if (entry === undefined) return yield* new UnknownMessage({ type: request.type, tag: request.tag })
     const reason = invalidIdReason(request.id)
     if (reason !== undefined) return yield* new InvalidActorId({ type: request.type, id: request.id, reason })
-    const payload: unknown = yield* (Schema.decodeUnknownEffect(entry.payloadSchema)(request.payload) as Effect.Effect<unknown, Schema.SchemaError>).pipe(
-      Effect.mapError((error) =>
-        new MessageDecodeError({ address: { type: request.type, id: request.id }, tag: request.tag, reason: error.message })
-      )
-    )
+    const decode = Schema.decodeUnknownEffect(entry.payloadSchema) as (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>
+    const payload = yield* Effect.mapError(decode(request.payload), (error) =>
+      new MessageDecodeError({ address: { type: request.type, id: request.id }, tag: request.tag, reason: error.message }))
     const success: unknown = yield* (router.ask(slot, request.id, entry, payload) as Effect.Effect<unknown, unknown>)
     return yield* Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)) as Effect.Effect<unknown>
   })
