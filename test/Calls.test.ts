@@ -226,6 +226,31 @@ describe("Calls", () => {
         assert.strictEqual(yield* silo.dispatch({ type: "Counter", id: "d-3", tag: "Increment", payload: { by: 1 } }), 1)
         assert.deepStrictEqual(yield* liveIds(), ["Counter/d-3"])
       }).pipe(Effect.provide(layer())))
+
+    it.effect("fields that are not strings, and payloads that make the decoder throw, are typed errors", () =>
+      Effect.gen(function*() {
+        const silo = yield* Silo.Silo
+        const untyped = (request: Record<string, unknown>) => silo.dispatch(request as unknown as Silo.UntypedRequest)
+
+        const numericId = yield* Effect.flip(untyped({ type: "Counter", id: 42, tag: "Increment", payload: { by: 1 } }))
+        assert.instanceOf(numericId, InvalidActorId)
+        assert.strictEqual((numericId as InvalidActorId).id, "42")
+        assert.instanceOf(yield* Effect.flip(untyped({ type: ["Counter"], id: "n-1", tag: "Get", payload: undefined })), UnknownActorType)
+        assert.instanceOf(yield* Effect.flip(untyped({ type: "Counter", id: "n-1", tag: { toString: () => "Get" }, payload: undefined })), UnknownMessage)
+        for (const tag of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+          assert.instanceOf(yield* Effect.flip(untyped({ type: "Counter", id: "n-1", tag, payload: {} })), UnknownMessage, tag)
+        }
+
+        const throwing = { get by(): number { throw new Error("a getter that throws") } }
+        const thrown = yield* Effect.flip(untyped({ type: "Counter", id: "n-1", tag: "Increment", payload: throwing }))
+        assert.instanceOf(thrown, MessageDecodeError)
+        assert.include((thrown as MessageDecodeError).reason, "a getter that throws")
+
+        // "42" as a string is the one activation; nothing was created by the bad calls.
+        assert.deepStrictEqual(yield* liveIds(), [])
+        assert.strictEqual(yield* untyped({ type: "Counter", id: "42", tag: "Increment", payload: { by: 1 } }), 1)
+        assert.deepStrictEqual(yield* liveIds(), ["Counter/42"])
+      }).pipe(Effect.provide(layer())))
   })
 
   describe("actors calling actors", () => {

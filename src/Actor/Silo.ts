@@ -95,16 +95,25 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
   })
 
   const dispatch = Effect.fn("Quark.Silo.dispatch")(function*(request: UntypedRequest) {
-    const slot = router.slots.get(request.type)
-    if (slot?.registration === undefined) return yield* new UnknownActorType({ type: request.type })
-    const entry = messageEntry(slot.registration, request.tag)
-    if (entry === undefined) return yield* new UnknownMessage({ type: request.type, tag: request.tag })
-    const reason = invalidIdReason(request.id)
-    if (reason !== undefined) return yield* new InvalidActorId({ type: request.type, id: request.id, reason })
+    // Untyped input: `{ id: 42 }` must not become a second activation beside `{ id: "42" }`.
+    const { id, tag, type } = request as { readonly [K in keyof UntypedRequest]: unknown }
+    const slot = typeof type === "string" ? router.slots.get(type) : undefined
+    if (slot?.registration === undefined) return yield* new UnknownActorType({ type: String(type) })
+    const entry = typeof tag === "string" ? messageEntry(slot.registration, tag) : undefined
+    if (entry === undefined) return yield* new UnknownMessage({ type: slot.name, tag: String(tag) })
+    const reason = typeof id === "string" ? invalidIdReason(id) : `the id is a ${typeof id}, not a string`
+    if (reason !== undefined) return yield* new InvalidActorId({ type: slot.name, id: String(id), reason })
+    const address = { type: slot.name, id: id as string }
     const decode = Schema.decodeUnknownEffect(entry.payloadSchema) as (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>
-    const payload = yield* Effect.mapError(decode(request.payload), (error) =>
-      new MessageDecodeError({ address: { type: request.type, id: request.id }, tag: request.tag, reason: error.message }))
-    const success: unknown = yield* (router.ask(slot, request.id, entry, payload) as Effect.Effect<unknown, unknown>)
+    // A decoder that throws on what it is given (a getter that throws, a value deep enough to
+    // overflow the stack) is bad input too, not a defect of the silo.
+    const payload = yield* Effect.suspend(() => decode(request.payload)).pipe(
+      Effect.mapError((error) => new MessageDecodeError({ address, tag: entry.tag, reason: error.message })),
+      Effect.catchDefect((defect) =>
+        Effect.fail(new MessageDecodeError({ address, tag: entry.tag, reason: String((defect as Error)?.message ?? defect) }))
+      )
+    )
+    const success: unknown = yield* (router.ask(slot, address.id, entry, payload) as Effect.Effect<unknown, unknown>)
     return yield* Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)) as Effect.Effect<unknown>
   })
 
