@@ -29,7 +29,7 @@ import { Context, Effect, Layer, Schema, type Scope } from "effect"
 import type { Rpc } from "effect/rpc"
 import type { Placement } from "../Cluster/Placement.ts"
 import type { ActorContext } from "./ActorContext.ts"
-import type { InvalidActorId } from "./ActorError.ts"
+import { type CallError, callErrorClasses, type InvalidActorId } from "./ActorError.ts"
 import type { ActorRef } from "./ActorRef.ts"
 import { makeRefClass, type RefClass } from "./internal/RefClass.ts"
 import { AlwaysInterleave, ReadOnly } from "./ActorSchema.ts"
@@ -78,6 +78,38 @@ export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
     options?: ActorTypeOptions
   ) => Layer.Layer<never, never, Exclude<R, Scope.Scope | ActorContext> | Exclude<Services, Silo> | Silo>
 }
+
+/**
+ * The type of a contract's refs, for fields and parameters:
+ * `const counters: Array<Actor.Ref<typeof Counter>> = []`.
+ *
+ * @since 0.1.0
+ */
+export type Ref<Contract> = Contract extends Actor<string, infer Rpcs> ? ActorRef<Rpcs> : never
+
+const isCallError = (error: unknown): error is CallError | InvalidActorId =>
+  callErrorClasses.some((errorClass) => error instanceof errorClass)
+
+/**
+ * Keeps an effect's declared errors and turns Quark's own call errors (`CallError` and
+ * `InvalidActorId`: the callee was unavailable, timed out, died...) into defects. The
+ * common pattern of a handler that calls other actors and declares only its domain errors:
+ * the defect then fails the handler's own turn, and its caller gets `ActorDefect`.
+ *
+ * ```ts
+ * Withdraw: ({ amount }) => Actor.orDieOnCallError(ledger.Debit({ amount }))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const orDieOnCallError = <A, E, R>(
+  self: Effect.Effect<A, E, R>
+): Effect.Effect<A, Exclude<E, CallError | InvalidActorId>, R> =>
+  Effect.catch(self, (error) => isCallError(error) ? Effect.die(error) : Effect.fail(error)) as Effect.Effect<
+    A,
+    Exclude<E, CallError | InvalidActorId>,
+    R
+  >
 
 /** Tags a message may not use: they are taken by the ref itself. */
 const reservedTags = new Set(["address", "tell"])
