@@ -37,3 +37,33 @@ it.effect("a one-way turn that never ends is interrupted once the silo has close
     yield* Fiber.join(closing)
     assert.isTrue(yield* Deferred.isDone(interrupted), "the hung turn's fiber was interrupted by the silo's close")
   }))
+
+const Stall = Rpc.make("Stall")
+const Staller = Actor.make("Staller", [Stall])
+
+// Live: the point is that the teardown finishes in real time while a turn never ends.
+it.live("Silo.layerTest's teardown does not wait on the TestClock: a turn still running is given up on", () =>
+  Effect.gen(function*() {
+    const entered = yield* Deferred.make<void>()
+    const StallerLive = Staller.toLayer(Effect.succeed(Staller.of({
+      Stall: () => Effect.andThen(Deferred.succeed(entered, undefined), Effect.never)
+    })))
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(Silo.layerTest(StallerLive), scope).pipe(
+      // The TestClock, as inside it.effect: it never moves during the teardown below.
+      Effect.provide(TestClock.layer())
+    )
+    const silo = Context.get(context, Silo.Silo)
+    const ask = yield* Effect.forkChild(
+      Effect.flatMap(Staller.ref("s"), (staller) => staller.Stall()).pipe(Effect.provideService(Silo.Silo, silo))
+    )
+    const tell = Effect.flatMap(Staller.ref("t"), (staller) => staller.tell.Stall()).pipe(
+      Effect.provideService(Silo.Silo, silo)
+    )
+    yield* tell
+    yield* Deferred.await(entered)
+    const closed = yield* Scope.close(scope, Exit.void).pipe(Effect.timeout("10 seconds"), Effect.exit)
+    assert.isTrue(Exit.isSuccess(closed), "the teardown ended (within a second, with a hung ask and a hung tell)")
+    assert.deepStrictEqual(yield* silo.activations(), [])
+    yield* Fiber.interrupt(ask)
+  }))

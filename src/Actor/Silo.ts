@@ -46,13 +46,23 @@ export { type ActivationInfo, type RefContract, Silo, type SiloShape, type Untyp
 const awaitStopped = (act: Activation): Effect.Effect<void> =>
   Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void)))
 
+/** @internal */
+export interface MakeOptions {
+  /**
+   * Time the shutdown timeout on the real clock, not the fiber's: a test's `TestClock` no
+   * longer moves once the test body has ended, so a turn still running then would hold the
+   * teardown for good.
+   */
+  readonly shutdownOnRealTime?: boolean | undefined
+}
+
 /**
  * Builds a silo in the current scope (closing it shuts the silo down). For layers that
  * assemble a silo with more around it, such as a cluster member.
  *
  * @internal
  */
-export const make = Effect.fnUntraced(function*(config: SiloConfig) {
+export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: MakeOptions) {
   const context = yield* Effect.context<never>()
   // Created before the shutdown finalizer, so closed after it: what shutdown left running is interrupted.
   const fibers = yield* FiberSet.make()
@@ -61,7 +71,12 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig) {
 
   yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))
   // The watchdogs outlive the shutdown, which relies on them; then they end with the silo.
-  yield* Effect.addFinalizer(() => Effect.ensuring(shutdown(router, shutdownTimeout), Scope.close(router.timers, Exit.void)))
+  const shutdownOn = options?.shutdownOnRealTime === true ?
+    Effect.provideService(Clock.Clock, Clock.Clock.defaultValue()) :
+    <A>(effect: Effect.Effect<A>) => effect
+  yield* Effect.addFinalizer(() =>
+    Effect.ensuring(shutdownOn(shutdown(router, shutdownTimeout)), Scope.close(router.timers, Exit.void))
+  )
 
   const ref = (contract: RefContract, id: string) => {
     const reason = invalidIdReason(id)
@@ -184,7 +199,11 @@ export const layer = (config: SiloConfig = {}): Layer.Layer<Silo> => Layer.effec
 
 /**
  * A silo hosting the given implementations, for tests: `it.layer(Silo.layerTest(CounterLive))`.
- * Built inside a test, its timers and passivation run on the `TestClock`.
+ * Built inside a test, its timers and passivation run on the `TestClock`. Its teardown does
+ * not wait on the `TestClock` (which no longer moves then): turns still running when the
+ * test ends get one second of real time, after which the silo closes what is left, fails
+ * what still waits with `ActorUnavailable`, and interrupts the fibers it owns (one-way
+ * turns; an ask's turn runs in its caller's fiber, which the test's own scope ends).
  *
  * @since 0.1.0
  */
@@ -192,5 +211,8 @@ export const layerTest = <const Layers extends ReadonlyArray<Layer.Layer<never, 
   ...implementations: Layers
 ): Layer.Layer<Silo, Layer.Error<Layers[number]>, Exclude<Layer.Services<Layers[number]>, Silo>> =>
   Layer.mergeAll(...(implementations as unknown as [Layer.Layer<never>])).pipe(
-    Layer.provideMerge(layer())
+    Layer.provideMerge(Layer.effect(Silo, make({ shutdownTimeout: testShutdownTimeout }, { shutdownOnRealTime: true })))
   ) as any
+
+/** How long a test silo's teardown waits, in real time, for turns still running. */
+const testShutdownTimeout = Duration.seconds(1)
