@@ -229,6 +229,31 @@ describe("Supervision", () => {
       }).pipe(inSilo(control, { idleTimeout: "1 minute" }))
     })
 
+    it.effect("a parent is not passivated while a child is busy; children are listed with their parent", () => {
+      const control = new Control()
+      return Effect.gen(function*() {
+        yield* bossWith(control, ["w"])
+        const silo = yield* Silo.Silo
+        const rows = yield* silo.activations()
+        const child = rows.find((row) => row.address.type === "Worker")
+        assert.isDefined(child, "the child is listed")
+        assert.deepStrictEqual(child!.parent, { type: "Boss", id: "boss" })
+        assert.isUndefined(rows.find((row) => row.address.type === "Boss")!.parent)
+        // The child holds a turn well past the parent's idle timeout: the parent stays.
+        const held = yield* start(control.ref("w").Hold({ gate: "long", crash: false }))
+        yield* control.entered("long").await
+        yield* TestClock.adjust("3 minutes")
+        const boss = (yield* silo.activations("Boss"))[0]
+        assert.strictEqual(boss?.state, "active", "not passivated from under a busy child")
+        yield* control.gate("long").open
+        yield* Fiber.join(held)
+        // Once the child is idle, the parent's own idle time counts again.
+        yield* TestClock.adjust("80 seconds")
+        yield* waitUntil("the boss passivated", () => control.stopsOf("boss") === 1)
+        assert.deepStrictEqual(stopEvents(control), ["stop:w#1", "stop:boss#1"])
+      }).pipe(inSilo(control, { idleTimeout: "1 minute" }))
+    })
+
     it.effect("silo shutdown stops a virtual parent's children first, deepest first", () => {
       const control = new Control()
       return Effect.gen(function*() {

@@ -89,16 +89,23 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
   // The entry points an operator or an admin API calls get named spans; the ref path does not.
   const activations = Effect.fn("Quark.Silo.activations")(function*(type?: string) {
     const now = yield* Clock.currentTimeMillis
-    const slots = type === undefined ? [...router.slots.values()] : [router.slots.get(type)].filter((s) => s)
-    return slots.flatMap((slot) =>
-      [...slot!.activations.values()].map((act): ActivationInfo => ({
-        address: act.address,
-        state: act.stateName,
-        mailboxDepth: act.mailboxDepth,
-        runningTurns: act.running,
-        ageMillis: act.phase === ActivationState.Activating ? 0 : now - router.startedAtMillis - act.createdAt
-      }))
-    )
+    const rows: Array<ActivationInfo> = []
+    // Child actors are listed too, after their parent, with it: they live in no type's table.
+    const add = (act: Activation, parent: Activation | undefined): void => {
+      if (type === undefined || act.slot.name === type) {
+        rows.push({
+          address: act.address,
+          state: act.stateName,
+          mailboxDepth: act.mailboxDepth,
+          runningTurns: act.running,
+          ageMillis: act.phase === ActivationState.Activating ? 0 : now - router.startedAtMillis - act.createdAt,
+          ...(parent === undefined ? {} : { parent: parent.address })
+        })
+      }
+      for (const child of act.extras?.children ?? []) add(child, act)
+    }
+    for (const slot of router.slots.values()) for (const act of slot.activations.values()) add(act, undefined)
+    return rows
   })
 
   const deactivate = Effect.fn("Quark.Silo.deactivate")(function*(address: ActorAddress) {

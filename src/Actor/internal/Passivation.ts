@@ -14,6 +14,7 @@
  */
 import { Duration, Effect, Schedule } from "effect"
 import { ActivationState } from "./ActivationState.ts"
+import type { Activation } from "./Activation.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 
 /** Deactivates every activation that has been idle for its type's idle timeout; `stepMillis` apart. @internal */
@@ -21,13 +22,27 @@ export const sweep = (router: LocalRouter, stepMillis: number): void => {
   for (const slot of router.slots.values()) {
     for (const act of slot.activations.values()) {
       if (act.phase !== ActivationState.Active || act.keptAlive || act.options.idleMillis === Infinity) continue
-      if (act.running > 0 || act.mailboxDepth > 0) {
+      if (act.running > 0 || act.mailboxDepth > 0 || hasBusyDescendant(act)) {
         act.idleSweeps = -1
         continue
       }
       if (++act.idleSweeps * stepMillis >= act.options.idleMillis) act.deactivate()
     }
   }
+}
+
+/**
+ * Whether a child (or a child's child) is running a turn or has messages waiting: its
+ * parent is then not idle, since passivating it would stop them mid-work. Calls a child
+ * served earlier do not count as its parent's activity.
+ */
+const hasBusyDescendant = (act: Activation): boolean => {
+  const children = act.extras?.children
+  if (children === undefined) return false
+  for (const child of children) {
+    if (child.running > 0 || child.mailboxDepth > 0 || hasBusyDescendant(child)) return true
+  }
+  return false
 }
 
 /** Sweeps every half `interval`, at a fixed rate, for as long as it runs (the silo forks it into its scope). @internal */

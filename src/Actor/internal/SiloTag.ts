@@ -23,6 +23,8 @@ export interface ActivationInfo {
   readonly mailboxDepth: number
   readonly runningTurns: number
   readonly ageMillis: number
+  /** Of a child actor: the actor that spawned it. */
+  readonly parent?: ActorAddress | undefined
 }
 
 /**
