@@ -65,13 +65,15 @@ export interface ActorContextShape {
   /**
    * Starts (or replaces) the timer `name`. Each tick runs `tick` as a turn of this
    * activation, never beside another turn; ticks never pile up: the next is scheduled once
-   * the previous turn ends. Cancelled when the activation ends.
+   * the previous turn ends. Cancelled when the activation ends. A tick runs, like a
+   * handler, with the services the implementation was built with (the `Silo` among them,
+   * to call other actors), and with this `ActorContext` and the activation's `Scope`.
    */
-  readonly startTimer: (
+  readonly startTimer: <R = never>(
     name: string,
-    tick: Effect.Effect<void>,
+    tick: Effect.Effect<void, never, R>,
     options?: TimerOptions
-  ) => Effect.Effect<void>
+  ) => Effect.Effect<void, never, Exclude<R, ActorContext | Scope.Scope>>
   /** Cancels the timer `name`; `false` when there was none. */
   readonly cancelTimer: (name: string) => Effect.Effect<boolean>
   /**

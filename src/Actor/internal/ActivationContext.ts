@@ -4,11 +4,11 @@
  *
  * @internal
  */
-import { Effect, type Scope } from "effect"
+import { Effect, Scope } from "effect"
 import type { Rpc } from "effect/rpc"
 import type { Actor, HandlersFrom } from "../Actor.ts"
 import type { ActorAddress } from "../ActorAddress.ts"
-import type { ActorContext, ActorContextShape, ChildOptions, Termination, TimerOptions } from "../ActorContext.ts"
+import { ActorContext, type ActorContextShape, type ChildOptions, type Termination, type TimerOptions } from "../ActorContext.ts"
 import type { ActorRef, AnyActorRef } from "../ActorRef.ts"
 import type { Silo } from "../Silo.ts"
 import type { Activation } from "./Activation.ts"
@@ -37,8 +37,18 @@ export class ActivationContext implements ActorContextShape {
     })
   }
 
-  startTimer(name: string, tick: Effect.Effect<void>, options?: TimerOptions): Effect.Effect<void> {
-    return startTimer(this.activation, name, tick, options ?? {})
+  startTimer<R = never>(
+    name: string,
+    tick: Effect.Effect<void, never, R>,
+    options?: TimerOptions
+  ): Effect.Effect<void, never, Exclude<R, ActorContext | Scope.Scope>> {
+    // The rest of what the tick needs comes from the implementation's services, which every
+    // turn runs with (and which the activation effect that calls this has: hence `R` there).
+    const withControls = tick.pipe(
+      Effect.provideService(ActorContext, this),
+      Effect.provideService(Scope.Scope, this.activation.scope)
+    ) as Effect.Effect<void>
+    return startTimer(this.activation, name, withControls, options ?? {})
   }
 
   cancelTimer(name: string): Effect.Effect<boolean> {
