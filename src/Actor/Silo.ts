@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Exit, Fiber, FiberSet, Layer, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
 import { ActorUnavailable, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "./ActorError.ts"
 import type { Activation } from "./internal/Activation.ts"
@@ -153,19 +153,15 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
     // Counted down as they stop, rather than a callback per activation (there may be millions).
     let remaining = 0
     for (const act of all) if (act.phase !== ActivationState.Stopped) remaining++
-    const allStopped = Effect.callback<void>((resume) => {
-      if (remaining === 0) return resume(Effect.void)
-      router.stopListener = (act) => {
-        if (!act.slot.virtual || --remaining > 0) return
-        router.stopListener = undefined
-        resume(Effect.void)
-      }
-    })
-    const waiting = Effect.forkChild(allStopped, { startImmediately: true })
-    return Effect.flatMap(waiting, (fiber) => {
-      for (const act of all) act.deactivate()
-      return Fiber.join(fiber)
-    }).pipe(
+    const allStopped = Deferred.makeUnsafe<void>()
+    if (remaining === 0) Deferred.doneUnsafe(allStopped, Exit.void)
+    router.stopListener = (act) => {
+      if (!act.slot.virtual || --remaining > 0) return
+      router.stopListener = undefined
+      Deferred.doneUnsafe(allStopped, Exit.void)
+    }
+    for (const act of all) act.deactivate()
+    return Deferred.await(allStopped).pipe(
       // The listener holds the shutdown (and with it every activation) until it is gone.
       Effect.ensuring(Effect.sync(() => {
         router.stopListener = undefined

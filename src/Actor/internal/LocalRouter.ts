@@ -202,6 +202,31 @@ export class LocalRouter implements ActivationHost {
   }
 
   // ---------------------------------------------------------------------------
+  // Finding the activation
+
+  /**
+   * The activation a message for `id` goes to here, if there is one. A ref remembers the
+   * activation it reached: while that one is active it is the address's activation here,
+   * and the lookup in a table of millions (cache misses) is skipped.
+   */
+  private existing(slot: TypeSlot, id: string, ref: RefFields | undefined): Activation | undefined {
+    const remembered = ref?.activation
+    if (remembered !== undefined && remembered.phase === ActivationState.Active) return remembered
+    if (slot.maxWorkers !== 1) return slot.activations.get(pickWorker(slot, id))
+    const act = slot.activations.get(id)
+    if (ref !== undefined) ref.activation = act
+    return act
+  }
+
+  /** A new activation for `id` (a stateless worker's next one, if the type has workers). */
+  private create(slot: TypeSlot, id: string, ref: RefFields | undefined): Activation {
+    if (slot.maxWorkers !== 1) return Lifecycle.create(slot, id, pickWorker(slot, id))
+    const act = Lifecycle.create(slot, id, id)
+    if (ref !== undefined) ref.activation = act
+    return act
+  }
+
+  // ---------------------------------------------------------------------------
   // Ask
 
   ask(
@@ -261,15 +286,7 @@ export class LocalRouter implements ActivationHost {
   ): Effect.Effect<any, any> {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     const outer = from ?? fiber.getRef(CurrentTurn)
-    // A ref remembers the activation it reached: while that one is active it is the
-    // address's activation here, and the lookup in a table of millions (cache misses) is skipped.
-    let act = ref?.activation
-    let key = id
-    if (act === undefined || act.phase !== ActivationState.Active) {
-      if (slot.maxWorkers !== 1) key = pickWorker(slot, id)
-      act = slot.activations.get(key)
-      if (ref !== undefined && slot.maxWorkers === 1) ref.activation = act
-    }
+    const act = this.existing(slot, id, ref)
     if (act !== undefined && act.phase === ActivationState.Active && act.admits(info, outer)) {
       const turn = Turn.message(TurnKind.Ask, act, outer, info, payload)
       act.begin(turn)
@@ -278,8 +295,7 @@ export class LocalRouter implements ActivationHost {
     if (this.shuttingDown) return Effect.fail(siloShuttingDown({ type: slot.name, id }))
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
-      const created = Lifecycle.create(slot, id, key)
-      if (ref !== undefined && slot.maxWorkers === 1) ref.activation = created
+      const created = this.create(slot, id, ref)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
       this.activate(created, outer)
@@ -450,17 +466,10 @@ export class LocalRouter implements ActivationHost {
     if (slot.options === undefined) return Effect.fail(new UnknownActorType({ type: slot.name }))
     if (this.shuttingDown) return Effect.fail(siloShuttingDown({ type: slot.name, id }))
     const outer = from ?? fiber.getRef(CurrentTurn)
-    // As for asks: the activation a ref last reached is trusted while it is active.
-    let act = ref?.activation
-    let key = id
-    if (act === undefined || act.phase !== ActivationState.Active) {
-      if (slot.maxWorkers !== 1) key = pickWorker(slot, id)
-      act = slot.activations.get(key)
-      if (ref !== undefined && slot.maxWorkers === 1) ref.activation = act
-    }
+    let act = this.existing(slot, id, ref)
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
-      act = Lifecycle.create(slot, id, key)
+      act = this.create(slot, id, ref)
       act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
       this.activate(act, undefined)
       return Effect.void
