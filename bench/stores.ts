@@ -6,7 +6,9 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { Redis } from "ioredis"
-import { PgStore, RedisStore, Stores } from "../src/index.ts"
+import { Stores } from "../src/index.ts"
+import { PgStore } from "../src/Persistence/pg.ts"
+import { RedisStore } from "../src/Persistence/redis.ts"
 import type { BenchStore } from "./persistence.ts"
 
 export const memory: BenchStore = { open: Effect.sync(() => Stores.memory("memory")) }

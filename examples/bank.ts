@@ -8,7 +8,7 @@
  */
 import { Console, Effect, Layer, Ref, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Actor, ActorContext, ActorSchema, formatAddress, Silo } from "../src/index.ts"
+import { Actor, ActorContext, ActorSchema, formatAddress, Silo } from "quark"
 
 // --- The contract: what callers import -------------------------------------------------
 

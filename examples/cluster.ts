@@ -22,7 +22,8 @@ import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, Layer, Schedule, Schema } from "effect"
 import { Redis } from "ioredis"
-import { Cluster, ClusterClient, RedisMembership } from "../src/index.ts"
+import { Cluster, ClusterClient } from "quark/cluster"
+import { RedisMembership } from "quark/cluster/redis"
 import { Account, storePrefix } from "./cluster/Account.ts"
 
 const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
@@ -86,7 +87,7 @@ const startSilo = (label: string) =>
   Effect.acquireRelease(
     Effect.callback<SiloProcess, SiloFailed>((resume) => {
       // The silo's stdin stays open for its whole life: when this process dies, it closes and the silo exits.
-      const child = spawn(process.execPath, [siloScript, cluster], { stdio: ["pipe", "pipe", "pipe"] })
+      const child = spawn(process.execPath, [...process.execArgv, siloScript, cluster], { stdio: ["pipe", "pipe", "pipe"] })
       running.add(child)
       const ended = new Promise<string>((resolve) =>
         child.once("exit", (code, signal) => {

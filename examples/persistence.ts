@@ -9,17 +9,8 @@
  */
 import { Console, Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import {
-  Actor,
-  ActorState,
-  EventSourced,
-  JournalConflict,
-  RedisStore,
-  Silo,
-  StateConflict,
-  StoreError,
-  Stores
-} from "../src/index.ts"
+import { Actor, ActorState, EventSourced, JournalConflict, Silo, StateConflict, StoreError, Stores } from "quark"
+import { RedisStore } from "quark/persistence/redis"
 
 // --- An account: one state record -------------------------------------------------------
 

@@ -10,7 +10,7 @@
  */
 import { Console, Effect, Layer, Logger, Ref, Schedule, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Actor, ActorContext, type ActorRef, formatAddress, Silo, Supervisor } from "../src/index.ts"
+import { Actor, ActorContext, type ActorRef, formatAddress, Silo, Supervisor } from "quark"
 
 // --- Contracts ---------------------------------------------------------------------------
 

@@ -3,18 +3,9 @@
  * id validation, untyped dispatch, actors calling actors, and handler defects.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Cause, Effect, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import {
-  Actor,
-  ActorDefect,
-  InvalidActorId,
-  maxIdLength,
-  MessageDecodeError,
-  Silo,
-  UnknownActorType,
-  UnknownMessage
-} from "../src/index.ts"
+import { Actor, ActorDefect, DeclaredError, InvalidActorId, maxIdLength, MessageDecodeError, Silo, UnknownActorType, UnknownMessage } from "../src/index.ts"
 import {
   Clerk,
   clerkLayer,
@@ -162,13 +153,54 @@ describe("Calls", () => {
         assert.strictEqual(yield* clerk.Double({ amount: 5 }), 10)
       }).pipe(Effect.provide(layer())))
 
-    it.effect("a declared error comes back in the error channel", () =>
+    it.effect("a declared error comes back encoded in a DeclaredError; every error is a tag to catch", () =>
       Effect.gen(function*() {
         const silo = yield* Silo.Silo
         const error = yield* Effect.flip(
           silo.dispatch({ type: "Counter", id: "d-2", tag: "Decrement", payload: { by: 1 } })
         )
-        assert.strictEqual((error as { _tag?: string })._tag, "Overdrawn")
+        assert.instanceOf(error, DeclaredError)
+        assert.deepStrictEqual((error as DeclaredError).error, { _tag: "Overdrawn", by: 1 })
+        assert.notInstanceOf((error as DeclaredError).error, Overdrawn, "encoded, as a gateway would send it")
+        assert.deepStrictEqual((error as DeclaredError).address, { type: "Counter", id: "d-2" })
+        assert.strictEqual((error as DeclaredError).tag, "Decrement")
+
+        // The error channel is a union of tagged errors: each is caught by its tag, and what
+        // is left after catching them all is `never` (a compile error here otherwise).
+        const outcome = (request: Silo.UntypedRequest) =>
+          silo.dispatch(request).pipe(
+            Effect.catchTags({
+              DeclaredError: (e) => Effect.succeed(`declared ${(e.error as { _tag: string })._tag}`),
+              UnknownActorType: (e) => Effect.succeed(`no type ${e.type}`),
+              UnknownMessage: (e) => Effect.succeed(`no message ${e.tag}`),
+              InvalidActorId: (e) => Effect.succeed(`bad id ${e.id}`),
+              MessageDecodeError: (e) => Effect.succeed(`bad payload for ${e.tag}`),
+              ActivationFailed: () => Effect.succeed("activation failed"),
+              MailboxFull: () => Effect.succeed("full"),
+              Deadlock: () => Effect.succeed("deadlock"),
+              CallTimeout: () => Effect.succeed("timeout"),
+              OutcomeUnknown: () => Effect.succeed("unknown"),
+              ActorDefect: () => Effect.succeed("defect"),
+              ActorUnavailable: () => Effect.succeed("unavailable"),
+              ActorStopped: () => Effect.succeed("stopped"),
+              PayloadTooLarge: () => Effect.succeed("too large")
+            })
+          )
+        const handled: Effect.Effect<unknown, never> = outcome({ type: "Counter", id: "d-2", tag: "Decrement", payload: { by: 2 } })
+        assert.strictEqual(yield* handled, "declared Overdrawn")
+        assert.strictEqual(yield* outcome({ type: "Counter", id: "d-2", tag: "Nope", payload: {} }), "no message Nope")
+        assert.strictEqual(yield* outcome({ type: "Counter", id: "", tag: "Get", payload: undefined }), "bad id ")
+        assert.strictEqual(yield* outcome({ type: "Counter", id: "d-2", tag: "Get", payload: undefined }), 0)
+      }).pipe(Effect.provide(layer())))
+
+    it.effect("refOrDie: no InvalidActorId in the error channel; an invalid id is a defect", () =>
+      Effect.gen(function*() {
+        const counter: Actor.Ref<typeof Counter> = yield* Counter.refOrDie("r-1")
+        assert.strictEqual(yield* counter.Increment({ by: 2 }), 2)
+        const exit = yield* Effect.exit(Counter.refOrDie(""))
+        assert.isTrue(exit._tag === "Failure" && Cause.hasDies(exit.cause), "an empty id dies")
+        const failure = exit._tag === "Failure" ? Cause.squash(exit.cause) : undefined
+        assert.instanceOf(failure, InvalidActorId)
       }).pipe(Effect.provide(layer())))
 
     it.effect("unknown type, unknown message, invalid ids and undecodable payloads fail; no activation is created", () =>

@@ -163,6 +163,8 @@ interface SourceGraph {
   /** The edges `from -> to` that come only from `import { type A }`-style imports. */
   readonly inlineTypeEdges: ReadonlySet<string>
   readonly files: ReadonlyArray<string>
+  /** The packages (bare specifiers, `node:` builtins included) each module loads at run time. */
+  readonly packages: ReadonlyMap<string, ReadonlySet<string>>
 }
 
 const edgeKey = (from: string, to: string): string => `${from} -> ${to}`
@@ -172,11 +174,18 @@ const buildGraph = (): SourceGraph => {
   const runtime = new Map<string, Array<string>>()
   const inline = new Set<string>()
   const loaded = new Set<string>()
+  const packages = new Map<string, Set<string>>()
   for (const file of files) {
     const from = relative(file)
     const edges: Array<string> = []
+    const used = new Set<string>()
+    packages.set(from, used)
     for (const statement of parseImports(fs.readFileSync(file, "utf8"))) {
-      if (!statement.specifier.startsWith(".") || statement.kind === "type") continue
+      if (statement.kind === "type") continue
+      if (!statement.specifier.startsWith(".")) {
+        used.add(packageName(statement.specifier))
+        continue
+      }
       const target = relative(resolve(file, statement.specifier))
       if (!edges.includes(target)) edges.push(target)
       ;(statement.kind === "inline-type" ? inline : loaded).add(edgeKey(from, target))
@@ -184,7 +193,39 @@ const buildGraph = (): SourceGraph => {
     runtime.set(from, edges)
   }
   const inlineTypeEdges = new Set([...inline].filter((edge) => !loaded.has(edge)))
-  return { runtime, inlineTypeEdges, files: files.map(relative) }
+  return { runtime, inlineTypeEdges, files: files.map(relative), packages }
+}
+
+/** `effect/rpc` → `effect`, `@effect/sql-pg/PgClient` → `@effect/sql-pg`, `node:net` stays. */
+const packageName = (specifier: string): string => {
+  const parts = specifier.split("/")
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!
+}
+
+/** Every package loaded by `root`'s run-time closure, each with a chain that loads it. */
+export const packagesInClosure = (
+  graph: Graph,
+  packages: ReadonlyMap<string, ReadonlySet<string>>,
+  root: string
+): Map<string, ReadonlyArray<string>> => {
+  const parent = new Map<string, string | undefined>([[root, undefined]])
+  const queue = [root]
+  const found = new Map<string, ReadonlyArray<string>>()
+  for (let q = 0; q < queue.length; q++) {
+    const v = queue[q]!
+    for (const name of packages.get(v) ?? []) {
+      if (found.has(name)) continue
+      const chain = [v]
+      while (parent.get(chain[0]!) !== undefined) chain.unshift(parent.get(chain[0]!)!)
+      found.set(name, chain)
+    }
+    for (const w of graph.get(v) ?? []) {
+      if (parent.has(w)) continue
+      parent.set(w, v)
+      queue.push(w)
+    }
+  }
+  return found
 }
 
 /**
@@ -403,7 +444,7 @@ describe("import graph: the checks themselves", () => {
 })
 
 describe("import graph of src/", () => {
-  const { files, inlineTypeEdges, runtime } = buildGraph()
+  const { files, inlineTypeEdges, packages, runtime } = buildGraph()
   const typeOnlyHint = "; an import drawn -(import { type … })-> still loads its module under Node: write it `import type`"
 
   it("is read: every module, with its run-time imports", () => {
@@ -434,5 +475,44 @@ describe("import graph of src/", () => {
         [...contractModules].join(", ")
       }, Supervision/*${typeOnlyHint}):\n${formatChains(offenders, inlineTypeEdges)}\n`
     )
+  })
+
+  it("each package entry point loads only the packages it is for", () => {
+    // What a user's import pulls in: `quark` must load nothing but effect, so a contract or a
+    // single-silo program never loads a socket or a database driver; each driver loads only
+    // from the subpath named for it.
+    const expected: Record<string, ReadonlyArray<string>> = {
+      ".": ["effect"],
+      "./cluster": ["effect", "node:net", "xxhash-wasm"],
+      "./cluster/redis": ["effect", "ioredis"],
+      "./transport": ["effect", "node:net"],
+      "./persistence/redis": ["effect", "ioredis"],
+      "./persistence/pg": ["@effect/sql-pg", "effect"],
+      "./testing": ["effect", "node:net", "xxhash-wasm"]
+    }
+    const manifest = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as {
+      readonly exports: Record<string, string | Record<string, string>>
+    }
+    const entries = Object.entries(manifest.exports).filter(([subpath]) => subpath !== "./package.json")
+    assert.deepStrictEqual(entries.map(([subpath]) => subpath).sort(), Object.keys(expected).sort())
+    for (const [subpath, target] of entries) {
+      assert.isObject(target, `exports["${subpath}"] has conditions`)
+      const source = (target as Record<string, string>)["quark-source"]!
+      assert.match(source, /^\.\/src\/.+\.ts$/, `exports["${subpath}"]["quark-source"]`)
+      const root = source.slice("./src/".length)
+      assert.include(files, root, `exports["${subpath}"] points at src/${root}, which does not exist`)
+      const built = root.replace(/\.ts$/, "")
+      assert.deepStrictEqual(target, {
+        "quark-source": source,
+        types: `./dist/${built}.d.ts`,
+        default: `./dist/${built}.js`
+      })
+      const loaded = packagesInClosure(runtime, packages, root)
+      assert.deepStrictEqual(
+        [...loaded.keys()].sort(),
+        [...expected[subpath]!].sort(),
+        `"quark${subpath.slice(1)}" loads:\n${[...loaded].map(([name, chain]) => `  ${name} via ${chain.join(" -> ")}`).join("\n")}`
+      )
+    }
   })
 })

@@ -7,7 +7,7 @@
  */
 import { Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Actor, ActorSchema, StateConflict, StoreError } from "../../src/index.ts"
+import { Actor, ActorSchema, StateConflict, StoreError } from "quark"
 
 export const Deposit = Rpc.make("Deposit", {
   payload: { amount: Schema.Number },

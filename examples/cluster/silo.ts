@@ -14,7 +14,10 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Effect, Exit, Layer, Logger, Schema } from "effect"
-import { ActorState, Cluster, ClusterSilo, RedisDirectory, RedisMembership, RedisStore, Stores } from "../../src/index.ts"
+import { ActorState, Stores } from "quark"
+import { Cluster, ClusterSilo } from "quark/cluster"
+import { RedisDirectory, RedisMembership } from "quark/cluster/redis"
+import { RedisStore } from "quark/persistence/redis"
 import { Account, storePrefix } from "./Account.ts"
 
 const cluster = process.argv[2]

@@ -65,6 +65,11 @@ export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
   readonly refClass: RefClass
   /** A typed reference to the actor with this id; fails with `InvalidActorId` on an empty or oversized id. */
   readonly ref: (id: string) => Effect.Effect<ActorRef<Rpcs>, InvalidActorId, Silo>
+  /**
+   * `ref` for an id known to be valid (a literal, or one checked where it entered): an
+   * invalid id is a defect instead of an `InvalidActorId` in the error channel.
+   */
+  readonly refOrDie: (id: string) => Effect.Effect<ActorRef<Rpcs>, never, Silo>
   /** Types a handler table (identity at run time). */
   readonly of: <Services = never>(handlers: HandlersFrom<Rpcs, Services>) => HandlersFrom<Rpcs, Services>
   /**
@@ -161,6 +166,7 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
     messages,
     refClass: RefClass,
     ref: (id) => Effect.flatMap(Silo, (silo) => silo.ref(contract, id)),
+    refOrDie: (id) => Effect.orDie(contract.ref(id)),
     of: (handlers) => handlers,
     toLayer: (build, options) =>
       Layer.effectDiscard(

@@ -235,6 +235,34 @@ export type CallError =
 export type SendError = UnknownActorType | MailboxFull | ActorUnavailable | ActorStopped | PayloadTooLarge
 
 /**
+ * From `silo.dispatch`: the handler failed with one of its message's declared errors.
+ * `error` is that error encoded with the message's error schema (what a gateway puts on the
+ * wire; a `Schema.TaggedError` keeps its `_tag`). The message ran.
+ *
+ * @since 0.1.0
+ */
+export class DeclaredError extends Schema.TaggedError<DeclaredError>()("DeclaredError", {
+  address: ActorAddress,
+  tag: Schema.String,
+  error: Schema.Unknown
+}) {
+  override get message(): string {
+    const tag = typeof this.error === "object" && this.error !== null && "_tag" in this.error ? String(this.error._tag) : "an error"
+    return `${formatAddress(this.address)}.${this.tag} failed with its declared ${tag}`
+  }
+}
+
+/**
+ * Every error `silo.dispatch` can end in, all tagged, so a caller can `catchTag` on each:
+ * bad input (`UnknownActorType`, `UnknownMessage`, `InvalidActorId`, `MessageDecodeError`:
+ * nothing was delivered), Quark's call errors, and the message's declared errors wrapped in
+ * `DeclaredError`.
+ *
+ * @since 0.1.0
+ */
+export type DispatchError = CallError | InvalidActorId | DeclaredError
+
+/**
  * Every error class of {@link CallError}, and `InvalidActorId`.
  *
  * @since 0.1.0

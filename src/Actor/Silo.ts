@@ -6,7 +6,15 @@
  */
 import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
-import { ActorUnavailable, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "./ActorError.ts"
+import {
+  ActorUnavailable,
+  DeclaredError,
+  type DispatchError,
+  InvalidActorId,
+  MessageDecodeError,
+  UnknownActorType,
+  UnknownMessage
+} from "./ActorError.ts"
 import type { Activation } from "./internal/Activation.ts"
 import { ActivationState } from "./internal/ActivationState.ts"
 import { type ActivationInfo, Silo, type UntypedRequest, type RefContract } from "./internal/SiloTag.ts"
@@ -135,7 +143,17 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
         Effect.fail(new MessageDecodeError({ address, tag: entry.tag, reason: String((defect as Error)?.message ?? defect) }))
       )
     )
-    const success: unknown = yield* (router.ask(slot, address.id, entry, payload) as Effect.Effect<unknown, unknown>)
+    const isDeclared = Schema.is(entry.errorSchema)
+    const success: unknown = yield* (router.ask(slot, address.id, entry, payload) as Effect.Effect<unknown, DispatchError>).pipe(
+      Effect.catch((error) =>
+        isDeclared(error)
+          ? Effect.flatMap(
+            Effect.orDie(Schema.encodeUnknownEffect(entry.errorSchema)(error)) as Effect.Effect<unknown>,
+            (encoded) => Effect.fail(new DeclaredError({ address, tag: entry.tag, error: encoded }))
+          )
+          : Effect.fail(error)
+      )
+    )
     return yield* Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)) as Effect.Effect<unknown>
   })
 

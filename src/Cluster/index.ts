@@ -1,7 +1,8 @@
 /**
- * Clustering: membership (in memory and on Redis), the consistent hash ring, placement
- * policies, the activation directory, and the layers that make a program a cluster member
- * (`ClusterSilo`) or a client of one (`ClusterClient`).
+ * Clustering (`quark/cluster`): membership, the consistent hash ring, placement policies,
+ * the activation directory (in memory), and the layers that make a program a cluster member
+ * (`ClusterSilo`) or a client of one (`ClusterClient`). Membership and the directory on
+ * Redis are `quark/cluster/redis`; an in-process cluster for tests is `quark/testing`.
  *
  * @since 0.1.0
  */
@@ -11,10 +12,7 @@ export * as ClusterSilo from "./ClusterSilo.ts"
 export * as HashRing from "./HashRing.ts"
 export * as Membership from "./Membership.ts"
 export * as MemoryMembership from "./MemoryMembership.ts"
-export * as RedisMembership from "./RedisMembership.ts"
 export * from "./SiloIdentity.ts"
 export * as Placement from "./Placement.ts"
 export * as Directory from "./Directory.ts"
 export * as MemoryDirectory from "./MemoryDirectory.ts"
-export * as RedisDirectory from "./RedisDirectory.ts"
-export * as TestCluster from "./TestCluster.ts"

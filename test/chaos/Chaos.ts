@@ -57,7 +57,10 @@ import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { type Cause, Context, Effect, Exit, Fiber, Layer, Option, Predicate, Schema } from "effect"
 import { Redis } from "ioredis"
-import { Cluster, ClusterClient, RedisMembership, RedisStore, type Silo } from "../../src/index.ts"
+import { type Silo } from "../../src/index.ts"
+import { Cluster, ClusterClient } from "../../src/Cluster/index.ts"
+import { RedisMembership } from "../../src/Cluster/redis.ts"
+import { RedisStore } from "../../src/Persistence/redis.ts"
 import {
   addToSpans,
   allAnsweredAt,

@@ -18,7 +18,8 @@
  */
 import { type Cause, Context, Effect, Predicate, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Actor, ActorContext, ActorSchema, ActorState, Cluster, StateConflict, StoreError } from "../../src/index.ts"
+import { Actor, ActorContext, ActorSchema, ActorState, StateConflict, StoreError } from "../../src/index.ts"
+import { Cluster } from "../../src/Cluster/index.ts"
 
 /**
  * Milliseconds on `CLOCK_MONOTONIC` (`process.hrtime`): the same clock in every process of

@@ -5,7 +5,7 @@
  * Neither sets `outageGrace`, so a registry outage gets the library's default grace.
  */
 import { Duration } from "effect"
-import { Membership } from "../../src/index.ts"
+import { Membership } from "../../src/Cluster/index.ts"
 
 export type TimingsName = "short" | "default"
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fc from "fast-check"
-import { HashRing } from "../../src/index.ts"
+import { HashRing } from "../../src/Cluster/index.ts"
 import * as Placement from "../../src/Cluster/Placement.ts"
 
 const silos = ["a:1@1", "b:1@1", "c:1@1", "d:1@1"]

@@ -6,17 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Schema, SchemaGetter } from "effect"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
-import {
-  Actor,
-  ActorDefect,
-  ActorUnavailable,
-  CallTimeout,
-  Deadlock,
-  PayloadTooLarge,
-  RequestContext,
-  Silo,
-  UnknownActorType
-} from "../../src/index.ts"
+import { Actor, ActorDefect, ActorUnavailable, CallTimeout, Deadlock, PayloadTooLarge, RequestContext, Silo, UnknownActorType } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as Placement from "../../src/Cluster/Placement.ts"
 import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"

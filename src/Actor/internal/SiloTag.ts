@@ -8,7 +8,7 @@
 import { Context, type Effect } from "effect"
 import type { Placement } from "../../Cluster/Placement.ts"
 import type { ActorAddress } from "../ActorAddress.ts"
-import type { CallError, InvalidActorId, MessageDecodeError, UnknownActorType, UnknownMessage } from "../ActorError.ts"
+import type { DispatchError, InvalidActorId } from "../ActorError.ts"
 import type { RefClass } from "./RefClass.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 
@@ -57,10 +57,12 @@ export interface SiloShape {
    * most its type's `deactivationTimeout`); `false` if it was not active.
    */
   readonly deactivate: (address: ActorAddress) => Effect.Effect<boolean>
-  /** Decodes and asks; the reply comes back encoded with the message's success schema. */
-  readonly dispatch: (
-    request: UntypedRequest
-  ) => Effect.Effect<unknown, UnknownActorType | UnknownMessage | InvalidActorId | MessageDecodeError | CallError | unknown>
+  /**
+   * Checks and decodes untyped input, then asks. The reply comes back encoded with the
+   * message's success schema, a declared error as a `DeclaredError` holding it encoded with
+   * the message's error schema.
+   */
+  readonly dispatch: (request: UntypedRequest) => Effect.Effect<unknown, DispatchError>
 }
 
 /** What `ref` needs of a contract. @internal */

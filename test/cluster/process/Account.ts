@@ -12,7 +12,8 @@
  */
 import { Context, Effect, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Actor, ActorContext, ActorSchema, ActorState, Cluster, StateConflict, StoreError } from "../../../src/index.ts"
+import { Actor, ActorContext, ActorSchema, ActorState, StateConflict, StoreError } from "../../../src/index.ts"
+import { Cluster } from "../../../src/Cluster/index.ts"
 
 /** The membership timings every process of the test uses (heartbeat < suspect < dead). */
 export const timings = {

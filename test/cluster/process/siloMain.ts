@@ -17,7 +17,10 @@
  */
 import { Effect, Layer, Logger } from "effect"
 import type { Redis } from "ioredis"
-import { Cluster, ClusterSilo, type ClusterShape, RedisDirectory, RedisMembership, RedisStore, Stores } from "../../../src/index.ts"
+import { Stores } from "../../../src/index.ts"
+import { Cluster, ClusterSilo, type ClusterShape } from "../../../src/Cluster/index.ts"
+import { RedisDirectory, RedisMembership } from "../../../src/Cluster/redis.ts"
+import { RedisStore } from "../../../src/Persistence/redis.ts"
 import { connect } from "../../../src/Persistence/RedisConnection.ts"
 import { AccountLive, ActivationRegistry, registryKey, storeName, timings } from "./Account.ts"
 
