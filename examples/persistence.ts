@@ -6,9 +6,13 @@
  * - an event-sourced ledger's history replays after the restart (from its latest
  *   snapshot plus the events after it);
  * - a stale write is refused with `StateConflict`.
+ *
+ * The run writes under a key prefix of its own and deletes its keys at the end; without a
+ * Redis at QUARK_REDIS_URL it says so and how to start one.
  */
 import { Console, Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
+import { Redis } from "ioredis"
 import { Actor, ActorState, EventSourced, JournalConflict, Silo, StateConflict, StoreError, Stores } from "quark"
 import { RedisStore } from "quark/persistence/redis"
 
@@ -80,10 +84,12 @@ const LedgerLive = Ledger.toLayer(
 
 // --- Two silo lifetimes, one Redis ------------------------------------------------------
 
+const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
 const run = `demo-${Date.now().toString(36)}`
+const keyPrefix = `quark-example-${run}`
 const SiloWithRedis = Layer.mergeAll(AccountLive, LedgerLive).pipe(
   Layer.provideMerge(Silo.layer()),
-  Layer.provide(Stores.layer(RedisStore.make("redis")))
+  Layer.provide(Stores.layer(RedisStore.make("redis", { url, keyPrefix })))
 )
 
 const firstLife = Effect.gen(function*() {
@@ -106,7 +112,7 @@ const secondLife = Effect.gen(function*() {
 
   // Someone else writes the account's record behind this activation's back.
   yield* Effect.scoped(Effect.gen(function*() {
-    const other = yield* RedisStore.make("other")
+    const other = yield* RedisStore.make("other", { url, keyPrefix })
     const key = { type: "Account", id: run, record: "balance" }
     const stored = yield* other.state.read(key)
     yield* other.state.write(key, `{"amount":0}`, stored!.version)
@@ -115,17 +121,49 @@ const secondLife = Effect.gen(function*() {
   yield* Console.log(`  a deposit over a stale version is refused: ${refused._tag}`)
 })
 
+/** Deletes every key this run wrote (they all start with its prefix). */
+const deleteRunKeys = Effect.promise(async () => {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  redis.on("error", () => {})
+  try {
+    await redis.connect()
+    let cursor = "0"
+    let deleted = 0
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}:*`, "COUNT", 1_000)
+      cursor = next
+      if (keys.length > 0) deleted += await redis.del(...keys)
+    } while (cursor !== "0")
+    return deleted
+  } catch {
+    return 0 // Redis was not there: nothing was written
+  } finally {
+    redis.disconnect()
+  }
+})
+
 const program = Effect.gen(function*() {
   yield* Console.log("silo #1")
   yield* Effect.provide(firstLife, SiloWithRedis)
   yield* Console.log("silo #1 shut down; silo #2 starts")
   yield* Effect.provide(secondLife, SiloWithRedis)
-})
-
-Effect.runPromise(program).then(
-  () => console.log("done"),
-  (error) => {
-    console.error(error)
-    process.exitCode = 1
-  }
+  yield* Console.log("done")
+}).pipe(
+  Effect.ensuring(Effect.flatMap(deleteRunKeys, (n) => n > 0 ? Console.log(`deleted the run's ${n} Redis keys`) : Effect.void)),
+  Effect.catchTag("StoreError", (error) =>
+    error.operation === "connect"
+      ? Effect.andThen(
+        Console.error(
+          `Cannot reach Redis at ${url} (${error.reason}).\n` +
+            "Start one, e.g. `redis-server --daemonize yes` or `docker run -d -p 6379:6379 redis`,\n" +
+            "or point QUARK_REDIS_URL at one."
+        ),
+        Effect.sync(() => void (process.exitCode = 1))
+      )
+      : Effect.fail(error))
 )
+
+Effect.runPromise(program).catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})

@@ -1,0 +1,84 @@
+/**
+ * The examples run as the README says (`npm start`, `npm run example:*`): each exits 0 and
+ * ends with what it is there to show, the Redis ones leave no key behind, and without a
+ * Redis they say so, and how to start one, instead of a stack trace.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Redis } from "ioredis"
+import { redisUrl, unreachable } from "./persistence/services.ts"
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+
+const runExample = (file: string, env: Record<string, string> = {}) => {
+  const result = spawnSync(process.execPath, ["--conditions=quark-source", path.join(repo, "examples", file)], {
+    cwd: repo,
+    encoding: "utf8",
+    env: { ...process.env, NODE_NO_WARNINGS: "1", ...env },
+    timeout: 90_000
+  })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, all: `${result.stdout}\n${result.stderr}` }
+}
+
+/** Keys an example run may leave: its store prefix, or a cluster's membership, directory and state. */
+const exampleKeys = async (): Promise<Array<string>> => {
+  const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  redis.on("error", () => {})
+  try {
+    await redis.connect().catch((cause) => Promise.reject(unreachable("Redis", redisUrl, cause)))
+    const found: Array<string> = []
+    for (const match of ["quark-example-*", "quark:{membership:example-*", "quark:{directory:example-*", "quark:example-*"]) {
+      found.push(...(await redis.keys(match)))
+    }
+    return found
+  } finally {
+    redis.disconnect()
+  }
+}
+
+describe("examples", () => {
+  it("npm start: the bank demo on the in-memory silo", () => {
+    const run = runExample("bank.ts")
+    assert.strictEqual(run.status, 0, run.all)
+    assert.include(run.stdout, "refused: deadlock: Account/alice -> Account/bob -> Account/alice")
+    assert.match(run.stdout, /done\s*$/)
+  }, 100_000)
+
+  it("example:pipeline: workers crash and are restarted", () => {
+    const run = runExample("pipeline.ts")
+    assert.strictEqual(run.status, 0, run.all)
+    assert.match(run.stdout, /done\s*$/)
+  }, 100_000)
+
+  it("example:persistence: state survives a restart, and the run deletes its keys", async () => {
+    const before = await exampleKeys()
+    const run = runExample("persistence.ts", { QUARK_REDIS_URL: redisUrl })
+    assert.strictEqual(run.status, 0, run.all)
+    assert.include(run.stdout, "a deposit over a stale version is refused: StateConflict")
+    assert.match(run.stdout, /deleted the run's \d+ Redis keys/)
+    assert.deepStrictEqual((await exampleKeys()).filter((k) => !before.includes(k)), [])
+  }, 100_000)
+
+  it("example:cluster: a killed silo's accounts come back on the others, and the run deletes its keys", async () => {
+    const before = await exampleKeys()
+    const run = runExample("cluster.ts", { QUARK_REDIS_URL: redisUrl })
+    assert.strictEqual(run.status, 0, run.all)
+    assert.include(run.stdout, "9/9 intact")
+    assert.match(run.stdout, /deleted the run's \d+ Redis keys/)
+    assert.deepStrictEqual((await exampleKeys()).filter((k) => !before.includes(k)), [])
+  }, 100_000)
+
+  it("without a Redis, the Redis examples say how to get one and exit 1", () => {
+    // A port nothing listens on (the registry outage tests use ports of their own).
+    const nowhere = "redis://127.0.0.1:1"
+    for (const file of ["persistence.ts", "cluster.ts"]) {
+      const run = runExample(file, { QUARK_REDIS_URL: nowhere })
+      assert.strictEqual(run.status, 1, `${file}: ${run.all}`)
+      assert.include(run.stderr, `Cannot reach Redis at ${nowhere}`, file)
+      assert.include(run.stderr, "QUARK_REDIS_URL", file)
+      assert.notInclude(run.all, "    at ", `${file} prints no stack trace`)
+    }
+  }, 100_000)
+})
