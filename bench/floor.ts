@@ -2,7 +2,7 @@
  * The floor of a one-way message in an Effect design, without any actor runtime: the
  * sender's step (`Effect.withFiber`) and the handler's effect (`Ref.updateAndGet`), alone
  * and together, in one loop. `node bench/floor.ts`; not part of `npm run bench`. It bounds
- * `local.tell` (see the README's "Where the time goes").
+ * `local.tell` (see "Where the time goes" in docs/benchmarks.md).
  */
 import { Effect, Ref } from "effect"
 
