@@ -12,6 +12,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schema } from "effect"
 import { Rpc } from "effect/rpc"
 import { Actor, ActorContext, ActorUnavailable, Silo } from "../../src/index.ts"
+import * as Placement from "../../src/Cluster/Placement.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import { eventually } from "../fixtures/Eventually.ts"
@@ -22,6 +23,15 @@ const WaitThenWhere = Rpc.make("WaitThenWhere", { success: Schema.String })
 /** Counts its runs. */
 const Count = Rpc.make("Count", { success: Schema.Int })
 const Held = Actor.make("Held", [Where, WaitThenWhere, Count])
+/** The same, with the default placement named: it must hand off alike. */
+const HeldNamed = Actor.make("HeldNamed", [Where, WaitThenWhere, Count], { placement: Placement.consistentHash })
+/** The same, with a custom deterministic placement (the ring's owner of another key). */
+const byReversedId: Placement.Placement = {
+  name: "by-reversed-id",
+  place: (address, view) => view.ring.owner(`reversed/${[...address.id].reverse().join("")}`),
+  usesDirectory: false
+}
+const HeldCustom = Actor.make("HeldCustom", [Where, WaitThenWhere, Count], { placement: byReversedId })
 
 interface Event {
   readonly id: string
@@ -34,28 +44,33 @@ let gate = Deferred.makeUnsafe<void>()
 let turnGate = Deferred.makeUnsafe<void>()
 let counted = 0
 
-const heldLayer = Held.toLayer(Effect.gen(function*() {
-  const ctx = yield* ActorContext
-  const silo = (yield* Cluster).self!.id
-  const id = ctx.address.id
-  log.push({ id, silo, kind: "start" })
-  yield* Effect.addFinalizer(() =>
-    Effect.andThen(Deferred.await(gate), Effect.sync(() => void log.push({ id, silo, kind: "end" })))
-  )
-  return Held.of({
-    Where: () => Effect.succeed(silo),
-    WaitThenWhere: () => Effect.as(Deferred.await(turnGate), silo),
-    Count: () => Effect.sync(() => ++counted)
-  })
-}))
+type HeldContract = Actor.Actor<string, typeof Where | typeof WaitThenWhere | typeof Count>
 
-const where = (id: string) => Effect.flatMap(Held.ref(id), (ref) => ref.Where())
+const heldLayerOf = (contract: HeldContract) =>
+  contract.toLayer(Effect.gen(function*() {
+    const ctx = yield* ActorContext
+    const silo = (yield* Cluster).self!.id
+    const id = ctx.address.id
+    log.push({ id, silo, kind: "start" })
+    yield* Effect.addFinalizer(() =>
+      Effect.andThen(Deferred.await(gate), Effect.sync(() => void log.push({ id, silo, kind: "end" })))
+    )
+    return contract.of({
+      Where: () => Effect.succeed(silo),
+      WaitThenWhere: () => Effect.as(Deferred.await(turnGate), silo),
+      Count: () => Effect.sync(() => ++counted)
+    })
+  }))
+const heldLayer = heldLayerOf(Held)
 
-const ownerOf = (member: TestCluster.TestMember, id: string) =>
-  member.run(Effect.flatMap(Cluster, (cluster) => cluster.ownerOf({ type: "Held", id })))
+const whereIn = (contract: HeldContract) => (id: string) => Effect.flatMap(contract.ref(id), (ref) => ref.Where())
+const where = whereIn(Held)
 
-const hosted = (member: TestCluster.TestMember) =>
-  member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations("Held")), (rows) => rows.map((row) => row.address.id)))
+const ownerOf = (member: TestCluster.TestMember, id: string, type = "Held") =>
+  member.run(Effect.flatMap(Cluster, (cluster) => cluster.ownerOf({ type, id })))
+
+const hosted = (member: TestCluster.TestMember, type = "Held") =>
+  member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations(type)), (rows) => rows.map((row) => row.address.id)))
 
 /** Lets fibers (and sockets) run for a while, without moving the clock. */
 const settleFor = (rounds: number) =>
@@ -84,26 +99,33 @@ const overlaps = () => {
 const ids = Array.from({ length: 24 }, (_, i) => `h-${i}`)
 
 describe("handoff on graceful ring changes", () => {
-  it.effect("a joining silo activates a moved address only after the old owner's activation stopped", () =>
+  // Every placement that is not a directory claim is deterministic, and hands off alike
+  // (naming the default, or a custom one, once skipped the wait: two activations at once).
+  it.effect.each([
+    ["the default placement", Held],
+    ["Placement.consistentHash named", HeldNamed],
+    ["a custom deterministic placement", HeldCustom]
+  ] as const)("a joining silo activates a moved address only after the old owner's activation stopped (%s)", ([, contract]) =>
     Effect.gen(function*() {
       log.length = 0
       gate = Deferred.makeUnsafe<void>()
       yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined)) // a failed check must not hang the teardown
-      const cluster = yield* TestCluster.make({ silos: 1, implementations: heldLayer })
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: heldLayerOf(contract) })
       const [a] = cluster.silos
+      const where = whereIn(contract)
       for (const id of ids) assert.strictEqual(yield* a!.run(where(id)), a!.id)
       const client = yield* cluster.addClient
       const c = yield* cluster.addSilo
       yield* cluster.settle
       const moved: Array<string> = []
-      for (const id of ids) if ((yield* ownerOf(c, id)) === c.id) moved.push(id)
+      for (const id of ids) if ((yield* ownerOf(c, id, contract.type)) === c.id) moved.push(id)
       assert.isAbove(moved.length, 0)
       // a is deactivating the moved actors, held at the gate; calls for them go to c.
       const calls = yield* Effect.forkChild(
         client.run(Effect.forEach(moved, where, { concurrency: "unbounded" }))
       )
       yield* settleFor(200)
-      assert.deepStrictEqual(yield* hosted(c), [], "c activates nothing while a still holds the addresses")
+      assert.deepStrictEqual(yield* hosted(c, contract.type), [], "c activates nothing while a still holds the addresses")
       assert.deepStrictEqual(log.filter((event) => event.silo === c.id), [])
       yield* Deferred.succeed(gate, undefined)
       assert.deepStrictEqual(yield* Fiber.join(calls), moved.map(() => c.id))

@@ -88,7 +88,12 @@ export class Handoff {
    * owned it under a recently replaced ring, or `undefined` when there is nothing to wait for
    * (the usual case, checked without allocating).
    */
-  before(slot: TypeSlot, id: string, self: string | undefined): Effect.Effect<void, ActorUnavailable> | undefined {
+  before(
+    slot: TypeSlot,
+    id: string,
+    self: string | undefined,
+    ownerIn: (ring: HashRing) => string | undefined = (ring) => ring.owner(`${slot.name}/${id}`)
+  ): Effect.Effect<void, ActorUnavailable> | undefined {
     if (this.rings.length === 0) return undefined
     const now = this.options.now()
     if (this.rings[this.rings.length - 1]!.until <= now) {
@@ -99,7 +104,7 @@ export class Handoff {
     let owners: Array<string> | undefined
     for (const { ring, until } of this.rings) {
       if (until <= now) continue
-      const previous = ring.owner(key)
+      const previous = ownerIn(ring)
       if (previous === undefined || previous === self || this.deadSilos.has(previous)) continue
       if (owners === undefined) owners = [previous]
       else if (!owners.includes(previous)) owners.push(previous)

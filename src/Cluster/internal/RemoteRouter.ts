@@ -238,8 +238,14 @@ export class RemoteRouter implements RemoteRouting {
   /** Before activating a hashed address here: what to wait for first (see `Handoff.before`). */
   handoffBefore(slot: TypeSlot, id: string): Effect.Effect<void, ActorUnavailable> | undefined {
     if (slot.activations.has(id) || !slot.virtual || slot.maxWorkers > 1) return undefined
-    // Directory claims and custom placements decide for themselves.
-    return slot.placement !== undefined ? undefined : this.handoff.before(slot, id, this.self)
+    // Directory placements never get here (their claim decides). Any other placement is
+    // deterministic, so the previous owner is what it answered on the previous ring: named
+    // or custom, it must wait for that owner's release like the default does.
+    const placement = slot.placement
+    if (placement === undefined) return this.handoff.before(slot, id, this.self)
+    const address = { type: slot.name, id }
+    const view = this.view
+    return this.handoff.before(slot, id, this.self, (ring) => placement.place(address, { ...view, ring }))
   }
 
   /**
