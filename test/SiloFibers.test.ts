@@ -7,7 +7,7 @@ import { assert, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Rpc } from "effect/rpc"
-import { Actor, Silo } from "../src/index.ts"
+import { Actor, ActorContext, Silo } from "../src/index.ts"
 
 const Hang = Rpc.make("Hang")
 const Hanger = Actor.make("Hanger", [Hang])
@@ -66,4 +66,34 @@ it.live("Silo.layerTest's teardown does not wait on the TestClock: a turn still 
     assert.isTrue(Exit.isSuccess(closed), "the teardown ended (within a second, with a hung ask and a hung tell)")
     assert.deepStrictEqual(yield* silo.activations(), [])
     yield* Fiber.interrupt(ask)
+  }))
+
+const Start = Rpc.make("Start")
+const Parent = Actor.make("Parent", [Start])
+const Child = Actor.make("Child", [Hang])
+
+it.effect("shutdown is bounded when a child actor's turn never ends (shutdownTimeout, then deactivationTimeout)", () =>
+  Effect.gen(function*() {
+    const entered = yield* Deferred.make<void>()
+    const ParentLive = Parent.toLayer(Effect.gen(function*() {
+      const ctx = yield* ActorContext
+      const child = yield* ctx.spawn(
+        Child,
+        Effect.succeed(Child.of({ Hang: () => Effect.andThen(Deferred.succeed(entered, undefined), Effect.never) }))
+      )
+      return Parent.of({ Start: () => Effect.orDie(child.tell.Hang()) })
+    }))
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      ParentLive.pipe(Layer.provideMerge(Silo.layer({ shutdownTimeout: "1 second", defaults: { deactivationTimeout: "1 second" } }))),
+      scope
+    )
+    yield* Effect.flatMap(Parent.ref("p"), (parent) => parent.Start()).pipe(
+      Effect.provideService(Silo.Silo, Context.get(context, Silo.Silo))
+    )
+    yield* Deferred.await(entered)
+    const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+    // 1 s of shutdown, then each activation's 1 s of deactivation: well within 5 s.
+    for (let i = 0; i < 5 && closing.pollUnsafe() === undefined; i++) yield* TestClock.adjust("1 second")
+    assert.isDefined(closing.pollUnsafe(), "the silo closed")
   }))

@@ -22,7 +22,6 @@ import { LocalRouter } from "./internal/LocalRouter.ts"
 import { runSweeper } from "./internal/Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
 import { messageEntry } from "./internal/HostedType.ts"
-import { stopChildren } from "./internal/Supervising.ts"
 
 /**
  * Silo configuration; every field has a documented default.
@@ -198,8 +197,17 @@ const shutdown = (router: LocalRouter, timeout: Duration.Input): Effect.Effect<v
     )
   })
 
+/**
+ * Closes an activation without waiting for its turns: its children first, each the same way
+ * (a child already stopping would wait for its running turns, unbounded, were it stopped
+ * the ordinary way), then its scope (at most its `deactivationTimeout`).
+ */
 const forceStop = (act: Activation): Effect.Effect<void> =>
-  stopChildren(act, "the silo shut down").pipe(
+  Effect.forEach(
+    [...(act.extras?.children ?? [])].reverse().filter((child) => child.phase !== ActivationState.Stopped),
+    forceStop,
+    { concurrency: "unbounded", discard: true } // side by side, so the bound does not grow with the children
+  ).pipe(
     Effect.andThen(act.host.closeScope(act, Exit.void)),
     Effect.andThen(Effect.sync(() => {
       if (act.phase === ActivationState.Stopped) return

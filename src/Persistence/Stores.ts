@@ -31,8 +31,9 @@ export interface StoresShape {
 
 /**
  * The stores actors bind their state to. Unless a layer provides others, it is one
- * in-memory store named "default", shared by the process (`Silo.layerTest` gives each test
- * silo a fresh one).
+ * in-memory store named "default", shared by the whole process, test silos included: a
+ * test that wants a clean slate provides `layer(memory("default"))` itself (see
+ * docs/testing.md).
  *
  * @since 0.1.0
  */
