@@ -5,9 +5,10 @@
  * (which must not wedge anything).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Latch, Schedule } from "effect"
+import { Effect, Exit, Fiber, Latch, Schedule, Schema } from "effect"
+import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
-import { Silo, Supervisor } from "../src/index.ts"
+import { Actor, ActorContext, ActorDefect, Silo, Supervisor } from "../src/index.ts"
 import { Boss, Control, recording } from "./fixtures/SupervisionFixtures.ts"
 import {
   defectError,
@@ -311,4 +312,35 @@ describe("Supervision edge cases", () => {
       }).pipe(inClosableSilo(control, { supervisor: make({ backoff: spaced, decider: () => directive }) }))
     })
   })
+})
+
+describe("stop and watch take this actor's children only", () => {
+  const Target = Actor.make("Target", [Rpc.make("Ping", { success: Schema.String })])
+  const TargetLive = Target.toLayer(Effect.succeed(Target.of({ Ping: () => Effect.succeed("pong") })))
+  const Meddler = Actor.make("Meddler", [
+    Rpc.make("StopOther", { payload: { id: Schema.String } }),
+    Rpc.make("WatchOther", { payload: { id: Schema.String } })
+  ])
+  const MeddlerLive = Meddler.toLayer(Effect.gen(function*() {
+    const ctx = yield* ActorContext
+    return Meddler.of({
+      StopOther: ({ id }) => Effect.flatMap(Target.refOrDie(id), ctx.stop),
+      WatchOther: ({ id }) => Effect.flatMap(Target.refOrDie(id), (ref) => ctx.watch(ref, () => Effect.void))
+    })
+  }))
+
+  it.effect("a virtual actor's ref is refused as a defect, and the actor goes on", () =>
+    Effect.gen(function*() {
+      const target = yield* Target.ref("t-1")
+      assert.strictEqual(yield* target.Ping(), "pong")
+      const meddler = yield* Meddler.ref("m")
+      for (const call of [meddler.StopOther({ id: "t-1" }), meddler.WatchOther({ id: "t-2" })]) {
+        const error = yield* Effect.flip(call)
+        assert.instanceOf(error, ActorDefect)
+        assert.include((error as ActorDefect).message, "it is not its child")
+      }
+      const silo = yield* Silo.Silo
+      assert.deepStrictEqual((yield* silo.activations("Target")).map((row) => row.address.id), ["t-1"])
+      assert.strictEqual(yield* target.Ping(), "pong")
+    }).pipe(Effect.provide(Silo.layerTest(TargetLive, MeddlerLive))))
 })

@@ -86,9 +86,15 @@ export interface ActorContextShape {
     build: Effect.Effect<HandlersFrom<Rpcs, Silo>, E, Scope.Scope | ActorContext | Silo>,
     options?: ChildOptions
   ) => Effect.Effect<ActorRef<Rpcs>>
-  /** Stops a child and its children, after its running turns; its waiting asks fail with `ActorStopped`. */
+  /**
+   * Stops a child and its children, after its running turns; its waiting asks fail with
+   * `ActorStopped`. A ref that is not one of this actor's children is a defect.
+   */
   readonly stop: (child: AnyActorRef) => Effect.Effect<void>
-  /** Runs `onTerminated` as a turn of this actor when the child ends, with why. */
+  /**
+   * Runs `onTerminated` as a turn of this actor when the child ends, with why (at once if it
+   * already has). A ref that is not one of this actor's children is a defect.
+   */
   readonly watch: (
     child: AnyActorRef,
     onTerminated: (termination: Termination) => Effect.Effect<void>

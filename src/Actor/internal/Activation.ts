@@ -49,6 +49,8 @@ export class Extras {
   parent: Activation | undefined = undefined
   /** Spawned children, in spawn order. */
   children: Array<Activation> | undefined = undefined
+  /** The slot of every child ever spawned (a stopped one too): what `stop` and `watch` accept. */
+  childSlots: WeakSet<object> | undefined = undefined
   childNames = 0
   watchers: Array<(termination: Termination) => void> | undefined = undefined
   /** The failure waiting for the supervisor's decision. */

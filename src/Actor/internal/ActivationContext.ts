@@ -31,43 +31,49 @@ export class ActivationContext implements ActorContextShape {
     return Effect.sync(() => this.activation.deactivateWhenIdle())
   }
 
-  keepAlive(on: boolean): Effect.Effect<void> {
-    return Effect.sync(() => {
-      this.activation.keptAlive = on
-    })
+  // The controls are getters that return functions bound to this activation, so they can be
+  // passed point-free (`Effect.flatMap(ref, ctx.stop)`) without a closure per activation.
+  get keepAlive(): (on: boolean) => Effect.Effect<void> {
+    return (on) =>
+      Effect.sync(() => {
+        this.activation.keptAlive = on
+      })
   }
 
-  startTimer<R = never>(
-    name: string,
-    tick: Effect.Effect<void, never, R>,
-    options?: TimerOptions
-  ): Effect.Effect<void, never, Exclude<R, ActorContext | Scope.Scope>> {
-    // The rest of what the tick needs comes from the implementation's services, which every
-    // turn runs with (and which the activation effect that calls this has: hence `R` there).
-    const withControls = tick.pipe(
-      Effect.provideService(ActorContext, this),
-      Effect.provideService(Scope.Scope, this.activation.scope)
-    ) as Effect.Effect<void>
-    return startTimer(this.activation, name, withControls, options ?? {})
+  get startTimer(): ActorContextShape["startTimer"] {
+    return <R = never>(name: string, tick: Effect.Effect<void, never, R>, options?: TimerOptions) => {
+      // The rest of what the tick needs comes from the implementation's services, which every
+      // turn runs with (and which the activation effect that calls this has: hence `R` there).
+      const withControls = tick.pipe(
+        Effect.provideService(ActorContext, this),
+        Effect.provideService(Scope.Scope, this.activation.scope)
+      ) as Effect.Effect<void>
+      return startTimer(this.activation, name, withControls, options ?? {}) as Effect.Effect<
+        void,
+        never,
+        Exclude<R, ActorContext | Scope.Scope>
+      >
+    }
   }
 
-  cancelTimer(name: string): Effect.Effect<boolean> {
-    return Effect.sync(() => this.activation.cancelTimer(name))
+  get cancelTimer(): (name: string) => Effect.Effect<boolean> {
+    return (name) => Effect.sync(() => this.activation.cancelTimer(name))
   }
 
-  spawn<Type extends string, Rpcs extends Rpc.Any, E>(
-    contract: Actor<Type, Rpcs>,
-    build: Effect.Effect<HandlersFrom<Rpcs, Silo>, E, Scope.Scope | ActorContext | Silo>,
-    options?: ChildOptions
-  ): Effect.Effect<ActorRef<Rpcs>> {
-    return Children.spawn(this.activation, contract as unknown as Children.Spawnable, build, options)
+  get spawn(): ActorContextShape["spawn"] {
+    return <Type extends string, Rpcs extends Rpc.Any, E>(
+      contract: Actor<Type, Rpcs>,
+      build: Effect.Effect<HandlersFrom<Rpcs, Silo>, E, Scope.Scope | ActorContext | Silo>,
+      options?: ChildOptions
+    ): Effect.Effect<ActorRef<Rpcs>> =>
+      Children.spawn(this.activation, contract as unknown as Children.Spawnable, build, options)
   }
 
-  stop(child: AnyActorRef): Effect.Effect<void> {
-    return Children.stop(child)
+  get stop(): (child: AnyActorRef) => Effect.Effect<void> {
+    return (child) => Children.stop(this.activation, child)
   }
 
-  watch(child: AnyActorRef, onTerminated: (termination: Termination) => Effect.Effect<void>): Effect.Effect<void> {
-    return Children.watch(this.activation, child, onTerminated)
+  get watch(): (child: AnyActorRef, onTerminated: (termination: Termination) => Effect.Effect<void>) => Effect.Effect<void> {
+    return (child, onTerminated) => Children.watch(this.activation, child, onTerminated)
   }
 }

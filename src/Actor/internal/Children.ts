@@ -64,21 +64,32 @@ export const spawn = <Rpcs extends Rpc.Any>(
     const child = create(slot, id)
     child.rare.parent = parent
     ;(extras.children ??= []).push(child)
+    ;(extras.childSlots ??= new WeakSet()).add(slot)
     router.activate(child, fiber.getRef(CurrentTurn))
     return Effect.succeed(new contract.refClass(router, slot, id) as unknown as ActorRef<Rpcs>)
   })
 
-const childOf = (ref: AnyActorRef): Activation | undefined => {
-  const fields = ref as unknown as RefFields
-  return fields.slot.activations.get(fields.id)
+/**
+ * The live activation of `parent`'s child `ref`, `undefined` once it stopped; a ref that is
+ * not one of `parent`'s children (a virtual actor, someone else's child) is a defect of the
+ * caller, not something to stop or watch.
+ */
+const childOf = (parent: Activation, ref: AnyActorRef, operation: string): Effect.Effect<Activation | undefined> => {
+  const fields = ref as unknown as Partial<RefFields>
+  if (fields.slot === undefined || parent.extras?.childSlots?.has(fields.slot) !== true) {
+    return Effect.die(
+      new Error(`${formatAddress(parent.address)} cannot ${operation} ${formatAddress(ref.address)}: it is not its child`)
+    )
+  }
+  return Effect.succeed(fields.slot.activations.get(fields.id!))
 }
 
 /** Stops a child (and its children), waiting for its running turns and finalizers. @internal */
-export const stop = (ref: AnyActorRef): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const child = childOf(ref)
-    return child === undefined ? Effect.void : stopActivation(child, "stopped by its parent")
-  })
+export const stop = (parent: Activation, ref: AnyActorRef): Effect.Effect<void> =>
+  Effect.flatMap(
+    childOf(parent, ref, "stop"),
+    (child) => child === undefined ? Effect.void : stopActivation(child, "stopped by its parent")
+  )
 
 const watchInfo = { tag: "watch", readOnly: false, interleave: false, keepAlive: true }
 
@@ -93,12 +104,11 @@ export const watch = (
   ref: AnyActorRef,
   onTerminated: (termination: Termination) => Effect.Effect<void>
 ): Effect.Effect<void> =>
-  Effect.sync(() => {
+  Effect.map(childOf(watcher, ref, "watch"), (child) => {
     const notify = (termination: Termination) => {
       if (watcher.phase === ActivationState.Stopped) return
       watcher.post(new Turn(TurnKind.Tick, watcher, undefined, undefined, emptyMetadata, watchInfo, onTerminated(termination)))
     }
-    const child = childOf(ref)
     if (child === undefined) notify({ address: ref.address, reason: "it had already stopped", failure: undefined })
     else (child.rare.watchers ??= []).push(notify)
   })
