@@ -36,6 +36,7 @@ import { AlwaysInterleave, ReadOnly } from "./ActorSchema.ts"
 import type { ActorTypeOptions } from "./ActorOptions.ts"
 import type { Handlers, MessageEntry } from "./internal/HostedType.ts"
 import { Silo } from "./internal/SiloTag.ts"
+import { systemContract } from "./internal/SystemContract.ts"
 
 /**
  * The handlers an implementation returns: one per message, taking the payload and
@@ -140,7 +141,9 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
   options?: ContractOptions
 ): Actor<Type, Rpcs[number]> => {
   if (type.length === 0) throw new Error("an actor type name must not be empty")
-  if (type.startsWith("$")) throw new Error(`actor type "${type}": names starting with "$" are reserved for Quark`)
+  if (type.startsWith("$") && (options as { readonly [systemContract]?: boolean } | undefined)?.[systemContract] !== true) {
+    throw new Error(`actor type "${type}": names starting with "$" are reserved for Quark`)
+  }
   // No prototype: a tag read from the wire ("constructor", "__proto__") finds nothing inherited.
   const messages: Record<string, MessageEntry> = Object.create(null)
   for (const rpc of rpcs as unknown as ReadonlyArray<Rpc.AnyWithProps>) {

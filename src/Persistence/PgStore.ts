@@ -31,10 +31,9 @@
  *
  * @since 0.1.0
  */
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Exit, Queue, Redacted, type Scope } from "effect"
-import { Reactivity } from "effect/reactivity"
-import type { SqlError } from "effect/sql/SqlError"
+import { Effect, type Scope } from "effect"
+import { batcher } from "./internal/PgBatcher.ts"
+import { open } from "./internal/PgConnection.ts"
 import type { Journal, JournalEntry, Snapshot } from "./Journal.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore, type StoredState } from "./StateStore.ts"
@@ -65,29 +64,8 @@ export const make = (name: string, options?: Options): Effect.Effect<Store, Stor
       return yield* new StoreError({ store: name, operation: "open", reason: `invalid table prefix "${prefix}"` })
     }
     const url = options?.url ?? process.env.QUARK_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-    // The server's own message is the cause the driver keeps.
-    const storeError = (operation: string, { _tag, cause, message }: SqlError["reason"]) =>
-      new StoreError({ store: name, operation, reason: `${_tag}: ${cause instanceof Error ? cause.message : message}` })
-    const fail = (operation: string) => (error: SqlError) => storeError(operation, error.reason)
-    const sql = yield* PgClient.make({ url: Redacted.make(url), maxConnections: 4, connectTimeout: "5 seconds" }).pipe(
-      Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
-      Effect.mapError(fail("connect"))
-    )
     const q = queries(prefix)
-    // One transaction holding an advisory lock: concurrent `CREATE TABLE IF NOT EXISTS`
-    // of the same table can otherwise fail on the catalog's unique index.
-    yield* sql.withTransaction(
-      Effect.forEach([`SELECT pg_advisory_xact_lock(hashtext('quark:${prefix}'))`, ...q.create], (ddl) =>
-        sql.unsafe(ddl), { discard: true })
-    ).pipe(
-      // The pool connects lazily, so this first statement is where an unreachable server shows.
-      Effect.mapError((error) =>
-        storeError(error.reason._tag === "ConnectionError" ? "connect" : "create tables", error.reason)
-      )
-    )
-
-    const run = <A extends object>(operation: string, text: string, params: ReadonlyArray<unknown>) =>
-      Effect.mapError(sql.unsafe<A>(text, params), fail(operation))
+    const { run, sql, storeError } = yield* open(name, url, `quark:${prefix}`, q.create)
     const keyOf = (key: StateKey) => [key.type, key.id, key.record]
 
     const read = (operation: string, key: StateKey) =>
@@ -104,7 +82,7 @@ export const make = (name: string, options?: Options): Effect.Effect<Store, Stor
       Effect.map(run<{ last: bigint }>("lastSequence", q.last, keyOf(key)), (rows) => Number(rows[0]!.last))
 
     // Whether each write of a batch was stored: one statement for all of them.
-    const writeBatch = yield* batcher(name, "write", (batch: ReadonlyArray<Write>) =>
+    const writeBatch = yield* batcher(name, "write", (w: Write) => batchKey(w.key), (batch: ReadonlyArray<Write>) =>
       Effect.map(
         run<{ actor_type: string; actor_id: string; record: string }>("write", q.writeBatch, [
           ...keyColumns(batch),
@@ -144,7 +122,7 @@ export const make = (name: string, options?: Options): Effect.Effect<Store, Stor
     // A unique violation means a concurrent append elsewhere took a sequence this statement
     // inserts: the statement appended nothing, and each append of it goes again alone,
     // where the violation is its own conflict.
-    const appendBatch = yield* batcher(name, "append", (batch: ReadonlyArray<Append>) =>
+    const appendBatch = yield* batcher(name, "append", (a: Append) => batchKey(a.key), (batch: ReadonlyArray<Append>) =>
       appendStatement(batch).pipe(Effect.catchReason(
         "SqlError",
         "UniqueViolation",
@@ -232,74 +210,8 @@ const keyColumns = (batch: ReadonlyArray<{ readonly key: StateKey }>) => [
   batch.map((r) => r.key.record)
 ]
 
-interface Pending<Request, Result> {
-  readonly request: Request
-  readonly resume: (effect: Effect.Effect<Result, StoreError>) => void
-  /** The caller was interrupted before the request went out: it is dropped. */
-  cancelled: boolean
-}
-
 /** Text cannot hold NUL in PostgreSQL, so this joins the parts of a key without ambiguity. */
 const batchKey = (key: StateKey): string => `${key.type}\u0000${key.id}\u0000${key.record}`
-
-const maxBatch = 1_000
-
-/**
- * Write-behind batching: the requests made while a batch is in the database go together
- * in the next one, so a store under load runs one statement (one commit) for many
- * writers and an idle one runs each request at once. At most one request per key goes in
- * a batch (the others wait for the next), so each statement sees a key at most once and
- * each request gets its own result.
- */
-const batcher = <Request extends { readonly key: StateKey }, Result>(
-  store: string,
-  operation: string,
-  run: (batch: ReadonlyArray<Request>) => Effect.Effect<ReadonlyArray<Result>, StoreError>
-): Effect.Effect<(request: Request) => Effect.Effect<Result, StoreError>, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const queue = yield* Queue.unbounded<Pending<Request, Result>>()
-    let held: Array<Pending<Request, Result>> = []
-    let inFlight: ReadonlyArray<Pending<Request, Result>> = []
-    // Registered before the worker starts, so it runs after the worker is interrupted.
-    yield* Effect.addFinalizer(() =>
-      Effect.map(Queue.clear(queue), (queued) => {
-        const closed = Effect.fail(new StoreError({ store, operation, reason: "the store was closed" }))
-        for (const pending of [...inFlight, ...held, ...queued]) pending.resume(closed)
-      })
-    )
-    yield* Effect.forkScoped(Effect.gen(function*() {
-      while (true) {
-        const taken = held.length === 0 ? yield* Queue.takeAll(queue) : [...held, ...(yield* Queue.clear(queue))]
-        const batch: Array<Pending<Request, Result>> = []
-        const keys = new Set<string>()
-        held = []
-        for (const pending of taken) {
-          if (pending.cancelled) continue
-          const key = batchKey(pending.request.key)
-          if (keys.has(key) || batch.length === maxBatch) held.push(pending)
-          else {
-            keys.add(key)
-            batch.push(pending)
-          }
-        }
-        if (batch.length === 0) continue
-        inFlight = batch
-        const exit = yield* Effect.exit(run(batch.map((pending) => pending.request)))
-        inFlight = []
-        batch.forEach((pending, i) =>
-          pending.resume(Exit.isSuccess(exit) ? Effect.succeed(exit.value[i]!) : Effect.failCause(exit.cause))
-        )
-      }
-    }))
-    return (request) =>
-      Effect.callback<Result, StoreError>((resume) => {
-        const pending: Pending<Request, Result> = { request, resume, cancelled: false }
-        Queue.offerUnsafe(queue, pending)
-        return Effect.sync(() => {
-          pending.cancelled = true
-        })
-      })
-  })
 
 /** Every statement's text, fixed per prefix, so each is prepared once per connection. */
 const queries = (prefix: string) => {
