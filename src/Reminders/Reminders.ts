@@ -409,6 +409,13 @@ export interface RemindersConfig {
   readonly keepInterval?: Duration.Input | undefined
 }
 
+const defaultBucketCount = 64
+
+const storeOf = (config: RemindersConfig | undefined): Effect.Effect<ReminderStore, StoreError, Scope.Scope> =>
+  config?.store === undefined ? Effect.succeed(MemoryReminderStore.make("reminders"))
+  : Effect.isEffect(config.store) ? config.store
+  : Effect.succeed(config.store)
+
 const defaultRetry: Schedule.Schedule<unknown, DispatchError> = Schedule.max([
   Schedule.exponential("100 millis"),
   Schedule.recurs(4)
@@ -422,10 +429,8 @@ const defaultRetry: Schedule.Schedule<unknown, DispatchError> = Schedule.max([
  */
 export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreError, Silo> =>
   Layer.effectContext(Effect.gen(function*() {
-    const store = config?.store === undefined ? MemoryReminderStore.make("reminders")
-      : Effect.isEffect(config.store) ? yield* config.store
-      : config.store
-    const bucketCount = config?.bucketCount ?? 64
+    const store = yield* storeOf(config)
+    const bucketCount = config?.bucketCount ?? defaultBucketCount
     const runtime = ReminderRuntime.of({
       store,
       bucketCount,
@@ -438,3 +443,18 @@ export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreErr
     yield* Effect.forkScoped(keepBuckets(bucketCount, Duration.fromInputUnsafe(config?.keepInterval ?? "1 second")))
     return Context.make(Reminders, reminders)
   }))
+
+/**
+ * Reminders from a program that hosts no actors (a `ClusterClient`, a script): register,
+ * cancel, list, read history and dead letters; the silos fire. Same `store` and
+ * `bucketCount` as the silos.
+ *
+ * @since 0.1.0
+ */
+export const layerClient = (
+  config?: Pick<RemindersConfig, "store" | "bucketCount">
+): Layer.Layer<Reminders, StoreError> =>
+  Layer.effect(
+    Reminders,
+    Effect.map(storeOf(config), (store) => Reminders.of({ store, bucketCount: config?.bucketCount ?? defaultBucketCount }))
+  )

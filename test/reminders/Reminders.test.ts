@@ -216,6 +216,22 @@ describe("reminders on one silo", () => {
     }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"))))
   })
 
+  it.effect("a registration that falls due while the reminder's tick is running fires right after it", () => {
+    const probe = makeProbe()
+    return Effect.gen(function*() {
+      yield* Reminders.register(Target, "t-10", "r", { message: "Slow", every: "1 second" })
+      yield* advance(1_000)
+      yield* Deferred.await(probe.slowEntered)
+      // Due at once, while the slow tick of the same reminder is still running.
+      yield* Reminders.register(Target, "t-10", "r", { message: "Ping", payload: { label: "now" }, after: "0 millis" })
+      yield* settle
+      assert.deepStrictEqual(labels(probe), [], "not beside the running tick")
+      yield* Deferred.succeed(probe.slowGate, undefined)
+      yield* advance(100)
+      assert.deepStrictEqual(labels(probe), ["now"])
+    }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"))))
+  })
+
   it.effect("many reminders on one actor each fire", () => {
     const probe = makeProbe()
     return Effect.gen(function*() {

@@ -68,10 +68,22 @@ interface Entry {
   /** Bumped on every change: a heap entry or a tick of an older generation is stale. */
   generation: number
   firing: boolean
+  /** Came due while firing (replaced meanwhile, say): scheduled again once the firing ends. */
+  rearm: boolean
 }
 
 /** Errors after which another attempt cannot help: the tick goes to the dead letters at once. */
 const permanent = new Set(["UnknownActorType", "UnknownMessage", "InvalidActorId", "MessageDecodeError", "PayloadTooLarge"])
+
+const isUnavailable = (error: DispatchError): boolean => error._tag === "ActorUnavailable" || error._tag === "MailboxFull"
+
+/**
+ * How long an unavailable actor is waited for before the tick counts as failed: longer than
+ * failure detection (3.5 s with the default timings) and than a registry outage's grace.
+ */
+const unavailableRetry: Schedule.Schedule<unknown, DispatchError> = Schedule.spaced("250 millis").pipe(
+  Schedule.upTo({ duration: "30 seconds" })
+)
 
 const describe = (error: DispatchError): string => {
   if (error._tag === "DeclaredError") {
@@ -123,7 +135,8 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
       version: stored.version,
       nextDue: stored.nextDue,
       generation: 0,
-      firing: false
+      firing: false,
+      rearm: false
     }
     entry.record = record
     entry.version = stored.version
@@ -160,7 +173,14 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
           Effect.provideService(CurrentTurn, undefined)
         )
       })
-      const exit = yield* Effect.exit(Effect.retry(once, {
+      // The actor being unavailable (its silo died and the cluster has not moved it yet; it
+      // is being handed over) says nothing about the tick: it did not run. That is waited
+      // out first, and only a turn that ran and failed counts against the retry schedule.
+      const untilAvailable: Effect.Effect<unknown, DispatchError> = Effect.retry(once, {
+        schedule: unavailableRetry,
+        while: isUnavailable
+      })
+      const exit = yield* Effect.exit(Effect.retry(untilAvailable, {
         schedule: runtime.retry,
         while: (error: DispatchError) => !permanent.has(error._tag)
       }))
@@ -224,11 +244,14 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
       entry.record = { ...record, ticks }
       entry.version = written.success
       entry.nextDue = next
+      // Before it is scheduled: a next tick already due is fired at once, not skipped as busy.
+      entry.firing = false
       schedule(entry)
     }).pipe(
       Effect.catch((error) =>
         // The store failed: try the tick again shortly (delivery is at least once).
         Effect.andThen(logStoreFailure(entry.key, error), Effect.sync(() => {
+          entry.firing = false
           entry.generation++
           const retryAt = now + runtime.storeRetryMillis
           heap.push({ at: retryAt, key: entry.keyText, generation: entry.generation })
@@ -236,6 +259,10 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
       ),
       Effect.ensuring(Effect.sync(() => {
         entry.firing = false
+        if (entry.rearm && entries.get(entry.keyText) === entry) {
+          entry.rearm = false
+          schedule(entry)
+        }
       }))
     )
 
@@ -245,7 +272,11 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
       for (let top = heap.peek(); top !== undefined && top.at <= now; top = heap.peek()) {
         heap.pop()
         const entry = entries.get(top.key)
-        if (entry === undefined || entry.generation !== top.generation || entry.firing) continue
+        if (entry === undefined || entry.generation !== top.generation) continue
+        if (entry.firing) {
+          entry.rearm = true
+          continue
+        }
         entry.firing = true
         yield* FiberSet.run(firing, fire(entry, now))
       }
