@@ -22,8 +22,10 @@
  * - **Missed ticks** (all silos down, or the owner behind): a tick is missed when the next
  *   one's due time has passed too. `missed: "skip"` fires only the latest due tick,
  *   `"once"` (the default) one catch-up tick before it, `{ each: n }` the latest n.
- * - **Retries.** A tick whose turn fails (any error: declared, defect, unavailable) is tried
- *   again on the layer's `retry` schedule (default: 100 ms doubling, 5 attempts in all);
+ * - **Retries.** A tick whose actor is unavailable (`ActorUnavailable`, `MailboxFull`: it
+ *   did not run; its silo died, or it is being handed over) is tried again every 250 ms for
+ *   up to 30 s first. A tick whose turn fails (a declared error, a defect, a timeout) is
+ *   tried again on the layer's `retry` schedule (default: 100 ms doubling, 5 attempts in all);
  *   when that gives up, or at once for errors a retry cannot fix (unknown type or message,
  *   a payload that no longer decodes), the tick goes to the dead-letter queue
  *   ({@link deadLetters}, {@link replay}) and the reminder goes on with its next tick.
