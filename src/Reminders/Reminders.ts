@@ -191,6 +191,21 @@ export interface RemindersShape {
  */
 export class Reminders extends Context.Service<Reminders, RemindersShape>()("quark/Reminders") {}
 
+/**
+ * The reminders attached to each silo by its layer. The functions below find them through
+ * the `Silo` (which every handler and activation effect has), not through a service of
+ * their own: an actor implementation that registers reminders would otherwise need the
+ * reminders layer, which needs the silo, which is built with that implementation.
+ */
+const attached = new WeakMap<object, RemindersShape>()
+
+const current: Effect.Effect<RemindersShape, never, Silo> = Effect.flatMap(Silo, (silo) => {
+  const reminders = attached.get(silo.router)
+  return reminders === undefined
+    ? Effect.die(new Error("reminders are not set up in this program: provide Reminders.layer (or Reminders.layerClient)"))
+    : Effect.succeed(reminders)
+})
+
 const instant = (value: Instant): number => typeof value === "number" ? value : value.getTime()
 
 const missedOf = (missed: TimingInput["missed"]): MissedTicks =>
@@ -236,7 +251,7 @@ const invalidNameReason = (name: string): string | undefined =>
   : undefined
 
 const bucketRef = (key: ReminderKey) =>
-  Effect.flatMap(Reminders, (reminders) => Bucket.refOrDie(String(bucketOf(key, reminders.bucketCount))))
+  Effect.flatMap(current, (reminders) => Bucket.refOrDie(String(bucketOf(key, reminders.bucketCount))))
 
 /**
  * Registers (or replaces) the reminder `name` of the actor `contract`/`id`. Replacing starts
@@ -249,7 +264,7 @@ export const register = <Type extends string, Rpcs extends Rpc.Any, const Tag ex
   id: string,
   name: string,
   options: RegisterOptions<Rpcs, Tag>
-): Effect.Effect<ReminderInfo, InvalidReminder | InvalidActorId | StoreError | CallError, Reminders | Silo> =>
+): Effect.Effect<ReminderInfo, InvalidReminder | InvalidActorId | StoreError | CallError, Silo> =>
   Effect.gen(function*() {
     const address = { type: contract.type, id }
     const idReason = invalidIdReason(id)
@@ -285,7 +300,7 @@ export const register = <Type extends string, Rpcs extends Rpc.Any, const Tag ex
 export const cancel = (
   address: ActorAddress,
   name: string
-): Effect.Effect<boolean, StoreError | CallError, Reminders | Silo> =>
+): Effect.Effect<boolean, StoreError | CallError, Silo> =>
   Effect.gen(function*() {
     const key = { type: address.type, id: address.id, name }
     const bucket = yield* bucketRef(key)
@@ -297,9 +312,9 @@ export const cancel = (
  *
  * @since 0.1.0
  */
-export const list = (address: ActorAddress): Effect.Effect<ReadonlyArray<ReminderInfo>, StoreError, Reminders> =>
+export const list = (address: ActorAddress): Effect.Effect<ReadonlyArray<ReminderInfo>, StoreError, Silo> =>
   Effect.gen(function*() {
-    const { store } = yield* Reminders
+    const { store } = yield* current
     const stored = yield* store.list(address.type, address.id)
     const infos: Array<ReminderInfo> = []
     for (const reminder of stored) {
@@ -327,8 +342,8 @@ export const list = (address: ActorAddress): Effect.Effect<ReadonlyArray<Reminde
  *
  * @since 0.1.0
  */
-export const history = (address: ActorAddress, name: string): Effect.Effect<ReadonlyArray<Tick>, StoreError, Reminders> =>
-  Effect.flatMap(Reminders, ({ store }) =>
+export const history = (address: ActorAddress, name: string): Effect.Effect<ReadonlyArray<Tick>, StoreError, Silo> =>
+  Effect.flatMap(current, ({ store }) =>
     Effect.map(store.history({ type: address.type, id: address.id, name }), (entries) => entries.map((entry) => decodeOutcome(entry))))
 
 /**
@@ -339,8 +354,8 @@ export const history = (address: ActorAddress, name: string): Effect.Effect<Read
 export const deadLetters = (options?: {
   readonly limit?: number | undefined
   readonly kind?: string | undefined
-}): Effect.Effect<ReadonlyArray<DeadLetterInfo>, StoreError, Reminders> =>
-  Effect.flatMap(Reminders, ({ store }) =>
+}): Effect.Effect<ReadonlyArray<DeadLetterInfo>, StoreError, Silo> =>
+  Effect.flatMap(current, ({ store }) =>
     Effect.map(store.deadLetters({ limit: options?.limit ?? 1_000, kind: options?.kind }), (letters) =>
       letters.map((letter) => {
         const details = decodeDetails(letter.data)
@@ -363,9 +378,9 @@ export const deadLetters = (options?: {
  *
  * @since 0.1.0
  */
-export const replay = (id: string): Effect.Effect<boolean, StoreError | DispatchError, Reminders | Silo> =>
+export const replay = (id: string): Effect.Effect<boolean, StoreError | DispatchError, Silo> =>
   Effect.gen(function*() {
-    const { store } = yield* Reminders
+    const { store } = yield* current
     const found = (yield* store.deadLetters({ limit: Number.MAX_SAFE_INTEGER })).find((letter) => letter.id === id)
     if (found === undefined) return false
     const details = decodeDetails(found.data)
@@ -380,8 +395,8 @@ export const replay = (id: string): Effect.Effect<boolean, StoreError | Dispatch
  *
  * @since 0.1.0
  */
-export const discard = (id: string): Effect.Effect<boolean, StoreError, Reminders> =>
-  Effect.flatMap(Reminders, ({ store }) => store.removeDeadLetter(id))
+export const discard = (id: string): Effect.Effect<boolean, StoreError, Silo> =>
+  Effect.flatMap(current, ({ store }) => store.removeDeadLetter(id))
 
 /**
  * Inside the turn of a tick: which reminder, due when, which attempt; `undefined` in any
@@ -441,6 +456,8 @@ export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreErr
       storeRetryMillis: 1_000
     })
     const reminders = Reminders.of({ store, bucketCount })
+    const silo = yield* Silo
+    attached.set(silo.router, reminders)
     yield* Layer.build(BucketLive.pipe(Layer.provide(Layer.succeed(ReminderRuntime, runtime))))
     yield* Effect.forkScoped(keepBuckets(bucketCount, Duration.fromInputUnsafe(config?.keepInterval ?? "1 second")))
     return Context.make(Reminders, reminders)
@@ -455,8 +472,12 @@ export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreErr
  */
 export const layerClient = (
   config?: Pick<RemindersConfig, "store" | "bucketCount">
-): Layer.Layer<Reminders, StoreError> =>
+): Layer.Layer<Reminders, StoreError, Silo> =>
   Layer.effect(
     Reminders,
-    Effect.map(storeOf(config), (store) => Reminders.of({ store, bucketCount: config?.bucketCount ?? defaultBucketCount }))
+    Effect.gen(function*() {
+      const reminders = Reminders.of({ store: yield* storeOf(config), bucketCount: config?.bucketCount ?? defaultBucketCount })
+      attached.set((yield* Silo).router, reminders)
+      return reminders
+    })
   )

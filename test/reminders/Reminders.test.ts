@@ -247,6 +247,49 @@ describe("reminders on one silo", () => {
   })
 })
 
+describe("reminders of the current actor", () => {
+  const Start = Rpc.make("Start")
+  const Renew = Rpc.make("Renew")
+  const Count = Rpc.make("Count", { success: Schema.Int })
+  const Renewer = Actor.make("Renewer", [Start, Renew, Count])
+  // Registers its own reminder from a handler, and cancels it from inside its third tick.
+  const RenewerLive = Renewer.toLayer(Effect.gen(function*() {
+    const { address } = yield* ActorContext
+    let renewals = 0
+    return Renewer.of({
+      Start: () => Effect.asVoid(Effect.orDie(Reminders.register(Renewer, address.id, "renew", { message: "Renew", every: "1 second" }))),
+      Renew: () =>
+        Effect.gen(function*() {
+          renewals++
+          if (renewals === 3) yield* Effect.orDie(Reminders.cancel(address, "renew"))
+        }),
+      Count: () => Effect.succeed(renewals)
+    })
+  }), { idleTimeout: "never" })
+  // Registers a reminder from its activation effect.
+  const Booted = Actor.make("Booted", [Renew, Count])
+  const BootedLive = Booted.toLayer(Effect.gen(function*() {
+    const { address } = yield* ActorContext
+    yield* Effect.orDie(Reminders.register(Booted, address.id, "boot", { message: "Renew", after: "2 seconds" }))
+    let ticks = 0
+    return Booted.of({ Renew: () => Effect.sync(() => void ticks++), Count: () => Effect.succeed(ticks) })
+  }), { idleTimeout: "never" })
+
+  it.effect("a handler registers its own reminder and a tick cancels it; an activation effect registers one", () =>
+    Effect.gen(function*() {
+      const renewer = yield* Renewer.ref("me")
+      yield* renewer.Start()
+      const booted = yield* Booted.ref("b")
+      assert.strictEqual(yield* booted.Count(), 0)
+      yield* advance(6_000)
+      assert.strictEqual(yield* renewer.Count(), 3, "three ticks, the third cancelled the reminder")
+      assert.deepStrictEqual(yield* Reminders.list({ type: "Renewer", id: "me" }), [])
+      assert.strictEqual(yield* booted.Count(), 1)
+    }).pipe(Effect.provide(
+      Reminders.layer({ store: MemoryReminderStore.make("r") }).pipe(Layer.provideMerge(Silo.layerTest(RenewerLive, BootedLive)))
+    )))
+})
+
 describe("missed ticks across a restart of the only silo", () => {
   const downFor = (missed: Reminders.TimingInput["missed"]) =>
     Effect.gen(function*() {

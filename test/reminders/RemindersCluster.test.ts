@@ -40,7 +40,6 @@ const implementations = Layer.mergeAll(
   BeatLive,
   Layer.effectDiscard(Layer.build(Reminders.layer({ store, bucketCount, keepInterval: "500 millis" })))
 )
-const client = Reminders.layerClient({ store, bucketCount })
 
 /** Moves the TestClock in steps, letting sockets and fibers run between them. */
 const advance = (millis: number, step = 100) =>
@@ -65,9 +64,7 @@ describe("reminders in a cluster", () => {
         yield* a!.run(
           // `each`: the ticks that fell due while the crashed silo's buckets were being moved
           // all fire on the new owner (the default, `once`, would catch up with one).
-          Reminders.register(Beat, id, "beat", { message: "Tick", payload: { n: 1 }, every: "1 second", missed: { each: 10 } }).pipe(
-            Effect.provide(client)
-          )
+          Reminders.register(Beat, id, "beat", { message: "Tick", payload: { n: 1 }, every: "1 second", missed: { each: 10 } })
         )
       }
       yield* advance(3_000)
