@@ -9,7 +9,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
-import { Actor, ActorContext } from "../../src/index.ts"
+import { Actor, ActorContext, Silo } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import * as MemoryReminderStore from "../../src/Reminders/MemoryReminderStore.ts"
@@ -99,6 +99,28 @@ describe("reminders in a cluster", () => {
       for (const id of moved) {
         const silos = new Set(after.filter((d) => d.id === id).map((d) => d.silo))
         assert.isTrue([...silos].every((silo) => silo === a!.id || silo === c!.id), id)
+      }
+    }).pipe(Effect.scoped))
+
+  it.effect("a joining silo takes over its share of the buckets: every due time delivered exactly once", () =>
+    Effect.gen(function*() {
+      deliveries.length = 0
+      const cluster = yield* TestCluster.make({ silos: 2, implementations })
+      const [a] = cluster.silos
+      yield* cluster.settle
+      for (const id of ids) {
+        yield* a!.run(Reminders.register(Beat, id, "join", { message: "Tick", payload: { n: 1 }, every: "1 second" }))
+      }
+      yield* advance(2_000)
+      const joiner = yield* cluster.addSilo
+      yield* cluster.settle
+      yield* advance(6_000)
+      const bucketsOnJoiner = yield* joiner.run(Effect.flatMap(Silo.Silo, (silo) => silo.activations("$reminders")))
+      assert.isAbove(bucketsOnJoiner.length, 0, "the new silo fires some buckets")
+      assert.isAbove(deliveries.filter((d) => d.silo === joiner.id).length, 0, "and runs some of the actors")
+      for (const id of ids) {
+        const dues = deliveries.filter((d) => d.id === id).map((d) => d.due)
+        assert.deepStrictEqual(dues, [1_000, 2_000, 3_000, 4_000, 5_000, 6_000, 7_000, 8_000], id)
       }
     }).pipe(Effect.scoped))
 })
