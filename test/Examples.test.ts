@@ -70,10 +70,22 @@ describe("examples", () => {
     assert.deepStrictEqual((await exampleKeys()).filter((k) => !before.includes(k)), [])
   }, 100_000)
 
+  it("example:reminders: renewals go on after a kill -9 of the silo owning the most buckets, none lost, and the run deletes its keys", async () => {
+    const before = await exampleKeys()
+    const run = runExample("reminders.ts", { QUARK_REDIS_URL: redisUrl })
+    assert.strictEqual(run.status, 0, run.all)
+    assert.match(run.stdout, /kill -9 silo [ABC]/)
+    assert.include(run.stdout, "due times never charged: 0;")
+    assert.include(run.stdout, "dead letters: 0")
+    assert.include(run.stdout, "statements in Redis: 12/12 match")
+    assert.match(run.stdout, /deleted the run's \d+ Redis keys/)
+    assert.deepStrictEqual((await exampleKeys()).filter((k) => !before.includes(k)), [])
+  }, 100_000)
+
   it("without a Redis, the Redis examples say how to get one and exit 1", () => {
     // A port nothing listens on (the registry outage tests use ports of their own).
     const nowhere = "redis://127.0.0.1:1"
-    for (const file of ["persistence.ts", "cluster.ts"]) {
+    for (const file of ["persistence.ts", "cluster.ts", "reminders.ts"]) {
       const run = runExample(file, { QUARK_REDIS_URL: nowhere })
       assert.strictEqual(run.status, 1, `${file}: ${run.all}`)
       assert.include(run.stderr, `Cannot reach Redis at ${nowhere}`, file)

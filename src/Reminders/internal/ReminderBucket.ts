@@ -22,6 +22,7 @@ import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Schema, Sc
 import { Rpc } from "effect/rpc"
 import * as Actor from "../../Actor/Actor.ts"
 import { ActorContext } from "../../Actor/ActorContext.ts"
+import { Cluster } from "../../Cluster/Cluster.ts"
 import type { DispatchError } from "../../Actor/ActorError.ts"
 import { systemContract } from "../../Actor/internal/SystemContract.ts"
 import { CurrentTurn } from "../../Actor/internal/Turn.ts"
@@ -165,22 +166,21 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   const deliver = (entry: Entry, record: ReminderRecord, due: number) =>
     Effect.gen(function*() {
       let attempts = 0
-      const once = Effect.suspend(() => {
-        attempts++
-        return silo.dispatch({ type: entry.key.type, id: entry.key.id, tag: record.message, payload: record.payload }).pipe(
+      const once = Effect.suspend(() =>
+        silo.dispatch({ type: entry.key.type, id: entry.key.id, tag: record.message, payload: record.payload }).pipe(
           RequestContext.withRequestContext({ metadata: tickMetadata(entry.key.name, due, attempts) }),
           // A tick starts a call chain of its own: it is nobody's nested call.
           Effect.provideService(CurrentTurn, undefined)
         )
-      })
+      )
       // The actor being unavailable (its silo died and the cluster has not moved it yet; it
       // is being handed over) says nothing about the tick: it did not run. That is waited
-      // out first, and only a turn that ran and failed counts against the retry schedule.
-      const untilAvailable: Effect.Effect<unknown, DispatchError> = Effect.retry(once, {
-        schedule: unavailableRetry,
-        while: isUnavailable
+      // out within the attempt, and only a turn that ran and failed counts as one.
+      const attempt: Effect.Effect<unknown, DispatchError> = Effect.suspend(() => {
+        attempts++
+        return Effect.retry(once, { schedule: unavailableRetry, while: isUnavailable })
       })
-      const exit = yield* Effect.exit(Effect.retry(untilAvailable, {
+      const exit = yield* Effect.exit(Effect.retry(attempt, {
         schedule: runtime.retry,
         while: (error: DispatchError) => !permanent.has(error._tag)
       }))
@@ -335,10 +335,31 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   })
 }), { idleTimeout: "never", whenFull: "suspend" })
 
-/** Keeps every bucket activated: the ring takes each `Touch` to the bucket's owner. */
+/**
+ * Keeps every bucket activated: the ring takes each `Touch` to the bucket's owner. In a
+ * cluster it also touches them all as soon as this silo's view of the members changes, so a
+ * dead silo's buckets start on their new owners when the death is declared, not up to an
+ * interval later; the interval is the backstop (a bucket whose activation failed).
+ */
 export const keepBuckets = (bucketCount: number, interval: Duration.Duration) =>
   Effect.gen(function*() {
     const refs = yield* Effect.forEach(Array.from({ length: bucketCount }, (_, i) => String(i)), Bucket.refOrDie)
     const touchAll = Effect.forEach(refs, (ref) => Effect.ignore(ref.Touch()), { concurrency: 16, discard: true })
-    yield* Effect.repeat(touchAll, Schedule.spaced(interval))
+    const cluster = yield* Effect.serviceOption(Cluster)
+    if (cluster._tag === "None") return yield* Effect.repeat(touchAll, Schedule.spaced(interval))
+    const intervalMillis = Duration.toMillis(interval)
+    let members = ""
+    let touchedAt = Number.NEGATIVE_INFINITY
+    const watch = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const current = (yield* cluster.value.members).join(" ")
+      if (current === members && now - touchedAt < intervalMillis) return
+      members = current
+      touchedAt = now
+      yield* touchAll
+    })
+    return yield* Effect.repeat(watch, Schedule.spaced(membershipPollInterval))
   })
+
+/** How often the keeper reads this silo's view of the members (a local read). */
+const membershipPollInterval = Duration.millis(100)
