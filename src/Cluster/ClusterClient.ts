@@ -36,7 +36,11 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   const membership = yield* Membership
   const directory = Option.getOrUndefined(yield* Effect.serviceOption(Directory))
   const hasher = yield* HashRing.xxhash32
-  const peers = new Peers({ maxFrameBytes: config.maxFrameBytes, defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout })
+  const peers = new Peers({
+    maxFrameBytes: config.maxFrameBytes,
+    defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout,
+    context: yield* Effect.context<never>()
+  })
   yield* Effect.addFinalizer(() => peers.close)
   const silo = yield* Silo.make({})
   const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {

@@ -100,7 +100,11 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   const layerScope = yield* Effect.scope
   const haltHook = yield* Effect.serviceOption(HaltHook)
 
-  const peers = new Peers({ maxFrameBytes: config.maxFrameBytes, defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout })
+  const peers = new Peers({
+    maxFrameBytes: config.maxFrameBytes,
+    defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout,
+    context: yield* Effect.context<never>()
+  })
   yield* Effect.addFinalizer(() => peers.close)
 
   // The listener comes first so that it closes last: the silo's shutdown (before it)

@@ -4,7 +4,7 @@
  * replies, and is closed once idle; one to a silo declared dead is closed at once.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, Exit, Fiber, Logger } from "effect"
 import { Peers } from "../../src/Cluster/internal/Peers.ts"
 import * as Server from "../../src/Transport/Server.ts"
 
@@ -34,5 +34,26 @@ describe("peers", () => {
       assert.strictEqual(reply._tag, "Success")
       yield* peers.sweep
       assert.deepStrictEqual(peers.ids, [], "closed once idle")
+    }).pipe(Effect.scoped))
+})
+
+describe("peers' logs", () => {
+  it.live("what a connection logs goes to the loggers of the program that made the peers", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<string>()
+      const recording = Logger.make((options) => {
+        const message = String(options.message)
+        if (message.includes("cannot connect")) Deferred.doneUnsafe(seen, Exit.succeed(message))
+      })
+      // A port nothing listens on: a server opened, then closed.
+      const closed = yield* Effect.scoped(Effect.map(
+        Server.make({ port: 0, handle: () => Effect.succeed({ _tag: "Success" as const, value: new Uint8Array(0) }) }),
+        (server) => server.port
+      ))
+      const context = yield* Effect.context<never>().pipe(Effect.provide(Logger.layer([recording])))
+      const peers = new Peers({ context })
+      yield* Effect.addFinalizer(() => peers.close)
+      peers.get(`127.0.0.1:${closed}@1`)
+      assert.include(yield* Deferred.await(seen), "transport: cannot connect")
     }).pipe(Effect.scoped))
 })

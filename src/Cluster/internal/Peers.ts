@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Effect, Exit, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Scope } from "effect"
 import * as Connection from "../../Transport/Connection.ts"
 import { parseId } from "../SiloIdentity.ts"
 
@@ -14,6 +14,12 @@ import { parseId } from "../SiloIdentity.ts"
 export interface PeerOptions {
   readonly maxFrameBytes?: number | undefined
   readonly defaultTimeout?: Connection.ConnectionOptions["defaultTimeout"]
+  /**
+   * The services connections run with: the silo's, so that what the transport logs goes
+   * to the application's loggers. Its clock is left out: request timeouts are real time,
+   * also in a test that moves a `TestClock` for the membership.
+   */
+  readonly context?: Context.Context<never> | undefined
 }
 
 interface Peer {
@@ -31,8 +37,11 @@ export class Peers {
   /** The members as of the last `retain`; `undefined` before the first. */
   #members: ReadonlySet<string> | undefined = undefined
 
+  readonly #runSync: <A, E>(effect: Effect.Effect<A, E>) => A
+
   constructor(options: PeerOptions) {
     this.#options = options
+    this.#runSync = Effect.runSyncWith(Context.omit(Clock.Clock)(options.context ?? Context.empty()))
   }
 
   /** The connection to silo `id`, opened now if there is none. Throws on an id that names no address. */
@@ -45,7 +54,7 @@ export class Peers {
     if (parsed === undefined || colon <= 0) throw new Error(`silo id "${id}" names no host:port`)
     const scope = Scope.makeUnsafe()
     // Opening only forks the connect loop, so this runs to completion synchronously.
-    const connection = Effect.runSync(
+    const connection = this.#runSync(
       Scope.provide(
         Connection.make({
           host: parsed.address.slice(0, colon),
