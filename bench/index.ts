@@ -25,6 +25,7 @@ import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { type BenchResult, printResults, runInterleaved, type Variant } from "./Harness.ts"
 import { activate, activateMillion, askConcurrent, askSequential, askSpread, tell } from "./local.ts"
 import { journalAppend, stateWrite } from "./persistence.ts"
+import * as RemindersBench from "./reminders.ts"
 import * as Remote from "./remote/baselines.ts"
 import * as Quark from "./remote/quark.ts"
 import { ringLookup } from "./ring.ts"
@@ -37,6 +38,8 @@ const scale = quick ? 0.05 : 1
 const ops = (n: number) => Math.max(100, Math.round(n * scale))
 const rounds = quick ? 2 : 7
 const warmup = 1
+// --quick: 5,000 reminders at a 2 s period (2,500 ticks a second), one measured period, one round.
+const reminderLag = { reminders: ops(100_000), periodMs: quick ? 2_000 : 10_000, periods: quick ? 1 : 2, rounds: quick ? 1 : 3 }
 
 type Made = Variant & { readonly dispose?: () => Promise<void> }
 
@@ -50,6 +53,9 @@ type Group =
   | "remote"
   | "effect-cluster"
   | "failover"
+  | "reminders-lag"
+  | "reminders-register"
+  | "reminders-idle"
 
 /** Every benchmark by id and group, built only when selected (several start child processes). */
 const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Made>]> = [
@@ -84,7 +90,19 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["baseline.raw-net.pipelined", "remote", () => Remote.rawPipelined(ops(200_000))],
   ["baseline.effect-rpc.pipelined", "remote", () => Remote.effectRpcPipelined(ops(15_000))],
   ["baseline.effect-cluster.remote", "effect-cluster", () => Remote.effectClusterRemote(ops(3_500))],
-  ["cluster.failover", "failover", () => Quark.clusterFailover()]
+  ["cluster.failover", "failover", () => Quark.clusterFailover()],
+  // Reminders (issue 12). Lag: fresh silo per round on the real clock, 10,000 ticks a second
+  // (100,000 reminders, 10 s period), beside timers at the same rate and due times.
+  ["reminders.lag.memory", "reminders-lag", () => RemindersBench.lag("reminders.lag.memory", RemindersBench.memory, reminderLag)],
+  ["reminders.lag.redis", "reminders-lag", () => RemindersBench.lag("reminders.lag.redis", RemindersBench.redis, reminderLag)],
+  ["reminders.lag.set-timeout", "reminders-lag", () => RemindersBench.lagSetTimeout(reminderLag)],
+  ["reminders.lag.effect-sleep", "reminders-lag", () => RemindersBench.lagEffectSleep(reminderLag)],
+  ["reminders.register.redis", "reminders-register", () => RemindersBench.register("reminders.register.redis", RemindersBench.redis, ops(20_000))],
+  ["reminders.register.redis.store-put", "reminders-register", () => RemindersBench.storePut("reminders.register.redis.store-put", RemindersBench.redis, ops(20_000))],
+  ["reminders.register.pg", "reminders-register", () => RemindersBench.register("reminders.register.pg", RemindersBench.pg, ops(10_000))],
+  ["reminders.register.pg.store-put", "reminders-register", () => RemindersBench.storePut("reminders.register.pg.store-put", RemindersBench.pg, ops(10_000))],
+  // A heap of its own: 100,000 reminders held by the silo.
+  ["reminders.idle", "reminders-idle", () => RemindersBench.idle(ops(100_000))]
 ]
 
 // `--only=a,b` runs the benchmarks whose id starts with one of the prefixes.
@@ -147,6 +165,9 @@ printResults(results, {
     ["remote.ask.pipelined", "baseline.raw-net.pipelined"],
     ["remote.ask.pipelined", "baseline.effect-cluster.remote"],
     ["remote.ask.pipelined", "baseline.effect-rpc.pipelined"],
-    ["remote.ask.sequential", "baseline.raw-net.sequential"]
+    ["remote.ask.sequential", "baseline.raw-net.sequential"],
+    // Reminders.register against the store's own put of the same records
+    ["reminders.register.redis", "reminders.register.redis.store-put"],
+    ["reminders.register.pg", "reminders.register.pg.store-put"]
   ] as const).filter(([id, base]) => measured.has(id) && measured.has(base))
 })
