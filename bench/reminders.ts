@@ -4,8 +4,9 @@
  * - `reminders.lag.<store>`: `reminders` active reminders on one silo (10 per actor), each
  *   firing every `periodMs`, their start times spread evenly over the period, so
  *   `reminders / periodMs` ticks fire per millisecond (100,000 at 10 s: 10,000 a second).
- *   Each round is a fresh silo on the real clock and a fresh store: it registers them all,
- *   lets one whole period fire as a warm-up, then measures `periods` periods. `opsPerSec` is
+ *   Each round is a fresh silo on the real clock and a fresh store: it registers them all
+ *   (`registerMs`) before the first is due, lets one whole period fire as a warm-up, then
+ *   measures `periods` periods (`periods × periodMs` of due times). `opsPerSec` is
  *   the ticks delivered per second, p50/p99/p99.9 the lag (µs) from a tick's due time to
  *   the start of its turn, read in the handler. A tick due in the measured window that
  *   arrives twice fails the round; one that has not arrived two periods after the window is
