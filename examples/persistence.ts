@@ -12,9 +12,9 @@
  */
 import { Console, Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Redis } from "ioredis"
 import { Actor, ActorState, EventSourced, JournalConflict, Silo, StateConflict, StoreError, Stores } from "quark"
 import { RedisStore } from "quark/persistence/redis"
+import { connect, deleteKeys, explainUnreachable, redisUrl } from "./support/Redis.ts"
 
 // --- An account: one state record -------------------------------------------------------
 
@@ -84,7 +84,7 @@ const LedgerLive = Ledger.toLayer(
 
 // --- Two silo lifetimes, one Redis ------------------------------------------------------
 
-const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+const url = redisUrl
 const run = `demo-${Date.now().toString(36)}`
 const keyPrefix = `quark-example-${run}`
 const SiloWithRedis = Layer.mergeAll(AccountLive, LedgerLive).pipe(
@@ -121,26 +121,10 @@ const secondLife = Effect.gen(function*() {
   yield* Console.log(`  a deposit over a stale version is refused: ${refused._tag}`)
 })
 
-/** Deletes every key this run wrote (they all start with its prefix). */
-const deleteRunKeys = Effect.promise(async () => {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on("error", () => {})
-  try {
-    await redis.connect()
-    let cursor = "0"
-    let deleted = 0
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}:*`, "COUNT", 1_000)
-      cursor = next
-      if (keys.length > 0) deleted += await redis.del(...keys)
-    } while (cursor !== "0")
-    return deleted
-  } catch {
-    return 0 // Redis was not there: nothing was written
-  } finally {
-    redis.disconnect()
-  }
-})
+/** Deletes every key this run wrote (they all start with its prefix); none if Redis was not there. */
+const deleteRunKeys = Effect.scoped(Effect.flatMap(connect(url), (redis) => deleteKeys(redis, [`${keyPrefix}:*`]))).pipe(
+  Effect.catchTag("RedisUnreachable", () => Effect.succeed(0))
+)
 
 const program = Effect.gen(function*() {
   yield* Console.log("silo #1")
@@ -152,14 +136,7 @@ const program = Effect.gen(function*() {
   Effect.ensuring(Effect.flatMap(deleteRunKeys, (n) => n > 0 ? Console.log(`deleted the run's ${n} Redis keys`) : Effect.void)),
   Effect.catchTag("StoreError", (error) =>
     error.operation === "connect"
-      ? Effect.andThen(
-        Console.error(
-          `Cannot reach Redis at ${url} (${error.reason}).\n` +
-            "Start one, e.g. `redis-server --daemonize yes` or `docker run -d -p 6379:6379 redis`,\n" +
-            "or point QUARK_REDIS_URL at one."
-        ),
-        Effect.sync(() => void (process.exitCode = 1))
-      )
+      ? explainUnreachable(url, error.reason)
       : Effect.fail(error))
 )
 

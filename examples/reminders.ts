@@ -24,14 +24,15 @@ import { randomUUID } from "node:crypto"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, Layer, Schedule, Schema } from "effect"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import { Reminders } from "quark"
 import { Cluster, ClusterClient } from "quark/cluster"
 import { RedisMembership } from "quark/cluster/redis"
 import { RedisReminderStore, RedisStore } from "quark/persistence/redis"
 import { Statement, storePrefix, Subscription } from "./reminders/Subscription.ts"
+import { connect, deleteKeys, explainUnreachable, redisUrl } from "./support/Redis.ts"
 
-const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+const url = redisUrl
 const cluster = `example-${Date.now().toString(36)}-${randomUUID().slice(0, 4)}`
 const siloScript = fileURLToPath(new URL("./reminders/silo.ts", import.meta.url))
 const accounts = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj"]
@@ -39,11 +40,9 @@ const priceCents = 999
 const periodMillis = 1_000
 const bucketCount = 64 // the default, which the silos use too
 
-class RedisUnreachable extends Schema.TaggedError<RedisUnreachable>()("RedisUnreachable", { reason: Schema.String }) {}
 class SiloFailed extends Schema.TaggedError<SiloFailed>()("SiloFailed", { label: Schema.String, reason: Schema.String }) {}
 class TimedOut extends Schema.TaggedError<TimedOut>()("TimedOut", { waitingFor: Schema.String }) {}
 
-const reasonOf = (cause: unknown) => cause instanceof Error ? cause.message : String(cause)
 const clock = (epochMillis: number) => new Date(epochMillis).toISOString().slice(11, 23)
 
 // --- What the silos report -------------------------------------------------------------------
@@ -72,37 +71,11 @@ const waitFor = (waitingFor: string, seconds: number, condition: () => boolean) 
     Effect.flatMap((ok) => ok ? Effect.void : Effect.fail(new TimedOut({ waitingFor })))
   )
 
-// --- Redis: reachability and cleanup -------------------------------------------------------
-
-const redisConnection = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: async () => {
-      const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-      let lastError: unknown = undefined
-      redis.on("error", (error) => void (lastError = error))
-      // connect() only rejects with "Connection is closed"; the reason is the last "error" event.
-      await redis.connect().catch((cause) => Promise.reject(lastError ?? cause))
-      return redis
-    },
-    catch: (cause) => new RedisUnreachable({ reason: reasonOf(cause) })
-  }),
-  (redis) => Effect.promise(() => redis.quit().then(() => undefined, () => redis.disconnect()))
-)
+// --- Redis: the run's keys ---------------------------------------------------------------------
 
 /** Every key this run wrote: its cluster's membership and directory, the statements and the reminders. */
 const deleteRunKeys = (redis: Redis) =>
-  Effect.promise(async () => {
-    let deleted = 0
-    for (const match of [`quark:{membership:${cluster}}:*`, `quark:{directory:${cluster}}:*`, `${storePrefix(cluster)}:*`]) {
-      let cursor = "0"
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", match, "COUNT", 1_000)
-        cursor = next
-        if (keys.length > 0) deleted += await redis.del(...keys)
-      } while (cursor !== "0")
-    }
-    return deleted
-  })
+  deleteKeys(redis, [`quark:{membership:${cluster}}:*`, `quark:{directory:${cluster}}:*`, `${storePrefix(cluster)}:*`])
 
 // --- Silo processes --------------------------------------------------------------------------
 
@@ -294,7 +267,7 @@ const checkStatements = Effect.gen(function*() {
 // --- The run ---------------------------------------------------------------------------------
 
 const main = Effect.gen(function*() {
-  const redis = yield* redisConnection
+  const redis = yield* connect(url)
   yield* Effect.addFinalizer(() =>
     Effect.flatMap(deleteRunKeys(redis), (n) => Console.log(`deleted the run's ${n} Redis keys`)))
   yield* Console.log(`cluster "${cluster}" on ${url}: starting 3 silos`)
@@ -312,15 +285,7 @@ const main = Effect.gen(function*() {
   yield* Effect.scoped(checkStatements)
 }).pipe(
   Effect.scoped, // silos stop (if still running) before the keys are deleted
-  Effect.catchTag("RedisUnreachable", (error) =>
-    Effect.andThen(
-      Console.error(
-        `Cannot reach Redis at ${url} (${error.reason}).\n` +
-          "Start one, e.g. `redis-server --daemonize yes` or `docker run -d -p 6379:6379 redis`,\n" +
-          "or point QUARK_REDIS_URL at one."
-      ),
-      Effect.sync(() => void (process.exitCode = 1))
-    ))
+  Effect.catchTag("RedisUnreachable", (error) => explainUnreachable(url, error.reason))
 )
 
 NodeRuntime.runMain(main)
