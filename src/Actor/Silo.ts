@@ -6,22 +6,14 @@
  */
 import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
 import { type ActorAddress, invalidIdReason } from "./ActorAddress.ts"
-import {
-  ActorUnavailable,
-  DeclaredError,
-  type DispatchError,
-  InvalidActorId,
-  MessageDecodeError,
-  UnknownActorType,
-  UnknownMessage
-} from "./ActorError.ts"
+import { ActorUnavailable, InvalidActorId } from "./ActorError.ts"
 import type { Activation } from "./internal/Activation.ts"
 import { ActivationState } from "./internal/ActivationState.ts"
 import { type ActivationInfo, Silo, type UntypedRequest, type RefContract } from "./internal/SiloTag.ts"
 import { LocalRouter } from "./internal/LocalRouter.ts"
 import { runSweeper } from "./internal/Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
-import { messageEntry } from "./internal/HostedType.ts"
+import { prepare } from "./internal/UntypedDispatch.ts"
 
 /**
  * Silo configuration; every field has a documented default.
@@ -124,36 +116,10 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
   })
 
   const dispatch = Effect.fn("Quark.Silo.dispatch")(function*(request: UntypedRequest) {
-    // Untyped input: `{ id: 42 }` must not become a second activation beside `{ id: "42" }`.
     const { id, tag, type } = request as { readonly [K in keyof UntypedRequest]: unknown }
-    const slot = typeof type === "string" ? router.slots.get(type) : undefined
-    if (slot?.registration === undefined) return yield* new UnknownActorType({ type: String(type) })
-    const entry = typeof tag === "string" ? messageEntry(slot.registration, tag) : undefined
-    if (entry === undefined) return yield* new UnknownMessage({ type: slot.name, tag: String(tag) })
-    const reason = typeof id === "string" ? invalidIdReason(id) : `the id is a ${typeof id}, not a string`
-    if (reason !== undefined) return yield* new InvalidActorId({ type: slot.name, id: String(id), reason })
-    const address = { type: slot.name, id: id as string }
-    const decode = Schema.decodeUnknownEffect(entry.payloadSchema) as (input: unknown) => Effect.Effect<unknown, Schema.SchemaError>
-    // A decoder that throws on what it is given (a getter that throws, a value deep enough to
-    // overflow the stack) is bad input too, not a defect of the silo.
-    const payload = yield* Effect.suspend(() => decode(request.payload)).pipe(
-      Effect.mapError((error) => new MessageDecodeError({ address, tag: entry.tag, reason: error.message })),
-      Effect.catchDefect((defect) =>
-        Effect.fail(new MessageDecodeError({ address, tag: entry.tag, reason: String((defect as Error)?.message ?? defect) }))
-      )
-    )
-    const isDeclared = Schema.is(entry.errorSchema)
-    const success: unknown = yield* (router.ask(slot, address.id, entry, payload) as Effect.Effect<unknown, DispatchError>).pipe(
-      Effect.catch((error) =>
-        isDeclared(error)
-          ? Effect.flatMap(
-            Effect.orDie(Schema.encodeUnknownEffect(entry.errorSchema)(error)) as Effect.Effect<unknown>,
-            (encoded) => Effect.fail(new DeclaredError({ address, tag: entry.tag, error: encoded }))
-          )
-          : Effect.fail(error)
-      )
-    )
-    return yield* Effect.orDie(Schema.encodeEffect(entry.successSchema)(success)) as Effect.Effect<unknown>
+    const prepared = yield* prepare(router, type, tag)
+    const success = yield* prepared.send(id, request.payload)
+    return yield* Effect.orDie(Schema.encodeEffect(prepared.entry.successSchema)(success)) as Effect.Effect<unknown>
   })
 
   return Silo.of({ router, ref, activations, deactivate, dispatch })

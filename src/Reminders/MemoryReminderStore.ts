@@ -5,11 +5,11 @@
  *
  * **Structures.**
  * - `reminders`: key → stored reminder (the record of truth).
- * - `buckets`: bucket → the bucket's reminders in `(nextDue, type, id, name)` order, kept
- *   in a {@link SortedList}. `due` reads the head of one list (no scan of anything else); a
- *   put that moves `nextDue` is one delete and one insert, each a binary search plus a
- *   splice inside one chunk of at most `2 × 512` entries, so a write costs O(log n) compares
- *   and a bounded copy however many reminders the bucket holds.
+ * - `buckets`: bucket → its reminders by key, unordered. A put is O(1); `due` scans the
+ *   bucket and sorts what is due by `(nextDue, type, id, name)`. Puts are the hot path (one
+ *   per fired tick), `due` is not: a bucket reads it once, when it is activated. Kept in
+ *   order instead (a sorted list), every put cost a delete and an insert, which measured as
+ *   the largest part of a tick on this store (`npm run bench -- --only=reminders.lag.memory`).
  * - `actors`: actor → its reminders by name (sorted when listed: an actor has few).
  * - `histories`: key → entries, newest first.
  * - dead letters: id → entry, plus one `SortedList` by `(at, id)` over all of them and one
@@ -47,27 +47,27 @@ export const make = (name: string): ReminderStore => {
   const actorId = (type: string, id: string) => JSON.stringify([type, id])
 
   const reminders = new Map<string, StoredReminder>()
-  const buckets = new Map<number, SortedList<StoredReminder>>()
+  const buckets = new Map<number, Map<string, StoredReminder>>()
   const actors = new Map<string, Map<string, StoredReminder>>()
   const histories = new Map<string, Array<string>>()
   const deadLetters = new Map<string, DeadLetter>()
   const deadLettersByAt = new SortedList<DeadLetter>(byAt)
   const deadLettersByKind = new Map<string, SortedList<DeadLetter>>()
 
-  const bucketList = (bucket: number) => {
-    let list = buckets.get(bucket)
-    if (list === undefined) buckets.set(bucket, list = new SortedList(byDue))
-    return list
+  const bucketOf = (bucket: number) => {
+    let members = buckets.get(bucket)
+    if (members === undefined) buckets.set(bucket, members = new Map())
+    return members
   }
   const conflict = (key: ReminderKey, expectedVersion: number, actualVersion: number) =>
     Effect.fail(new StateConflict({ key: display(key), expectedVersion, actualVersion }))
 
   /** Takes a stored reminder out of the bucket and actor indexes. */
-  const unindex = (stored: StoredReminder) => {
-    const list = buckets.get(stored.bucket)
-    if (list !== undefined) {
-      list.delete(stored)
-      if (list.size === 0) buckets.delete(stored.bucket)
+  const unindex = (id: string, stored: StoredReminder) => {
+    const members = buckets.get(stored.bucket)
+    if (members !== undefined) {
+      members.delete(id)
+      if (members.size === 0) buckets.delete(stored.bucket)
     }
     const actor = actorId(stored.key.type, stored.key.id)
     const names = actors.get(actor)
@@ -95,10 +95,24 @@ export const make = (name: string): ReminderStore => {
     return true
   }
 
+  const appendHistory = (id: string, entry: string, keep: number) => {
+    // History lives and dies with its reminder: none is kept for a key with no reminder.
+    if (!reminders.has(id)) return
+    const kept = countOf(keep)
+    if (kept === 0) {
+      histories.delete(id)
+      return
+    }
+    const entries = histories.get(id) ?? []
+    entries.unshift(entry)
+    if (entries.length > kept) entries.length = kept
+    histories.set(id, entries)
+  }
+
   return {
     name,
     get: (key) => Effect.sync(() => reminders.get(reminderId(key))),
-    put: (reminder, expectedVersion) =>
+    put: (reminder, expectedVersion, history) =>
       Effect.suspend((): Effect.Effect<number, StateConflict | StoreError> => {
         const invalid = invalidWrite(reminder)
         if (invalid !== undefined) return Effect.fail(new StoreError({ store: name, operation: "put", reason: invalid }))
@@ -113,13 +127,14 @@ export const make = (name: string): ReminderStore => {
           data: reminder.data,
           version: actual + 1
         }
-        if (current !== undefined) unindex(current)
+        if (current !== undefined && current.bucket !== stored.bucket) unindex(id, current)
         reminders.set(id, stored)
-        bucketList(stored.bucket).insert(stored)
+        bucketOf(stored.bucket).set(id, stored)
         const actor = actorId(stored.key.type, stored.key.id)
         let names = actors.get(actor)
         if (names === undefined) actors.set(actor, names = new Map())
         names.set(stored.key.name, stored)
+        if (history !== undefined) appendHistory(id, history.entry, history.keep)
         return Effect.succeed(stored.version)
       }),
     remove: (key, expectedVersion) =>
@@ -129,7 +144,7 @@ export const make = (name: string): ReminderStore => {
         const actual = current?.version ?? 0
         if (actual !== expectedVersion) return conflict(key, expectedVersion, actual)
         if (current !== undefined) {
-          unindex(current)
+          unindex(id, current)
           reminders.delete(id)
           histories.delete(id)
         }
@@ -142,22 +157,15 @@ export const make = (name: string): ReminderStore => {
         return Array.from(names.values()).sort((a, b) => compareCodePoints(a.key.name, b.key.name))
       }),
     due: (bucket, until, limit) =>
-      Effect.sync(() => buckets.get(bucket)?.takeWhile(countOf(limit), (r) => r.nextDue <= until) ?? []),
-    appendHistory: (key, entry, keep) =>
       Effect.sync(() => {
-        const id = reminderId(key)
-        // History lives and dies with its reminder: none is kept for a key with no reminder.
-        if (!reminders.has(id)) return
-        const kept = countOf(keep)
-        if (kept === 0) {
-          histories.delete(id)
-          return
-        }
-        const entries = histories.get(id) ?? []
-        entries.unshift(entry)
-        if (entries.length > kept) entries.length = kept
-        histories.set(id, entries)
+        const count = countOf(limit)
+        const members = buckets.get(bucket)
+        if (members === undefined || count === 0) return []
+        const due: Array<StoredReminder> = []
+        for (const stored of members.values()) if (stored.nextDue <= until) due.push(stored)
+        return due.sort(byDue).slice(0, count)
       }),
+    appendHistory: (key, entry, keep) => Effect.sync(() => appendHistory(reminderId(key), entry, keep)),
     history: (key) => Effect.sync(() => histories.get(reminderId(key))?.slice() ?? []),
     addDeadLetter: (entry) =>
       Effect.suspend(() => {

@@ -187,13 +187,19 @@ export const make = (
             (rows) => rows.length === 0 ? undefined : reminderOf(rows[0]!)
           )
         }),
-      put: Effect.fnUntraced(function*(reminder, expectedVersion) {
+      put: Effect.fnUntraced(function*(reminder, expectedVersion, history) {
         const invalid = invalidWrite(reminder)
         if (invalid !== undefined) return yield* new StoreError({ store: name, operation: "put", reason: invalid })
-        const unfit = unstorable("put", [...keyOf(reminder.key), reminder.data])
+        const unfit = unstorable("put", [...keyOf(reminder.key), reminder.data, history?.entry ?? ""])
         if (unfit) return yield* unfit
         // No stored version is anything but 0 or a positive integer.
         if ((expectedVersion === 0 || validVersion(expectedVersion)) && (yield* putBatch({ reminder, expectedVersion }))) {
+          if (history !== undefined) {
+            // The put stood; its history entry is for operators, and a failure to add it is logged.
+            yield* store.appendHistory(reminder.key, history.entry, history.keep).pipe(
+              Effect.catch((error) => Effect.logWarning(`reminder history entry not stored: ${error.message}`))
+            )
+          }
           return expectedVersion + 1
         }
         return yield* conflict(reminder.key, expectedVersion, yield* currentVersion("put", reminder.key))

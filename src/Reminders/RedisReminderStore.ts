@@ -115,9 +115,10 @@ return out`
 // Script convention (as the state store's): a result >= 0 is success; a negative result is
 // a conflict, and `-result - 1` is the stored version.
 const scripts = {
-  // KEYS: hash, bucket's set, actor's set. ARGV: expected, data, bucket, nextDue, member, prefix of bucket sets.
+  // KEYS: hash, bucket's set, actor's set, history. ARGV: expected, data, bucket, nextDue, member,
+  // prefix of bucket sets, history entries kept (-1: no entry to append), the entry.
   quarkReminderPut: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `local actual = tonumber(redis.call('HGET', KEYS[1], 'version')) or 0
 if actual ~= tonumber(ARGV[1]) then return -actual - 1 end
 local old = redis.call('HGET', KEYS[1], 'bucket')
@@ -125,6 +126,13 @@ if old and old ~= ARGV[3] then redis.call('ZREM', ARGV[6] .. old, ARGV[5]) end
 redis.call('HSET', KEYS[1], 'version', actual + 1, 'data', ARGV[2], 'bucket', ARGV[3], 'nextDue', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[3], 0, ARGV[5])
+local keep = tonumber(ARGV[7])
+if keep > 0 then
+  redis.call('LPUSH', KEYS[4], ARGV[8])
+  redis.call('LTRIM', KEYS[4], 0, keep - 1)
+elseif keep == 0 then
+  redis.call('DEL', KEYS[4])
+end
 return actual + 1`
   },
   // KEYS: hash, history, actor's set. ARGV: expected, member, prefix of bucket sets.
@@ -207,12 +215,15 @@ interface Scripts {
     hash: string,
     due: string,
     actor: string,
+    history: string,
     expected: number,
     data: string,
     bucket: number,
     nextDue: string,
     member: string,
-    duePrefix: string
+    duePrefix: string,
+    keep: number,
+    entry: string
   ): Promise<number>
   quarkReminderRemove(hash: string, history: string, actor: string, expected: number, member: string, duePrefix: string): Promise<number>
   quarkReminderDue(due: string, until: string, limit: number, hashPrefix: string): Promise<Array<Text>>
@@ -322,23 +333,26 @@ const fromClient = (name: string, redis: Client, prefix: string): ReminderStore 
             nextDue: Number(nextDue)
           }
       ),
-    put: (reminder, expectedVersion) => {
+    put: (reminder, expectedVersion, history) => {
       const invalid = invalidWrite(reminder)
       if (invalid !== undefined) return Effect.fail(new StoreError({ store: name, operation: "put", reason: invalid }))
       const { key } = reminder
       return Effect.flatMap(
         call("put", () => {
-          checkText(key.type, key.id, key.name, reminder.data)
+          checkText(key.type, key.id, key.name, reminder.data, history?.entry ?? "")
           return redis.quarkReminderPut(
             keys.reminder(key),
             keys.due(reminder.bucket),
             keys.actor(key.type, key.id),
+            keys.history(key),
             expectedVersion,
             reminder.data,
             reminder.bucket,
             String(reminder.nextDue),
             memberOf(key),
-            keys.duePrefix
+            keys.duePrefix,
+            history === undefined ? -1 : countOf(history.keep),
+            history?.entry ?? ""
           )
         }),
         (result) => result >= 0 ? Effect.succeed(result) : Effect.fail(conflict(key, expectedVersion, result))

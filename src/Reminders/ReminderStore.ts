@@ -50,6 +50,16 @@ export interface StoredReminder {
 export type ReminderWrite = Omit<StoredReminder, "version">
 
 /**
+ * A history entry written with a put: appended as by `appendHistory` when the put succeeds.
+ *
+ * @since 0.1.0
+ */
+export interface HistoryAppend {
+  readonly entry: string
+  readonly keep: number
+}
+
+/**
  * One entry of the dead-letter queue: something that could not be delivered after its
  * retries (a reminder's tick, or a one-way message). `data` is the JSON text of the entry's
  * details (what, to whom, attempts, last error); `kind` says what it was ("reminder", "tell").
@@ -78,8 +88,17 @@ export interface ReminderStore {
    * and changes nothing. `bucket` must not change for a key. A `nextDue` that is not a finite
    * number, or a `bucket` that is not a non-negative integer, fails with `StoreError` (and
    * changes nothing).
+   *
+   * With `history`, a put that succeeds also appends that entry to the reminder's history,
+   * as `appendHistory` would: in the same step where the store can (memory, Redis: one
+   * script), which saves a fired tick a second round trip. A store that cannot (PostgreSQL)
+   * appends right after, and a failed append there is logged, not reported: the put stood.
    */
-  readonly put: (reminder: ReminderWrite, expectedVersion: number) => Effect.Effect<number, StateConflict | StoreError>
+  readonly put: (
+    reminder: ReminderWrite,
+    expectedVersion: number,
+    history?: HistoryAppend | undefined
+  ) => Effect.Effect<number, StateConflict | StoreError>
   /**
    * Deletes the reminder if its version is `expectedVersion`, with its history; otherwise
    * `StateConflict`. Deleting a reminder that does not exist (expected version 0) succeeds.

@@ -47,6 +47,7 @@ import * as RequestContext from "../Actor/RequestContext.ts"
 import { Silo } from "../Actor/Silo.ts"
 import type { StoreError } from "../Persistence/PersistenceError.ts"
 import { firstDue, validate } from "./internal/DueTimes.ts"
+import { DueTimer } from "./internal/DueTimer.ts"
 import { Bucket, BucketLive, keepBuckets } from "./internal/ReminderBucket.ts"
 import {
   bucketOf,
@@ -424,9 +425,17 @@ export interface RemindersConfig {
   readonly retry?: Schedule.Schedule<unknown, DispatchError> | undefined
   /** How often each bucket is made sure to be active on its owner (default 1 s). */
   readonly keepInterval?: Duration.Input | undefined
+  /**
+   * Ticks started on this silo whose first attempt has not ended (default 1,024). More due
+   * at once wait their turn, so a burst (every silo was down for an hour) cannot keep the
+   * event loop busy for seconds.
+   */
+  readonly maxTicksInFlight?: number | undefined
 }
 
 const defaultBucketCount = 64
+/** Ticks the timer starts before it yields to the event loop. */
+const timerBatch = 256
 
 const storeOf = (config: RemindersConfig | undefined): Effect.Effect<ReminderStore, StoreError, Scope.Scope> =>
   config?.store === undefined ? Effect.succeed(MemoryReminderStore.make("reminders"))
@@ -446,6 +455,10 @@ const defaultRetry: Schedule.Schedule<unknown, DispatchError> = Schedule.max([
  */
 export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreError, Silo> =>
   Layer.effectContext(Effect.gen(function*() {
+    const maxTicksInFlight = config?.maxTicksInFlight ?? 1_024
+    if (!Number.isSafeInteger(maxTicksInFlight) || maxTicksInFlight < 1) {
+      return yield* Effect.die(new RangeError(`Reminders.layer: maxTicksInFlight must be a positive integer, not ${maxTicksInFlight}`))
+    }
     const store = yield* storeOf(config)
     const bucketCount = config?.bucketCount ?? defaultBucketCount
     const runtime = ReminderRuntime.of({
@@ -453,12 +466,21 @@ export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreErr
       bucketCount,
       historySize: config?.historySize ?? 20,
       retry: config?.retry ?? defaultRetry,
-      storeRetryMillis: 1_000
+      storeRetryMillis: 1_000,
+      timer: new DueTimer(maxTicksInFlight, timerBatch),
+      buckets: new Set(),
+      drainMillis: 5_000
     })
+    // Before the store closes (finalizers run in reverse): every bucket on this silo stops
+    // and lets its ticks in flight end and be recorded.
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach([...runtime.buckets], (stop) => stop, { concurrency: "unbounded", discard: true })
+    )
     const reminders = Reminders.of({ store, bucketCount })
     const silo = yield* Silo
     attached.set(silo.router, reminders)
     yield* Layer.build(BucketLive.pipe(Layer.provide(Layer.succeed(ReminderRuntime, runtime))))
+    yield* Effect.forkScoped(runtime.timer.run)
     yield* Effect.forkScoped(keepBuckets(bucketCount, Duration.fromInputUnsafe(config?.keepInterval ?? "1 second")))
     return Context.make(Reminders, reminders)
   }))

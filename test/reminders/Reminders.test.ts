@@ -5,12 +5,14 @@
  * cancel and re-register during a running tick, many reminders per actor.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Layer, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
 import { Actor, ActorContext, Silo } from "../../src/index.ts"
 import * as MemoryReminderStore from "../../src/Reminders/MemoryReminderStore.ts"
 import type { ReminderStore } from "../../src/Reminders/ReminderStore.ts"
+import { bucketType } from "../../src/Reminders/internal/ReminderBucket.ts"
+import { bucketOf } from "../../src/Reminders/internal/ReminderRecord.ts"
 import * as Reminders from "../../src/Reminders/Reminders.ts"
 
 class Refused extends Schema.TaggedError<Refused>()("Refused", {}) {}
@@ -34,7 +36,9 @@ const makeProbe = () => ({
   failuresLeft: 0,
   flakyCalls: 0,
   slowEntered: Deferred.makeUnsafe<void>(),
-  slowGate: Deferred.makeUnsafe<void>()
+  slowGate: Deferred.makeUnsafe<void>(),
+  slowStarted: 0,
+  slowCompleted: 0
 })
 type Probe = ReturnType<typeof makeProbe>
 
@@ -53,12 +57,16 @@ const targetLayer = (probe: Probe) =>
           probe.flakyCalls++
           return probe.failuresLeft-- > 0 ? Effect.fail(new Refused()) : Effect.void
         }),
-      Slow: () => Effect.andThen(Deferred.succeed(probe.slowEntered, undefined), Deferred.await(probe.slowGate))
+      Slow: () =>
+        Effect.suspend(() => {
+          probe.slowStarted++
+          return Effect.andThen(Deferred.succeed(probe.slowEntered, undefined), Deferred.await(probe.slowGate))
+        }).pipe(Effect.andThen(Effect.sync(() => probe.slowCompleted++)))
     })
   }), { idleTimeout: "10 seconds" })
 
-const siloWith = (probe: Probe, store: ReminderStore) =>
-  Reminders.layer({ store }).pipe(Layer.provideMerge(Silo.layerTest(targetLayer(probe))))
+const siloWith = (probe: Probe, store: ReminderStore, config?: Omit<Reminders.RemindersConfig, "store">) =>
+  Reminders.layer({ ...config, store }).pipe(Layer.provideMerge(Silo.layerTest(targetLayer(probe))))
 
 /** Lets the reminder fibers run without moving the clock. */
 const settle = Effect.gen(function*() {
@@ -202,6 +210,48 @@ describe("reminders on one silo", () => {
       assert.deepStrictEqual(yield* Reminders.list({ type: "Target", id: "t-7" }), [])
       assert.isFalse(yield* Reminders.cancel({ type: "Target", id: "t-7" }, "slow"))
     }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"))))
+  })
+
+  it.effect("a bucket that stops while a tick runs lets the turn finish and records it: its next activation does not fire it again", () => {
+    const probe = makeProbe()
+    return Effect.gen(function*() {
+      const silo = yield* Silo.Silo
+      yield* Reminders.register(Target, "t-20", "slow", { message: "Slow", every: "10 seconds", startAt: 1_000 })
+      yield* advance(1_000)
+      yield* Deferred.await(probe.slowEntered)
+      // As a hand-over does: the bucket is deactivated while its tick's turn is running.
+      const bucket = { type: bucketType, id: String(bucketOf({ type: "Target", id: "t-20", name: "slow" }, 64)) }
+      const stopping = yield* Effect.forkChild(silo.deactivate(bucket))
+      yield* settle
+      assert.isUndefined(stopping.pollUnsafe(), "the bucket waits for the tick in flight")
+      yield* Deferred.succeed(probe.slowGate, undefined)
+      assert.isTrue(yield* Fiber.join(stopping))
+      assert.strictEqual(probe.slowCompleted, 1, "the turn was not cut short")
+      // The keeper activates the bucket again (within its 1 s interval); the tick due at
+      // 1 s was recorded, so the next one is at 11 s.
+      yield* advance(9_900)
+      assert.strictEqual(probe.slowStarted, 1)
+      yield* advance(200)
+      assert.strictEqual(probe.slowStarted, 2)
+      const history = yield* Reminders.history({ type: "Target", id: "t-20" }, "slow")
+      assert.deepStrictEqual(history.map((h) => h.due), [11_000, 1_000])
+    }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"))))
+  })
+
+  it.effect("at most maxTicksInFlight ticks run their first attempt at once; the rest wait their turn", () => {
+    const probe = makeProbe()
+    return Effect.gen(function*() {
+      for (const id of ["f-1", "f-2", "f-3", "f-4", "f-5"]) {
+        yield* Reminders.register(Target, id, "slow", { message: "Slow", at: 1_000 })
+      }
+      yield* advance(1_000)
+      yield* advance(1_000)
+      assert.strictEqual(probe.slowStarted, 2)
+      yield* Deferred.succeed(probe.slowGate, undefined)
+      yield* settle
+      assert.strictEqual(probe.slowStarted, 5)
+      assert.strictEqual(probe.slowCompleted, 5)
+    }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"), { maxTicksInFlight: 2 })))
   })
 
   it.effect("re-registering a running reminder replaces it: the new timing stands", () => {

@@ -405,6 +405,25 @@ export const reminderConformance = <E>(label: string, makeStore: Effect.Effect<R
         assert.deepStrictEqual(yield* store.history(k), [])
       }))
 
+    it.live("a put with a history entry appends it when the put succeeds, and only then", () =>
+      Effect.gen(function*() {
+        const store = yield* makeStore
+        const k = key("T", "ph", "r")
+        assert.strictEqual(yield* store.put({ key: k, bucket: 0, nextDue: 1, data: "a" }, 0, { entry: "t1", keep: 2 }), 1)
+        assert.deepStrictEqual(yield* store.history(k), ["t1"])
+        yield* store.put({ key: k, bucket: 0, nextDue: 2, data: "b" }, 1, { entry: "t2", keep: 2 })
+        yield* store.put({ key: k, bucket: 0, nextDue: 3, data: "c" }, 2, { entry: "t3", keep: 2 })
+        assert.deepStrictEqual(yield* store.history(k), ["t3", "t2"])
+        // A lost compare-and-set writes neither the reminder nor its entry.
+        const stale = yield* Effect.flip(store.put({ key: k, bucket: 0, nextDue: 9, data: "x" }, 1, { entry: "lost", keep: 2 }))
+        assert.instanceOf(stale, StateConflict)
+        assert.deepStrictEqual(yield* store.history(k), ["t3", "t2"])
+        assert.strictEqual((yield* store.get(k))?.data, "c")
+        // keep 0 keeps nothing, as for appendHistory.
+        yield* store.put({ key: k, bucket: 0, nextDue: 4, data: "d" }, 3, { entry: "t4", keep: 0 })
+        assert.deepStrictEqual(yield* store.history(k), [])
+      }))
+
     it.live("a key with no reminder has no history: appending to it stores nothing", () =>
       Effect.gen(function*() {
         const store = yield* makeStore

@@ -1,19 +1,13 @@
 /**
- * A binary min-heap of reminders by fire time, with lazy deletion: an entry carries the
- * generation of its reminder when it was pushed, and an entry whose generation is no longer
- * the reminder's is dropped when it reaches the top. So re-scheduling or cancelling is O(1)
- * plus one push, and the heap never needs a search.
+ * A binary min-heap by time (`at`). The reminder timer uses it with lazy deletion: an entry
+ * carries the generation of its reminder when it was pushed, and an entry whose generation
+ * is no longer the reminder's is dropped when it reaches the top. So re-scheduling or
+ * cancelling is O(1) plus one push, and the heap never needs a search.
  *
  * @internal
  */
 
-export interface HeapEntry {
-  readonly at: number
-  readonly key: string
-  readonly generation: number
-}
-
-export class DueHeap {
+export class DueHeap<HeapEntry extends { readonly at: number }> {
   private readonly items: Array<HeapEntry> = []
 
   get size(): number {
@@ -57,7 +51,10 @@ export class DueHeap {
     return top
   }
 
-  clear(): void {
+  /** Keeps only the entries `keep` accepts, rebuilding the heap: O(n log n). */
+  retain(keep: (entry: HeapEntry) => boolean): void {
+    const kept = this.items.filter(keep)
     this.items.length = 0
+    for (const entry of kept) this.push(entry)
   }
 }

@@ -195,7 +195,8 @@ const lastDues = (
   if (timing._tag === "Every") {
     const k = Math.floor((horizon - scheduled) / timing.periodMillis) + 1
     const first = k - Math.min(k, n)
-    const dues = Array.from({ length: k - first }, (_, i) => scheduled + (first + i) * timing.periodMillis)
+    const dues: Array<number> = []
+    for (let i = first; i < k; i++) dues.push(scheduled + i * timing.periodMillis)
     return [dues, dues[dues.length - 1]! + timing.periodMillis]
   }
   const cron = cronOf(options)!

@@ -18,19 +18,19 @@
  *
  * @internal
  */
-import { Clock, Deferred, Duration, Effect, Exit, FiberSet, Schedule, Schema, Scope } from "effect"
+import { type Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Pull, Schedule, Schema, Scope } from "effect"
 import { Rpc } from "effect/rpc"
 import * as Actor from "../../Actor/Actor.ts"
 import { ActorContext } from "../../Actor/ActorContext.ts"
 import { Cluster } from "../../Cluster/Cluster.ts"
 import type { DispatchError } from "../../Actor/ActorError.ts"
 import { systemContract } from "../../Actor/internal/SystemContract.ts"
-import { CurrentTurn } from "../../Actor/internal/Turn.ts"
-import * as RequestContext from "../../Actor/RequestContext.ts"
+import { CurrentTurn, Turn } from "../../Actor/internal/Turn.ts"
+import { type PreparedMessage, prepare } from "../../Actor/internal/UntypedDispatch.ts"
 import { Silo } from "../../Actor/Silo.ts"
 import { StateConflict, StoreError } from "../../Persistence/PersistenceError.ts"
 import type { ReminderKey, ReminderStore, StoredReminder } from "../ReminderStore.ts"
-import { DueHeap } from "./DueHeap.ts"
+import type { TickStarter, TimedEntry } from "./DueTimer.ts"
 import { dueNow, jitterOffset } from "./DueTimes.ts"
 import {
   decodeRecord,
@@ -60,7 +60,7 @@ export const Touch = Rpc.make("Touch")
 
 export const Bucket = Actor.make(bucketType, [Put, Cancel, Touch], { [systemContract]: true } as Actor.ContractOptions)
 
-interface Entry {
+interface Entry extends TimedEntry {
   readonly key: ReminderKey
   readonly keyText: string
   record: ReminderRecord
@@ -82,9 +82,22 @@ const isUnavailable = (error: DispatchError): boolean => error._tag === "ActorUn
  * How long an unavailable actor is waited for before the tick counts as failed: longer than
  * failure detection (3.5 s with the default timings) and than a registry outage's grace.
  */
-const unavailableRetry: Schedule.Schedule<unknown, DispatchError> = Schedule.spaced("250 millis").pipe(
-  Schedule.upTo({ duration: "30 seconds" })
-)
+const unavailableWaitMillis = 30_000
+const unavailableRetryMillis = 250
+
+/** The error of a failed attempt; `undefined` for a defect or an interruption. */
+const failureOf = (cause: Cause.Cause<DispatchError>): DispatchError | undefined => {
+  for (const reason of cause.reasons) if (reason._tag === "Fail") return reason.error
+  return undefined
+}
+
+const describeCause = (cause: Cause.Cause<DispatchError>): string => {
+  for (const reason of cause.reasons) {
+    if (reason._tag === "Fail") return describe(reason.error)
+    if (reason._tag === "Die") return `defect: ${String(reason.defect)}`
+  }
+  return "interrupted"
+}
 
 const describe = (error: DispatchError): string => {
   if (error._tag === "DeclaredError") {
@@ -97,6 +110,7 @@ const describe = (error: DispatchError): string => {
 export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   const runtime = yield* ReminderRuntime
   const store: ReminderStore = runtime.store
+  const timer = runtime.timer
   const silo = yield* Silo
   const ctx = yield* ActorContext
   const scope = yield* Scope.Scope
@@ -104,20 +118,30 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   yield* ctx.keepAlive(true)
 
   const entries = new Map<string, Entry>()
-  const heap = new DueHeap()
-  let wake = Deferred.makeUnsafe<void>()
   const firing = yield* FiberSet.make<void, never>()
+  const runFire = yield* FiberSet.runtime(firing)<never>()
+  /** Set when the bucket stops: no tick starts, and retries stop waiting. */
+  let closing = false
+  const closed = Deferred.makeUnsafe<void>()
 
-  const fireAt = (entry: Entry): number =>
-    entry.nextDue + jitterOffset(entry.keyText, entry.nextDue, entry.record.timing.jitterMillis)
+  const owner: TickStarter = {
+    start: (timed, generation, now) => {
+      const entry = timed as Entry
+      if (closing || entry.generation !== generation) return false
+      if (entry.firing) {
+        entry.rearm = true
+        return false
+      }
+      entry.firing = true
+      runFire(fire(entry, now))
+      return true
+    }
+  }
 
-  /** (Re)schedules an entry; wakes the firing loop when it is now the earliest. */
+  /** (Re)schedules an entry on the silo's timer. */
   const schedule = (entry: Entry) => {
     entry.generation++
-    const at = fireAt(entry)
-    const top = heap.peek()
-    heap.push({ at, key: entry.keyText, generation: entry.generation })
-    if (top === undefined || at < top.at) Deferred.doneUnsafe(wake, Exit.void)
+    timer.schedule(entry, entry.nextDue + jitterOffset(entry.keyText, entry.nextDue, entry.record.timing.jitterMillis))
   }
 
   const adopt = (stored: StoredReminder): Effect.Effect<Entry | undefined> => {
@@ -132,6 +156,7 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
     const entry: Entry = entries.get(keyText) ?? {
       key: stored.key,
       keyText,
+      owner,
       record,
       version: stored.version,
       nextDue: stored.nextDue,
@@ -158,35 +183,90 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
       return Effect.void
     })
 
-  for (const stored of yield* store.due(bucket, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)) yield* adopt(stored)
-
   // --- Firing --------------------------------------------------------------------------
 
-  /** Delivers one tick, retrying with the runtime's schedule; its outcome for the history. */
-  const deliver = (entry: Entry, record: ReminderRecord, due: number) =>
-    Effect.gen(function*() {
-      let attempts = 0
-      const once = Effect.suspend(() =>
-        silo.dispatch({ type: entry.key.type, id: entry.key.id, tag: record.message, payload: record.payload }).pipe(
-          RequestContext.withRequestContext({ metadata: tickMetadata(entry.key.name, due, attempts) }),
-          // A tick starts a call chain of its own: it is nobody's nested call.
-          Effect.provideService(CurrentTurn, undefined)
-        )
-      )
-      // The actor being unavailable (its silo died and the cluster has not moved it yet; it
-      // is being handed over) says nothing about the tick: it did not run. That is waited
-      // out within the attempt, and only a turn that ran and failed counts as one.
-      const attempt: Effect.Effect<unknown, DispatchError> = Effect.suspend(() => {
-        attempts++
-        return Effect.retry(once, { schedule: unavailableRetry, while: isUnavailable })
+  /** The messages ticks send, looked up once per type and message. */
+  const prepared = new Map<string, PreparedMessage>()
+
+  /**
+   * One attempt at a tick: its message, as an ordinary call, with the tick's request context.
+   * A tick starts a call chain of its own (it is nobody's nested call): its frame has no outer.
+   */
+  const dispatchTick = (entry: Entry, record: ReminderRecord, due: number, attempt: number) => {
+    const cacheKey = `${entry.key.type}\u0000${record.message}`
+    const ready = prepared.get(cacheKey)
+    const send = ready !== undefined
+      ? ready.send(entry.key.id, record.payload)
+      : Effect.flatMap(prepare(silo.router, entry.key.type, record.message), (message) => {
+        prepared.set(cacheKey, message)
+        return message.send(entry.key.id, record.payload)
       })
-      const exit = yield* Effect.exit(Effect.retry(attempt, {
-        schedule: runtime.retry,
-        while: (error: DispatchError) => !permanent.has(error._tag)
-      }))
+    return Effect.provideService(
+      send,
+      CurrentTurn,
+      Turn.contextFrame(undefined, undefined, tickMetadata(entry.key.name, due, attempt))
+    )
+  }
+
+  /** Sleeps; `false` (at once) if the bucket stops meanwhile. */
+  const sleepUnlessClosing = (millis: number): Effect.Effect<boolean> =>
+    closing ? Effect.succeed(false) : Effect.raceFirst(
+      Effect.as(Effect.sleep(Duration.millis(millis)), true),
+      Effect.as(Deferred.await(closed), false)
+    )
+
+  const delivered = (due: number, attempts: number) =>
+    Effect.map(Clock.currentTimeMillis, (firedAt): TickOutcome => ({ due, firedAt, outcome: "delivered", attempts }))
+
+  /**
+   * Delivers one tick: its outcome for the history, or `undefined` if the bucket stopped
+   * before it was delivered (the next owner fires it). The first attempt is the fast path;
+   * `release` frees the tick's slot on the timer as soon as that attempt ends.
+   */
+  const deliver = (entry: Entry, record: ReminderRecord, due: number, release: () => void) =>
+    Effect.flatMap(Effect.exit(dispatchTick(entry, record, due, 1)), (exit) => {
+      release()
+      return Exit.isSuccess(exit) ? delivered(due, 1) : retryTick(entry, record, due, exit.cause)
+    })
+
+  /**
+   * After a failed attempt: an unavailable actor (its silo died and the cluster has not moved
+   * it yet; it is being handed over) says nothing about the tick, which did not run, so that
+   * is waited out within the attempt (every 250 ms, up to 30 s). Only a turn that ran and
+   * failed counts as an attempt, retried on the runtime's schedule. Errors a retry cannot
+   * fix, a defect, or the schedule giving up send the tick to the dead letters.
+   */
+  const retryTick = (entry: Entry, record: ReminderRecord, due: number, first: Cause.Cause<DispatchError>) =>
+    Effect.gen(function*() {
+      const step = yield* Schedule.toStep(runtime.retry)
+      let cause = first
+      let attempts = 1
+      let unavailableSince: number | undefined
+      for (;;) {
+        const error = failureOf(cause)
+        if (error === undefined || permanent.has(error._tag)) break
+        const now = yield* Clock.currentTimeMillis
+        let delay: number | undefined
+        if (isUnavailable(error)) {
+          unavailableSince ??= now
+          if (now - unavailableSince < unavailableWaitMillis) delay = unavailableRetryMillis
+        }
+        if (delay === undefined) {
+          unavailableSince = undefined
+          delay = yield* Pull.catchDone(
+            Effect.map(step(now, error), ([, wait]) => Duration.toMillis(wait)),
+            () => Effect.succeed(undefined)
+          )
+          if (delay === undefined) break
+          attempts++
+        }
+        if (!(yield* sleepUnlessClosing(delay))) return undefined
+        const exit = yield* Effect.exit(dispatchTick(entry, record, due, attempts))
+        if (Exit.isSuccess(exit)) return yield* delivered(due, attempts)
+        cause = exit.cause
+      }
       const firedAt = yield* Clock.currentTimeMillis
-      if (Exit.isSuccess(exit)) return { due, firedAt, outcome: "delivered", attempts } satisfies TickOutcome
-      const error = Exit.isFailure(exit) && exit.cause.reasons.length > 0 ? describeCause(exit.cause) : "interrupted"
+      const error = describeCause(cause)
       yield* store.addDeadLetter({
         id: `reminder:${entry.keyText}@${due}`,
         kind: "reminder",
@@ -205,45 +285,34 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
       return { due, firedAt, outcome: "dead-lettered", attempts, error } satisfies TickOutcome
     })
 
-  const describeCause = (cause: Exit.Failure<unknown, DispatchError>["cause"]): string => {
-    for (const reason of cause.reasons) {
-      if (reason._tag === "Fail") return describe(reason.error)
-      if (reason._tag === "Die") return `defect: ${String(reason.defect)}`
+  /**
+   * Fires what is due of `entry` at `now`, recording each tick after it is delivered (a
+   * compare-and-set of the next due time), so a bucket that stops between two ticks of a
+   * catch-up leaves only the undelivered ones to the next owner.
+   */
+  const fire = (entry: Entry, now: number): Effect.Effect<void> => {
+    let released = false
+    const release = () => {
+      if (released) return
+      released = true
+      timer.release()
     }
-    return "interrupted"
-  }
-
-  /** Fires what is due of `entry` at `now`, then records it (compare-and-set). */
-  const fire = (entry: Entry, now: number) =>
-    Effect.gen(function*() {
-      const generation = entry.generation
-      const record = entry.record
-      const version = entry.version
-      const { fire: dues, next } = dueNow(record.timing, entry.nextDue, now, record.ticks)
-      const outcomes: Array<TickOutcome> = []
-      for (const due of dues) outcomes.push(yield* deliver(entry, record, due))
-      for (const outcome of outcomes) {
-        yield* store.appendHistory(entry.key, encodeOutcome(outcome), runtime.historySize)
+    const generation = entry.generation
+    const record = entry.record
+    const { fire: dues, next } = dueNow(record.timing, entry.nextDue, now, record.ticks)
+    return Effect.gen(function*() {
+      if (dues.length === 0) {
+        release()
+        // Nothing to fire (it ended, say): record that, unless nothing changed.
+        if (next !== entry.nextDue && !(yield* advance(entry, record, next, record.ticks, undefined))) return
       }
-      if (entry.generation !== generation) return // replaced or cancelled meanwhile: that write stands
-      const ticks = record.ticks + dues.length
-      // A lost compare-and-set means a newer write (a registration, a cancel) stands: adopt it.
-      const lost = (failure: StateConflict | StoreError) =>
-        failure instanceof StateConflict ? Effect.asVoid(reload(entry.key)) : Effect.fail(failure)
-      if (next === undefined) {
-        const removed = yield* Effect.result(store.remove(entry.key, version))
-        if (removed._tag === "Failure") return yield* lost(removed.failure)
-        entries.delete(entry.keyText)
-        entry.generation++
-        return
+      for (let i = 0; i < dues.length; i++) {
+        const outcome = yield* deliver(entry, record, dues[i]!, release)
+        if (outcome === undefined) return // the bucket stopped: the next owner fires it
+        if (entry.generation !== generation) return // replaced or cancelled meanwhile: that write stands
+        const nextDue = i + 1 < dues.length ? dues[i + 1] : next
+        if (!(yield* advance(entry, record, nextDue, record.ticks + i + 1, outcome))) return
       }
-      const written = yield* Effect.result(
-        store.put({ key: entry.key, bucket, nextDue: next, data: encodeRecord({ ...record, ticks }) }, version)
-      )
-      if (written._tag === "Failure") return yield* lost(written.failure)
-      entry.record = { ...record, ticks }
-      entry.version = written.success
-      entry.nextDue = next
       // Before it is scheduled: a next tick already due is fired at once, not skipped as busy.
       entry.firing = false
       schedule(entry)
@@ -253,41 +322,88 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
         Effect.andThen(logStoreFailure(entry.key, error), Effect.sync(() => {
           entry.firing = false
           entry.generation++
-          const retryAt = now + runtime.storeRetryMillis
-          heap.push({ at: retryAt, key: entry.keyText, generation: entry.generation })
+          timer.schedule(entry, now + runtime.storeRetryMillis)
         }))
       ),
-      Effect.ensuring(Effect.sync(() => {
-        entry.firing = false
-        if (entry.rearm && entries.get(entry.keyText) === entry) {
-          entry.rearm = false
-          schedule(entry)
-        }
-      }))
+      Effect.onExit(() =>
+        Effect.sync(() => {
+          release()
+          entry.firing = false
+          if (entry.rearm && entries.get(entry.keyText) === entry) {
+            entry.rearm = false
+            schedule(entry)
+          }
+        })
+      )
     )
+  }
 
-  const loop = Effect.gen(function*() {
-    for (;;) {
-      const now = yield* Clock.currentTimeMillis
-      for (let top = heap.peek(); top !== undefined && top.at <= now; top = heap.peek()) {
-        heap.pop()
-        const entry = entries.get(top.key)
-        if (entry === undefined || entry.generation !== top.generation) continue
-        if (entry.firing) {
-          entry.rearm = true
-          continue
-        }
-        entry.firing = true
-        yield* FiberSet.run(firing, fire(entry, now))
+  /**
+   * Records that `ticks` have fired and the next is due at `nextDue` (none: the reminder is
+   * done and removed), with the outcome of the tick just delivered in its history. `false` if
+   * the record lost its compare-and-set (a newer write stands, and is adopted) or is done.
+   */
+  const advance = (
+    entry: Entry,
+    record: ReminderRecord,
+    nextDue: number | undefined,
+    ticks: number,
+    outcome: TickOutcome | undefined
+  ): Effect.Effect<boolean, StoreError> =>
+    Effect.gen(function*() {
+      const lost = (failure: StateConflict | StoreError) =>
+        failure instanceof StateConflict ? Effect.as(reload(entry.key), false) : Effect.fail(failure)
+      if (nextDue === undefined) {
+        // Its history goes with it: nothing to append.
+        const removed = yield* Effect.result(store.remove(entry.key, entry.version))
+        if (removed._tag === "Failure") return yield* lost(removed.failure)
+        entries.delete(entry.keyText)
+        entry.generation++
+        return false
       }
-      const signal = wake
-      const next = heap.peek()
-      if (next === undefined) yield* Deferred.await(signal)
-      else yield* Effect.raceFirst(Effect.sleep(Duration.millis(next.at - now)), Deferred.await(signal))
-      if (signal === wake && Deferred.isDoneUnsafe(signal)) wake = Deferred.makeUnsafe<void>()
-    }
+      const updated: ReminderRecord = ticks === record.ticks ? record : { ...record, ticks }
+      const history = outcome === undefined ? undefined : { entry: encodeOutcome(outcome), keep: runtime.historySize }
+      const written = yield* Effect.result(
+        store.put({ key: entry.key, bucket, nextDue, data: encodeRecord(updated) }, entry.version, history)
+      )
+      if (written._tag === "Failure") return yield* lost(written.failure)
+      entry.record = updated
+      entry.version = written.success
+      entry.nextDue = nextDue
+      return true
+    })
+
+  // --- Stopping ------------------------------------------------------------------------
+
+  /**
+   * Stops firing: no tick starts, retries stop waiting, and the ticks in flight get up to
+   * `drainMillis` to end and be recorded, so a hand-over neither cuts a turn short nor
+   * leaves a delivered tick to be fired again by the next owner. Runs before the fibers are
+   * interrupted (the finalizer is added after the fiber set's), and again harmlessly when
+   * the layer stopped the bucket first.
+   */
+  const stop: Effect.Effect<void> = Effect.suspend(() => {
+    runtime.buckets.delete(stop)
+    if (closing) return Effect.void
+    closing = true
+    Deferred.doneUnsafe(closed, Exit.void)
+    timer.forget(owner)
+    return FiberSet.awaitEmpty(firing).pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.millis(runtime.drainMillis),
+        orElse: () =>
+          Effect.logWarning(
+            `reminder bucket ${bucket}: ticks still in flight after ${runtime.drainMillis} ms; ` +
+              "stopping them (the next owner fires them again)"
+          )
+      })
+    )
   })
-  yield* Effect.forkIn(loop, scope)
+  runtime.buckets.add(stop)
+  yield* Scope.addFinalizer(scope, stop)
+
+  // Last: the timer may start a tick as soon as one is scheduled.
+  for (const stored of yield* store.due(bucket, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)) yield* adopt(stored)
 
   // --- Messages ------------------------------------------------------------------------
 

@@ -22,9 +22,12 @@ export const ReminderRecord = Schema.Struct({
 })
 export type ReminderRecord = typeof ReminderRecord.Type
 
-const recordJson = Schema.fromJsonString(ReminderRecord)
-export const encodeRecord = Schema.encodeSync(recordJson)
-export const decodeRecord = Schema.decodeUnknownSync(recordJson)
+/**
+ * `JSON.stringify`, not the schema's encoder: a record is plain data, already in its encoded
+ * form (the payload is encoded when registered), and this runs on every tick.
+ */
+export const encodeRecord = (record: ReminderRecord): string => JSON.stringify(record)
+export const decodeRecord = Schema.decodeUnknownSync(Schema.fromJsonString(ReminderRecord))
 
 /** One fired tick, for operators: kept per reminder, newest first, up to the history size. */
 export const TickOutcome = Schema.Struct({
@@ -36,9 +39,9 @@ export const TickOutcome = Schema.Struct({
 })
 export type TickOutcome = typeof TickOutcome.Type
 
-const outcomeJson = Schema.fromJsonString(TickOutcome)
-export const encodeOutcome = Schema.encodeSync(outcomeJson)
-export const decodeOutcome = Schema.decodeUnknownSync(outcomeJson)
+/** Plain data too, written on every tick: see `encodeRecord`. */
+export const encodeOutcome = (outcome: TickOutcome): string => JSON.stringify(outcome)
+export const decodeOutcome = Schema.decodeUnknownSync(Schema.fromJsonString(TickOutcome))
 
 /** The details of a dead letter (its `data`), for a reminder's tick or a one-way message. */
 export const DeadLetterDetails = Schema.Struct({

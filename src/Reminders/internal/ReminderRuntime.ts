@@ -7,6 +7,7 @@
 import { Context, Effect, type Schedule } from "effect"
 import type { DispatchError } from "../../Actor/ActorError.ts"
 import type { StoreError } from "../../Persistence/PersistenceError.ts"
+import type { DueTimer } from "./DueTimer.ts"
 import { formatReminderKey } from "./ReminderRecord.ts"
 import type { ReminderKey, ReminderStore } from "../ReminderStore.ts"
 
@@ -17,6 +18,12 @@ export interface ReminderRuntimeShape {
   readonly retry: Schedule.Schedule<unknown, DispatchError>
   /** How long after a failed store write the tick is tried again. */
   readonly storeRetryMillis: number
+  /** The silo's one timer for every bucket's reminders. */
+  readonly timer: DueTimer
+  /** The buckets active on this silo, each by how it stops: all are stopped before the store closes. */
+  readonly buckets: Set<Effect.Effect<void>>
+  /** How long a stopping bucket waits for the ticks in flight to end and be recorded. */
+  readonly drainMillis: number
 }
 
 export class ReminderRuntime extends Context.Service<ReminderRuntime, ReminderRuntimeShape>()("quark/Reminders/Runtime") {}

@@ -62,7 +62,7 @@ export class SortedList<A> {
       maxes[c] = value
     } else {
       chunk = chunks[c]!
-      chunk.splice(this.lowerBound(chunk, value), 0, value)
+      insertAt(chunk, this.lowerBound(chunk, value), value)
     }
     if (chunk.length > 2 * this.load) {
       const upper = chunk.splice(this.load)
@@ -79,7 +79,7 @@ export class SortedList<A> {
     const chunk = chunks[c]!
     const i = this.lowerBound(chunk, value)
     if (i === chunk.length || this.compare(chunk[i]!, value) !== 0) return false
-    chunk.splice(i, 1)
+    removeAt(chunk, i)
     this.count--
     if (chunk.length === 0) {
       chunks.splice(c, 1)
@@ -122,3 +122,16 @@ export class SortedList<A> {
   }
 }
 
+
+/** `values.splice(i, 0, value)` without the array `splice` allocates for what it removes. */
+const insertAt = <A>(values: Array<A>, i: number, value: A): void => {
+  values.push(value)
+  for (let j = values.length - 1; j > i; j--) values[j] = values[j - 1]!
+  values[i] = value
+}
+
+/** `values.splice(i, 1)`, likewise. */
+const removeAt = <A>(values: Array<A>, i: number): void => {
+  for (let j = i + 1; j < values.length; j++) values[j - 1] = values[j]!
+  values.length--
+}
