@@ -48,6 +48,7 @@ import { Silo } from "../Actor/Silo.ts"
 import type { StoreError } from "../Persistence/PersistenceError.ts"
 import { firstDue, validate } from "./internal/DueTimes.ts"
 import { DueTimer } from "./internal/DueTimer.ts"
+import { deadLetterTells } from "./internal/TellDeadLetters.ts"
 import { Bucket, BucketLive, keepBuckets } from "./internal/ReminderBucket.ts"
 import {
   bucketOf,
@@ -431,6 +432,13 @@ export interface RemindersConfig {
    * event loop busy for seconds.
    */
   readonly maxTicksInFlight?: number | undefined
+  /**
+   * Also dead-letter this silo's failed one-way messages (kind `"tell"`): a tell whose turn
+   * failed, one dropped because its activation failed, one lost moving to another silo.
+   * They can be listed, replayed and discarded as a tick's can (default: off; they are
+   * only logged).
+   */
+  readonly deadLetterTells?: boolean | undefined
 }
 
 const defaultBucketCount = 64
@@ -479,6 +487,7 @@ export const layer = (config?: RemindersConfig): Layer.Layer<Reminders, StoreErr
     const reminders = Reminders.of({ store, bucketCount })
     const silo = yield* Silo
     attached.set(silo.router, reminders)
+    if (config?.deadLetterTells === true) yield* deadLetterTells(store, silo.router)
     yield* Layer.build(BucketLive.pipe(Layer.provide(Layer.succeed(ReminderRuntime, runtime))))
     yield* Effect.forkScoped(runtime.timer.run)
     yield* Effect.forkScoped(keepBuckets(bucketCount, Duration.fromInputUnsafe(config?.keepInterval ?? "1 second")))

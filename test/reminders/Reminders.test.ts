@@ -212,6 +212,40 @@ describe("reminders on one silo", () => {
     }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"))))
   })
 
+  it.effect("with deadLetterTells, a failed tell is dead-lettered and can be replayed", () => {
+    const probe = makeProbe()
+    return Effect.gen(function*() {
+      const flaky = yield* Target.ref("t-30")
+      probe.failuresLeft = 1
+      yield* flaky.tell.Flaky()
+      const ping = yield* Target.ref("t-31")
+      yield* ping.tell.Ping({ label: "fine" })
+      yield* settle
+      const letters = yield* Reminders.deadLetters({ kind: "tell" })
+      assert.strictEqual(letters.length, 1, "only the failed tell")
+      const [letter] = letters
+      assert.deepStrictEqual(letter!.address, { type: "Target", id: "t-30" })
+      assert.strictEqual(letter!.message, "Flaky")
+      assert.strictEqual(letter!.attempts, 1)
+      assert.strictEqual(letter!.error, "Refused")
+      assert.isUndefined(letter!.reminder)
+      assert.isTrue(yield* Reminders.replay(letter!.id))
+      assert.strictEqual(probe.flakyCalls, 2)
+      assert.deepStrictEqual(yield* Reminders.deadLetters(), [])
+    }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"), { deadLetterTells: true })))
+  })
+
+  it.effect("without deadLetterTells, a failed tell is not dead-lettered", () => {
+    const probe = makeProbe()
+    return Effect.gen(function*() {
+      probe.failuresLeft = 1
+      yield* (yield* Target.ref("t-32")).tell.Flaky()
+      yield* settle
+      assert.strictEqual(probe.flakyCalls, 1)
+      assert.deepStrictEqual(yield* Reminders.deadLetters(), [])
+    }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"))))
+  })
+
   it.effect("a bucket that stops while a tick runs lets the turn finish and records it: its next activation does not fire it again", () => {
     const probe = makeProbe()
     return Effect.gen(function*() {

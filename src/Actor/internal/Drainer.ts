@@ -41,13 +41,27 @@ const logOneWayFailure = (turn: Turn, cause: Cause.Cause<unknown>): Effect.Effec
   const act = turn.activation!
   const where = `${act.slot.name}/${act.id}.${turn.info!.tag}`
   const defect = cause.reasons.find(Cause.isDieReason)
+  const error = cause.reasons.find(Cause.isFailReason)
+  let logged: Effect.Effect<void>
   if (defect !== undefined) {
     act.fail(Failure.defect(defect.defect))
-    return Effect.logError(`${where} died in a one-way turn`, cause)
+    logged = Effect.logError(`${where} died in a one-way turn`, cause)
+  } else {
+    if (error !== undefined) act.failIfFatal(error.error)
+    logged = Effect.logDebug(`${where} failed in a one-way turn`, cause)
   }
-  const error = cause.reasons.find(Cause.isFailReason)
-  if (error !== undefined) act.failIfFatal(error.error)
-  return Effect.logDebug(`${where} failed in a one-way turn`, cause)
+  const lost = act.router.lostOneWay
+  if (lost === undefined || turn.kind !== TurnKind.Tell) return logged
+  const reason = defect !== undefined ? `defect: ${String(defect.defect)}`
+    : error !== undefined ? describeError(error.error)
+    : "interrupted"
+  return Effect.andThen(logged, lost({ address: act.address, message: turn.info!, payload: turn.payload, reason }))
+}
+
+const describeError = (error: unknown): string => {
+  const tag = (error as { readonly _tag?: unknown } | null)?._tag
+  const message = (error as { readonly message?: unknown } | null)?.message
+  return typeof tag === "string" ? (typeof message === "string" && message !== "" ? `${tag}: ${message}` : tag) : String(error)
 }
 
 /**

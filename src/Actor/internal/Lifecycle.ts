@@ -176,11 +176,17 @@ export const retire = (act: Activation, error: CallError): void => {
 export const rejectQueued = (act: Activation, error: CallError): void => {
   const failure = Effect.fail(error)
   let dropped = 0
+  const lost = act.router.lostOneWay
   for (const turn of act.takeQueued()) {
     if (turn.state !== TurnState.Queued) continue
     turn.state = TurnState.Cancelled
     if (turn.kind === TurnKind.Ask) turn.reject(failure)
-    else if (turn.kind === TurnKind.Tell) dropped++
+    else if (turn.kind === TurnKind.Tell) {
+      dropped++
+      if (lost !== undefined) {
+        act.router.fork(lost({ address: act.address, message: turn.info!, payload: turn.payload, reason: `dropped: ${error.message}` }))
+      }
+    }
   }
   if (dropped > 0) {
     act.router.fork(Effect.logWarning(`${act.slot.name}/${act.id}: ${dropped} one-way message(s) dropped: ${error.message}`))
@@ -288,7 +294,13 @@ const redirect = (act: Activation, waiting: ReadonlyArray<Turn>): void => {
       router.fork(
         router.tell(act.slot, act.id, info, turn.payload).pipe(
           Effect.provideService(CurrentTurn, context),
-          Effect.catch((error) => Effect.logWarning(`${act.slot.name}/${act.id}: one-way message lost in a move: ${error.message}`))
+          Effect.catch((error) => {
+            const logged = Effect.logWarning(`${act.slot.name}/${act.id}: one-way message lost in a move: ${error.message}`)
+            const lost = router.lostOneWay
+            if (lost === undefined) return logged
+            const reason = `lost moving to another silo: ${error.message}`
+            return Effect.andThen(logged, lost({ address: act.address, message: info, payload: turn.payload, reason }))
+          })
         )
       )
     }

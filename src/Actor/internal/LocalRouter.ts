@@ -73,6 +73,13 @@ export class LocalRouter implements ActivationHost {
    * host those actors now).
    */
   lease: (() => boolean) | undefined = undefined
+  /**
+   * Told of each one-way message that failed or was lost: its turn failed, it was dropped
+   * (its activation failed), or it was lost moving to another silo. Set by whatever keeps a
+   * dead-letter queue (`Reminders.layer` with `deadLetterTells`); otherwise such messages
+   * are only logged.
+   */
+  lostOneWay: ((lost: LostOneWay) => Effect.Effect<void>) | undefined = undefined
 
   /** Every fiber the router starts: the silo interrupts what is left of them when it closes. */
   private readonly fibers: FiberSet.FiberSet<unknown, unknown>
@@ -484,6 +491,15 @@ export class LocalRouter implements ActivationHost {
     act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
     return Effect.void
   }
+}
+
+/** A one-way message that failed or was lost, for a dead-letter queue. @internal */
+export interface LostOneWay {
+  readonly address: { readonly type: string; readonly id: string }
+  readonly message: MessageInfo
+  /** As the handler would have received it (decoded). */
+  readonly payload: unknown
+  readonly reason: string
 }
 
 /**
