@@ -32,7 +32,7 @@
  * @since 0.1.0
  */
 import { Effect, type Scope } from "effect"
-import { batcher } from "./internal/PgBatcher.ts"
+import { batcher } from "./internal/WriteBatcher.ts"
 import { open } from "./internal/PgConnection.ts"
 import type { Journal, JournalEntry, Snapshot } from "./Journal.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"

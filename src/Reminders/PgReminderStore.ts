@@ -55,7 +55,7 @@
  */
 import { PgTypes } from "@effect/sql-pg"
 import { Effect, type Scope } from "effect"
-import { batcher } from "../Persistence/internal/PgBatcher.ts"
+import { batcher } from "../Persistence/internal/WriteBatcher.ts"
 import { open } from "../Persistence/internal/PgConnection.ts"
 import { StateConflict, StoreError } from "../Persistence/PersistenceError.ts"
 import { countOf, invalidDeadLetter, invalidWrite } from "./internal/StoreOrder.ts"

@@ -1,7 +1,8 @@
 /**
- * Write-behind batching for the PostgreSQL stores: the requests made while a batch is in the
- * database go together in the next one, so a store under load runs one statement (one
- * commit) for many writers and an idle one runs each request at once. At most one request
+ * Write-behind batching for the stores (PostgreSQL's state and reminder stores, Redis's
+ * reminder store): the requests made while a batch is in the database go together in the
+ * next one, so a store under load runs one statement or script (one commit, one round trip)
+ * for many writers and an idle one runs each request at once. At most one request
  * per key goes in a batch (the others wait for the next), so each statement sees a key at
  * most once and each request gets its own result.
  *
