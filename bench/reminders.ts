@@ -129,9 +129,8 @@ const openStore = async (target: BenchReminderStore, tag: string) => {
 
 /**
  * A silo with reminders on a store of `target`, and `actors` (the target's implementation,
- * or nothing). The store is opened before the silo and closed after it: handed to
- * `Reminders.layer` as a scoped effect, it is closed while the silo still runs its buckets,
- * whose ticks in flight then fail on a closed connection (one warning each).
+ * or nothing). The store is opened before the silo and closed after it, as the store-put
+ * baseline opens it, so both time the same connection setup.
  */
 const makeSilo = async (target: BenchReminderStore, tag: string, actors: Layer.Layer<never, never, Silo.Silo>) => {
   const { close, store } = await openStore(target, tag)
