@@ -21,6 +21,9 @@ const Ping = Rpc.make("Ping", { payload: { label: Schema.String } })
 const Flaky = Rpc.make("Flaky", { error: Refused })
 const Slow = Rpc.make("Slow")
 const Target = Actor.make("Target", [Ping, Flaky, Slow])
+/** An actor whose activation always fails: what is sent to it is dropped. */
+const Broken = Actor.make("Broken", [Ping])
+const BrokenLive = Broken.toLayer(Effect.die(new Error("no database")))
 
 interface Delivery {
   readonly id: string
@@ -233,6 +236,30 @@ describe("reminders on one silo", () => {
       assert.strictEqual(probe.flakyCalls, 2)
       assert.deepStrictEqual(yield* Reminders.deadLetters(), [])
     }).pipe(Effect.provide(siloWith(probe, MemoryReminderStore.make("r"), { deadLetterTells: true })))
+  })
+
+  it.effect("with deadLetterTells, a tell dropped because its activation failed is dead-lettered with its payload", () => {
+    const probe = makeProbe()
+    const store = MemoryReminderStore.make("r")
+    return Effect.gen(function*() {
+      yield* (yield* Broken.ref("b-1")).tell.Ping({ label: "lost" })
+      yield* settle
+      const [letter, ...rest] = yield* Reminders.deadLetters({ kind: "tell" })
+      assert.strictEqual(rest.length, 0)
+      assert.deepStrictEqual(letter!.address, { type: "Broken", id: "b-1" })
+      assert.strictEqual(letter!.message, "Ping")
+      assert.match(letter!.error, /^dropped: /)
+      const [stored] = yield* store.deadLetters({ limit: 10 })
+      assert.deepStrictEqual(JSON.parse(stored!.data).payload, { label: "lost" })
+      // Replayed, it meets the same failed activation: it stays in the queue.
+      const replayed = yield* Effect.flip(Reminders.replay(letter!.id))
+      assert.strictEqual(replayed._tag, "ActivationFailed")
+      assert.strictEqual((yield* Reminders.deadLetters()).length, 1)
+    }).pipe(Effect.provide(
+      Reminders.layer({ store, deadLetterTells: true }).pipe(
+        Layer.provideMerge(Silo.layerTest(Layer.merge(targetLayer(probe), BrokenLive)))
+      )
+    ))
   })
 
   it.effect("without deadLetterTells, a failed tell is not dead-lettered", () => {

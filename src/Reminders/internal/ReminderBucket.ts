@@ -1,14 +1,15 @@
 /**
  * A reminder bucket: a system actor (`$reminders/<bucket>`) that owns one partition of the
- * reminders, keeps them in memory ordered by fire time, and fires each tick by delivering
- * its declared message to its actor as an ordinary call.
+ * reminders, keeps them in memory, schedules them on the silo's timer (`DueTimer.ts`), and
+ * fires each tick by delivering its declared message to its actor as an ordinary call.
  *
  * Why an actor: the cluster already guarantees one activation per address under its lease
  * (`Membership.ts`), hands an address over when the ring changes, and re-activates it on
  * the next owner when a silo dies. A bucket inherits all of it: exactly one silo fires a
  * bucket's reminders at a time, and when that silo dies the bucket's next activation loads
- * them from the store and goes on. Nothing here polls: one fiber sleeps until the earliest
- * fire time (on the Effect `Clock`), and a registration that comes earlier wakes it.
+ * them from the store and goes on. Nothing here polls: the timer's fiber sleeps until the
+ * earliest fire time (on the Effect `Clock`), and a registration that comes earlier wakes it.
+ * A bucket that stops lets its ticks in flight end and be recorded first (see `stop`).
  *
  * Each tick is delivered first and recorded after (a compare-and-set of the reminder's next
  * due time). So a tick whose owner dies between the two fires again on the next owner: at
