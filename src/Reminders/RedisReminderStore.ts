@@ -258,16 +258,25 @@ type Client = Redis & Scripts
  */
 export const redisKeys = (prefix: string) => {
   const base = `${prefix}:{reminders}`
+  const reminderPrefix = `${base}:r:`
+  const historyPrefix = `${base}:h:`
+  const actorPrefix = `${base}:a:`
   return {
-    reminder: (key: ReminderKey) => `${base}:r:${memberOf(key)}`,
-    history: (key: ReminderKey) => `${base}:h:${memberOf(key)}`,
+    reminder: (key: ReminderKey) => reminderPrefix + memberOf(key),
+    history: (key: ReminderKey) => historyPrefix + memberOf(key),
     due: (bucket: number) => `${base}:due:${bucket}`,
-    actor: (type: string, id: string) => `${base}:a:${escape(type)}!${escape(id)}`,
+    actor: (type: string, id: string) => `${actorPrefix}${escape(type)}!${escape(id)}`,
+    /** A put's keys from its member, escaped once (`!` is escaped, so the last one ends the actor). */
+    ofMember: (member: string) => ({
+      reminder: reminderPrefix + member,
+      history: historyPrefix + member,
+      actor: actorPrefix + member.slice(0, member.lastIndexOf("!"))
+    }),
     deadLetters: `${base}:dl`,
     deadLettersOfKind: (kind: string) => `${base}:dl:by-kind:${kind}`,
     deadLetterData: `${base}:dl:data`,
     deadLetterKind: `${base}:dl:kind`,
-    reminderPrefix: `${base}:r:`,
+    reminderPrefix,
     duePrefix: `${base}:due:`,
     kindPrefix: `${base}:dl:by-kind:`
   }
@@ -316,17 +325,18 @@ const fromClient = (name: string, redis: Client, prefix: string): Effect.Effect<
       call("put", () => {
         const args: Array<string | number> = [keys.duePrefix]
         for (const { expectedVersion, history, reminder } of batch) {
-          const { key } = reminder
+          const member = memberOf(reminder.key)
+          const of = keys.ofMember(member)
           args.push(
-            keys.reminder(key),
+            of.reminder,
             keys.due(reminder.bucket),
-            keys.actor(key.type, key.id),
-            keys.history(key),
+            of.actor,
+            of.history,
             expectedVersion,
             reminder.data,
             reminder.bucket,
             String(reminder.nextDue),
-            memberOf(key),
+            member,
             history === undefined ? -1 : countOf(history.keep),
             history?.entry ?? ""
           )
