@@ -60,10 +60,6 @@ export class DueTimer {
     this.batch = batch
   }
 
-  get ticksInFlight(): number {
-    return this.inFlight
-  }
-
   /** The entry's tick at `at` (epoch milliseconds), for its current generation. */
   schedule(entry: TimedEntry, at: number): void {
     this.heap.push({ at, generation: entry.generation, entry })
