@@ -36,9 +36,8 @@
  *
  * **Puts are batched** (as the PostgreSQL stores' are): the puts issued while the previous
  * batch is at the server go together in one script call, each still succeeding or
- * conflicting on its own; a batch holds a key at most once. A silo firing 10,000 ticks a
- * second spent about 30 µs of CPU per put on the client side with a call per put; batched,
- * the per-call cost is shared (`npm run bench -- --only=reminders.lag.redis`).
+ * conflicting on its own; a batch holds a key at most once. So a silo firing thousands of
+ * ticks a second (a put each) pays the client's per-call cost once per batch, not per put.
  *
  * **One hash tag.** Every key carries the Redis Cluster hash tag `{reminders}`, so all of
  * a store's keys live in one slot and every script is valid on a cluster too (it then runs
