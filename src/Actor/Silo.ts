@@ -13,6 +13,7 @@ import { type ActivationInfo, Silo, type UntypedRequest, type RefContract } from
 import { LocalRouter } from "./internal/LocalRouter.ts"
 import { runSweeper } from "./internal/Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
+import { SiloObserver } from "./internal/TurnObserver.ts"
 import { prepare } from "./internal/UntypedDispatch.ts"
 
 /**
@@ -66,6 +67,8 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
   // Created before the shutdown finalizer, so closed after it: what shutdown left running is interrupted.
   const fibers = yield* FiberSet.make()
   const router = new LocalRouter(context, fibers, { ...defaultActorDefaults, ...config.defaults })
+  const observe = yield* SiloObserver
+  if (observe !== undefined) router.observer = yield* observe(router)
   const shutdownTimeout = config.shutdownTimeout ?? Duration.seconds(10)
 
   yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))

@@ -259,6 +259,7 @@ export class Activation {
   }
 
   enqueue(turn: Turn): void {
+    if (turn.queuedAt === 0 && this.router.observer !== undefined) turn.queuedAt = this.router.observer.now()
     ;(this.mailbox ??= new Mailbox()).push(turn)
   }
 

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Cause, Context, Effect } from "effect"
+import { Cause, Context, Effect, Exit, Tracer } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
 import type { Activation } from "./Activation.ts"
 import { CurrentTurn, type Turn, TurnKind } from "./Turn.ts"
@@ -30,7 +30,17 @@ const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
     }
   }
   const afterTurn = act.extras?.afterTurn
-  return afterTurn === undefined ? handled : Effect.tap(handled, () => afterTurn)
+  if (afterTurn !== undefined) handled = Effect.tap(handled, () => afterTurn)
+  const trace = act.router.observer?.traceTurn
+  return trace === undefined ? handled : trace(turn, handled, turn.span)
+}
+
+/** The context a one-way turn runs in: with tracing, under its sender's span (see `LocalRouter.runAsk`). */
+const turnContext = (base: Context.Context<never>, turn: Turn): Context.Context<never> => {
+  const context = Context.add(base, CurrentTurn, turn)
+  const observer = turn.activation!.router.observer
+  if (observer?.unsampled === undefined) return context
+  return Context.add(context, Tracer.ParentSpan, turn.span ?? observer.unsampled)
 }
 
 /**
@@ -77,12 +87,25 @@ export const startDrainer = (act: Activation, first: Turn): void => {
 /** Runs a one-way turn that was granted beside other running turns on a fiber of its own. */
 export const runBeside = (turn: Turn): void => {
   const act = turn.activation!
+  const observer = act.router.observer
+  let startedAt = 0
   act.router.fork(
     Effect.yieldNow.pipe(
-      Effect.andThen(Effect.catchCause(oneWayEffect(turn), (cause) => logOneWayFailure(turn, cause))),
-      Effect.provideService(CurrentTurn, turn),
-      Effect.provideContext(act.slot.turnContext),
-      Effect.onExit(() => Effect.sync(() => act.end(turn)))
+      Effect.andThen(Effect.suspend(() => {
+        if (observer !== undefined) startedAt = observer.turnStarted(turn)
+        return Effect.catchCause(oneWayEffect(turn), (cause) => {
+          observer?.turnEnded(turn, startedAt, Exit.failCause(cause))
+          startedAt = -1
+          return logOneWayFailure(turn, cause)
+        })
+      })),
+      Effect.provideContext(turnContext(act.slot.turnContext, turn)),
+      Effect.onExit(() =>
+        Effect.sync(() => {
+          if (observer !== undefined && startedAt >= 0) observer.turnEnded(turn, startedAt, Exit.void)
+          act.end(turn)
+        })
+      )
     )
   )
 }
@@ -96,14 +119,18 @@ export const runBeside = (turn: Turn): void => {
 const drain = (act: Activation, first: Turn): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     const base = act.slot.turnContext
+    const observer = act.router.observer
     let current: Turn | undefined = first
     let sinceYield = 0
+    let startedAt = 0
     const run = (): Effect.Effect<void, unknown> => {
       const turn = current!
-      fiber.setContext(Context.add(base, CurrentTurn, turn))
+      fiber.setContext(observer === undefined ? Context.add(base, CurrentTurn, turn) : turnContext(base, turn))
+      if (observer !== undefined) startedAt = observer.turnStarted(turn)
       return Effect.flatMap(oneWayEffect(turn), next)
     }
     const next = (): Effect.Effect<void, unknown> => {
+      if (observer !== undefined) observer.turnEnded(current!, startedAt, Exit.void)
       current = act.endOneWay(current!)
       if (current === undefined) return Effect.void
       // Turns run unpreempted (see `TypeSlot.turnContext`), so the drainer yields on its own.
@@ -112,11 +139,13 @@ const drain = (act: Activation, first: Turn): Effect.Effect<void> =>
       return Effect.andThen(Effect.yieldNow, Effect.suspend(run))
     }
     const guarded = (): Effect.Effect<void> => Effect.catchCause(run(), onFailure)
-    const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
-      Effect.andThen(logOneWayFailure(current!, cause), () => {
+    const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+      if (observer !== undefined) observer.turnEnded(current!, startedAt, Exit.failCause(cause))
+      return Effect.andThen(logOneWayFailure(current!, cause), () => {
         current = act.endOneWay(current!)
         return current === undefined ? Effect.void : guarded()
       })
+    }
     // Only a forced stop interrupts a drainer; the turn it was running still ends.
     return Effect.onInterrupt(Effect.andThen(Effect.yieldNow, Effect.suspend(guarded)), () =>
       Effect.sync(() => {

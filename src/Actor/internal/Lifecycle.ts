@@ -55,9 +55,13 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
     CurrentTurn,
     frame
   )
-  const build = Effect.runForkWith(context)(registration.build)
+  const observer = act.router.observer
+  const startedAt = observer === undefined ? 0 : observer.now()
+  const build = Effect.runForkWith(context)(
+    observer === undefined ? registration.build : observer.traceActivation(act, registration.build)
+  )
   const exit = build.pollUnsafe()
-  if (exit !== undefined) return built(act, registration, frame, exit)
+  if (exit !== undefined) return built(act, registration, frame, exit, startedAt)
   const timeout = act.options.activationTimeout
   let settled = false
   let timer: Fiber.Fiber<void> | undefined
@@ -66,7 +70,7 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
     if (settled || act.phase !== ActivationState.Activating) return
     settled = true
     timer?.interruptUnsafe()
-    built(act, registration, frame, exit)
+    built(act, registration, frame, exit, startedAt)
   })
   if (!Duration.isFinite(timeout)) return
   const timedOut = Effect.sync(() => {
@@ -74,7 +78,9 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
     settled = true
     frame.state = TurnState.Ended
     build.interruptUnsafe()
-    failed(act, `the activation effect timed out: it did not finish within ${Duration.format(timeout)}`, Exit.interrupt())
+    const reason = `the activation effect timed out: it did not finish within ${Duration.format(timeout)}`
+    act.router.observer?.activationEnded(act, startedAt, reason)
+    failed(act, reason, Exit.interrupt())
   })
   // However the timer ends (timed out, or the silo closing after its shutdown forced the
   // activation to stop), the effect is interrupted; once it has ended, that does nothing.
@@ -84,16 +90,24 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
 }
 
 /** The activation effect ended: the activation starts serving, or it failed. */
-const built = (act: Activation, registration: HostedType, frame: Turn, exit: Exit.Exit<Handlers, unknown>): void => {
+const built = (
+  act: Activation,
+  registration: HostedType,
+  frame: Turn,
+  exit: Exit.Exit<Handlers, unknown>,
+  startedAt: number
+): void => {
   frame.state = TurnState.Ended
   const missing = Exit.isSuccess(exit) ? missingHandler(act.slot, exit.value) : undefined
   if (Exit.isSuccess(exit) && missing === undefined) {
+    act.router.observer?.activationEnded(act, startedAt, undefined)
     act.activated(exit.value, Context.get(registration.context, Clock.Clock).currentTimeMillisUnsafe())
     return
   }
   const reason = missing !== undefined ?
     `the implementation has no handler for "${missing}"` :
     Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause)
+  act.router.observer?.activationEnded(act, startedAt, reason)
   failed(act, reason, exit)
 }
 

@@ -39,6 +39,7 @@ import { TypeSlot } from "./TypeSlot.ts"
 import { cycleFrom, markBlocked } from "./WaitGraph.ts"
 import type { RemoteRouting } from "./RemoteRouting.ts"
 import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
+import type { TurnObserver } from "./TurnObserver.ts"
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -80,6 +81,10 @@ export class LocalRouter implements ActivationHost {
    * are only logged.
    */
   lostOneWay: ((lost: LostOneWay) => Effect.Effect<void>) | undefined = undefined
+  /** The silo's telemetry, if it has any (see `TurnObserver`). */
+  observer: TurnObserver | undefined = undefined
+  /** The silo's id in a cluster (the `quark.silo` turn annotation), for telemetry. */
+  siloId: string | undefined = undefined
 
   /** Every fiber the router starts: the silo interrupts what is left of them when it closes. */
   private readonly fibers: FiberSet.FiberSet<unknown, unknown>
@@ -126,6 +131,8 @@ export class LocalRouter implements ActivationHost {
    */
   annotateTurns(annotations: Readonly<Record<string, unknown>>): void {
     this.turnAnnotations = annotations
+    const silo = annotations["quark.silo"]
+    if (typeof silo === "string") this.siloId = silo
     for (const slot of this.slots.values()) {
       if (slot.registration !== undefined) slot.turnContext = this.turnContextOf(slot.registration)
     }
@@ -162,7 +169,8 @@ export class LocalRouter implements ActivationHost {
 
   supervise(act: Activation): void {
     // Not on the stack of the turn that settled the activation.
-    this.fork(Effect.andThen(Effect.yieldNow, supervise(act)))
+    const decided = this.observer === undefined ? supervise(act) : this.observer.traceSupervision(act, supervise(act))
+    this.fork(Effect.andThen(Effect.yieldNow, decided))
   }
 
   activate(act: Activation, outer: Turn | undefined): void {
@@ -178,6 +186,7 @@ export class LocalRouter implements ActivationHost {
   }
 
   stopped(act: Activation): void {
+    this.observer?.stopped(act)
     this.stopListener?.(act)
   }
 
@@ -367,7 +376,9 @@ export class LocalRouter implements ActivationHost {
     // caller's; only the caller's span goes along, so traces follow calls between actors.
     let context = Context.add(act.slot.turnContext, CurrentTurn, turn)
     const span = Context.getOrUndefined(previous, Tracer.ParentSpan)
+    const observer = this.observer
     if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
+    else if (observer?.unsampled !== undefined) context = Context.add(context, Tracer.ParentSpan, observer.unsampled)
     fiber.setContext(context)
     let handled: Effect.Effect<any, any>
     try {
@@ -380,17 +391,25 @@ export class LocalRouter implements ActivationHost {
     }
     const afterTurn = act.extras?.afterTurn
     if (afterTurn !== undefined) handled = Effect.tap(handled, () => afterTurn)
-    return Effect.onExit(
-      restore(Effect.catchDefect(handled, (defect) => {
-        act.fail(Failure.defect(defect))
-        return Effect.fail(this.defect(act, turn, defect))
-      })),
-      () => {
+    handled = Effect.catchDefect(handled, (defect) => {
+      act.fail(Failure.defect(defect))
+      return Effect.fail(this.defect(act, turn, defect))
+    })
+    if (observer === undefined) {
+      return Effect.onExit(restore(handled), () => {
         fiber.setContext(previous)
         act.end(turn)
         return Effect.void
-      }
-    )
+      })
+    }
+    if (observer.traceTurn !== undefined) handled = observer.traceTurn(turn, handled, span)
+    const startedAt = observer.turnStarted(turn)
+    return Effect.onExit(restore(handled), (exit) => {
+      fiber.setContext(previous)
+      observer.turnEnded(turn, startedAt, exit)
+      act.end(turn)
+      return Effect.void
+    })
   }
 
   private defect(act: Activation, turn: Turn, defect: unknown): ActorDefect {
@@ -460,6 +479,19 @@ export class LocalRouter implements ActivationHost {
     return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, undefined))
   }
 
+  /** A one-way turn; with tracing it keeps the sender's span, since it runs on another fiber. */
+  private tellTurn(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    act: Activation,
+    outer: Turn | undefined,
+    info: MessageInfo,
+    payload: unknown
+  ): Turn {
+    const turn = Turn.message(TurnKind.Tell, act, outer, info, payload)
+    if (this.observer?.traceTurn !== undefined) turn.span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    return turn
+  }
+
   private tellIn(
     fiber: Fiber.Fiber<unknown, unknown>,
     slot: TypeSlot,
@@ -477,18 +509,18 @@ export class LocalRouter implements ActivationHost {
     if (act === undefined) {
       if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
       act = this.create(slot, id, ref)
-      act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
+      act.enqueue(this.tellTurn(fiber, act, outer, info, payload))
       this.activate(act, undefined)
       return Effect.void
     }
     if (act.phase === ActivationState.Active && act.admits(info, undefined)) {
-      act.startOneWay(Turn.message(TurnKind.Tell, act, outer, info, payload))
+      act.startOneWay(this.tellTurn(fiber, act, outer, info, payload))
       return Effect.void
     }
     if (act.isFull()) {
       return this.whenFull(act, options, identity, (fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, ref))
     }
-    act.enqueue(Turn.message(TurnKind.Tell, act, outer, info, payload))
+    act.enqueue(this.tellTurn(fiber, act, outer, info, payload))
     return Effect.void
   }
 }

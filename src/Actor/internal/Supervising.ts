@@ -233,5 +233,9 @@ const logDecision = (
     delayMillis: Duration.toMillis(delay)
   }
   const log = directive === "resume" ? Effect.logInfo(message) : Effect.logWarning(message)
-  return Effect.annotateLogs(log, annotations)
+  act.router.observer?.supervised(act, directive, failure._tag)
+  return Effect.andThen(
+    Effect.annotateCurrentSpan({ "quark.supervision.directive": directive, "quark.failure": failure._tag }),
+    Effect.annotateLogs(log, annotations)
+  )
 }

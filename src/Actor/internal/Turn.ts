@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, type Scheduler } from "effect"
+import { Context, Effect, type Scheduler, type Tracer } from "effect"
 import type { ActorAddress } from "../ActorAddress.ts"
 import type { Activation } from "./Activation.ts"
 
@@ -66,6 +66,10 @@ export class Turn {
   /** Its neighbours in the mailbox while it waits there (the mailbox is a list of turns). */
   prev: Turn | undefined = undefined
   next: Turn | undefined = undefined
+  /** With telemetry: when it entered the mailbox (0: it never waited there). */
+  queuedAt = 0
+  /** With tracing: the sender's span of a one-way message (an ask runs in its caller's fiber). */
+  span: Tracer.AnySpan | undefined = undefined
 
   constructor(
     kind: TurnKind,

@@ -1,0 +1,115 @@
+/**
+ * Telemetry for a silo: metrics (the `MetricCatalog`, as effect `Metric`s), spans per turn,
+ * activation and supervision decision (through whatever effect `Tracer` the program
+ * provides: `OtlpTracer`, or `@effect/opentelemetry`'s bridge to an OpenTelemetry SDK),
+ * and turn-annotated logs.
+ *
+ * Provide `Telemetry.layer(...)` beneath the silo, at the outside of the program, so the
+ * silo and the actors' layers all see it:
+ *
+ * ```ts
+ * const Main = Layer.mergeAll(CounterLive).pipe(
+ *   Layer.provideMerge(Silo.layer()),
+ *   Layer.provide(Telemetry.layer({ tracing: { sampleRatio: 0.01 } }))
+ * )
+ * ```
+ *
+ * Costs, measured by `npm run bench -- --only=local.ask.sequential` (docs/observability.md):
+ * without this layer a silo has no observer and pays one `undefined` check per place it
+ * would report; with metrics on, a turn costs two clock reads and a few adds on plain
+ * fields, which effect's registry reads when an exporter asks; with tracing on, an
+ * unsampled turn costs one random draw and a sampled one a span.
+ *
+ * Rejected: effect's `Metric.update` per turn (a registry lookup by key per update, several
+ * times a turn's own cost); a span per turn sampled afterwards (the span is the cost);
+ * annotating every turn's log context up front (a context copy per turn, for lines most
+ * turns never write).
+ *
+ * @since 0.2.0
+ */
+import { Effect, Layer, Logger } from "effect"
+import { SiloObserver } from "../Actor/internal/TurnObserver.ts"
+import { Registrations } from "./internal/Cells.ts"
+import * as ProcessMetrics from "./internal/ProcessMetrics.ts"
+import * as SiloInstruments from "./internal/SiloInstruments.ts"
+import * as TurnLogs from "./TurnLogs.ts"
+
+/**
+ * What a silo's telemetry records. Every field is optional.
+ *
+ * @since 0.2.0
+ */
+export interface TelemetryConfig {
+  /** The metric catalog, kept and registered in effect's metric registry. Default true. */
+  readonly metrics?: boolean | undefined
+  /**
+   * Spans. Off unless given. `sampleRatio` (0 to 1, default 1) is the share of root turns
+   * traced; a turn called from a traced span is traced, one called from an untraced turn is
+   * not (parent-based sampling). Supervision decisions are always traced while tracing is on.
+   */
+  readonly tracing?: { readonly sampleRatio?: number | undefined } | undefined
+  /**
+   * Logs: turn annotations on the loggers in place (default on), or `format: "json"` to
+   * log one JSON object per line instead; `maxLinesPerActorPerSecond` samples hot actors.
+   */
+  readonly logs?:
+    | false
+    | (TurnLogs.TurnLogOptions & { readonly format?: "keep" | "json" | "logfmt" | "pretty" | undefined })
+    | undefined
+  /** Told of every turn that ends (the profiler uses this). */
+  readonly onTurn?: ((type: string, message: string, key: string, millis: number, failed: boolean) => void) | undefined
+  /** The sampler's random source, for tests. Default `Math.random`. */
+  readonly random?: (() => number) | undefined
+}
+
+/**
+ * Telemetry for every silo built beneath it (and turn annotations for every log line
+ * written beneath it).
+ *
+ * @since 0.2.0
+ */
+export const layer = (config: TelemetryConfig = {}): Layer.Layer<never> => {
+  const metrics = config.metrics ?? true
+  const ratio = config.tracing === undefined ? undefined : clampRatio(config.tracing.sampleRatio ?? 1)
+  const options: SiloInstruments.InstrumentOptions = {
+    metrics,
+    sampleRatio: ratio,
+    onTurn: config.onTurn,
+    random: config.random ?? Math.random
+  }
+  const observer = Layer.succeed(SiloObserver, (router) => SiloInstruments.make(router, options))
+  const processMetrics = metrics ?
+    Layer.effectDiscard(Effect.gen(function*() {
+      const registrations = new Registrations(yield* Effect.context<never>())
+      const stop = ProcessMetrics.registerAll(registrations)
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          stop()
+          registrations.removeAll()
+        })
+      )
+    })) :
+    Layer.empty
+  return Layer.mergeAll(observer, processMetrics, loggers(config.logs))
+}
+
+const clampRatio = (ratio: number): number => Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 0
+
+/** The loggers in place, annotated; or a JSON, logfmt or pretty console logger, annotated. */
+const loggers = (logs: TelemetryConfig["logs"]): Layer.Layer<never> => {
+  if (logs === false) return Layer.empty
+  const options = logs ?? {}
+  const format = options.format ?? "keep"
+  if (format !== "keep") {
+    const base = format === "json" ? Logger.consoleJson : format === "logfmt" ? Logger.consoleLogFmt : Logger.consolePretty()
+    return Logger.layer([TurnLogs.annotate(base, options)])
+  }
+  return Layer.effect(
+    Logger.CurrentLoggers,
+    Effect.gen(function*() {
+      const annotated = new Set<Logger.Logger<unknown, any>>()
+      for (const logger of yield* Logger.CurrentLoggers) annotated.add(TurnLogs.annotate(logger, options))
+      return annotated as ReadonlySet<Logger.Logger<unknown, any>>
+    })
+  )
+}
