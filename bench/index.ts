@@ -29,6 +29,7 @@ import * as RemindersBench from "./reminders.ts"
 import * as Remote from "./remote/baselines.ts"
 import * as Quark from "./remote/quark.ts"
 import { ringLookup } from "./ring.ts"
+import { Telemetry } from "../src/index.ts"
 import { effectRpcPipelined, rawPipelined, rawSequential, transportPipelined, transportSequential } from "./transport.ts"
 import * as Stores from "./stores.ts"
 
@@ -63,6 +64,14 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["baseline.queue-ask", "local", () => queueAsk(ops(100_000))],
   ["baseline.effect-cluster.ask", "effect-cluster", () => effectClusterAsk(ops(20_000))],
   ["local.ask.sequential", "local", () => askSequential(ops(1_000_000))],
+  // Telemetry's cost: the same loop with metrics, and with spans sampled at 1 % and 100 %
+  // (effect's native tracer: the spans are made and ended; exporting them is batched off the turn).
+  ["local.ask.sequential.metrics", "local", () =>
+    askSequential(ops(1_000_000), "local.ask.sequential.metrics", Telemetry.layer({ logs: false }))],
+  ["local.ask.sequential.traced-1pct", "local", () =>
+    askSequential(ops(1_000_000), "local.ask.sequential.traced-1pct", Telemetry.layer({ metrics: false, logs: false, tracing: { sampleRatio: 0.01 } }))],
+  ["local.ask.sequential.traced-100pct", "local", () =>
+    askSequential(ops(1_000_000), "local.ask.sequential.traced-100pct", Telemetry.layer({ metrics: false, logs: false, tracing: { sampleRatio: 1 } }))],
   ["local.ask.concurrent", "local", () => askConcurrent(ops(200_000))],
   ["local.tell", "local", () => tell(ops(2_000_000))],
   ["local.activate", "local", () => activate(ops(100_000))],
@@ -147,6 +156,9 @@ printResults(results, {
     ["local.ask.concurrent", "baseline.effect-cluster.ask"],
     ["local.tell", "baseline.queue-ask"],
     ["local.ask.sequential", "baseline.plain-call"],
+    ["local.ask.sequential.metrics", "local.ask.sequential"],
+    ["local.ask.sequential.traced-1pct", "local.ask.sequential"],
+    ["local.ask.sequential.traced-100pct", "local.ask.sequential"],
     ["local.tell", "baseline.plain-call"],
     ["local.ask.spread", "local.ask.sequential"],
     ["local.ask.spread.100k", "local.ask.sequential"],

@@ -32,8 +32,10 @@ const BareLive = Bare.toLayer(Effect.succeed(bareHandlers))
 
 type Runtime = ManagedRuntime.ManagedRuntime<Silo.Silo, never>
 
-const makeRuntime = async (config?: Silo.SiloConfig): Promise<Runtime> => {
-  const runtime = ManagedRuntime.make(Layer.mergeAll(CounterLive, BareLive).pipe(Layer.provideMerge(Silo.layer(config))))
+const makeRuntime = async (config?: Silo.SiloConfig, telemetry: Layer.Layer<never> = Layer.empty): Promise<Runtime> => {
+  const runtime = ManagedRuntime.make(
+    Layer.mergeAll(CounterLive, BareLive).pipe(Layer.provideMerge(Silo.layer(config)), Layer.provide(telemetry))
+  )
   await runtime.context()
   return runtime
 }
@@ -48,9 +50,12 @@ const sampleEvery = 8
 type Disposable = Variant & { readonly dispose: () => Promise<void> }
 
 /** One caller, one actor, ask in a loop. */
-export const askSequential = async (opsPerRound: number): Promise<Disposable> => {
-  const id = "local.ask.sequential"
-  const runtime = await makeRuntime()
+export const askSequential = async (
+  opsPerRound: number,
+  id = "local.ask.sequential",
+  telemetry?: Layer.Layer<never>
+): Promise<Disposable> => {
+  const runtime = await makeRuntime(undefined, telemetry)
   const round = Effect.gen(function*() {
     const counter = yield* Counter.ref("sequential")
     const before = yield* counter.Get()

@@ -32,7 +32,7 @@ const recordingTracer = () => {
 }
 
 describe("Telemetry metrics", () => {
-  it.layer(withRegistry(Silo.layerTest(counterLayer()).pipe(Layer.provideMerge(Telemetry.layer()))))((it) => {
+  it.layer(withRegistry(Silo.layerTest(counterLayer()).pipe(Layer.provideMerge(Telemetry.layer({ metrics: { timeOneTurnIn: 1 } })))))((it) => {
     it.effect("counts turns by outcome, errors by tag, activations, and times turns", () =>
       Effect.gen(function*() {
         const counter = yield* Counter.ref("m-1")
@@ -58,6 +58,16 @@ describe("Telemetry metrics", () => {
         assert.strictEqual(series(text, "quark_supervision_decisions_total", { type: "Counter", directive: "resume" }), 1)
       }))
   })
+
+  it.effect("by default one turn in eight is timed, and every turn is counted", () =>
+    Effect.gen(function*() {
+      const counter = yield* Counter.ref("m-3")
+      for (let i = 0; i < 16; i++) yield* counter.Increment({ by: 1 })
+      const text = yield* PrometheusMetrics.format()
+      assert.strictEqual(series(text, "quark_turns_total", { type: "Counter", message: "Increment", outcome: "ok" }), 16)
+      assert.strictEqual(series(text, "quark_turn_duration_seconds_count", { type: "Counter", message: "Increment" }), 2)
+      assert.strictEqual(series(text, "quark_mailbox_wait_seconds_count", { type: "Counter" }), 2)
+    }).pipe(Effect.provide(withRegistry(Silo.layerTest(counterLayer()).pipe(Layer.provideMerge(Telemetry.layer()))))))
 
   it.effect("a silo without the layer registers nothing", () =>
     Effect.gen(function*() {

@@ -10,6 +10,7 @@ import { Cause, Context, Effect, Exit, Tracer } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
 import type { Activation } from "./Activation.ts"
 import { CurrentTurn, type Turn, TurnKind } from "./Turn.ts"
+import type { TurnObserver } from "./TurnObserver.ts"
 
 /** One-way turns a drainer runs before it lets other fibers in. */
 const drainerBatch = 256
@@ -30,17 +31,40 @@ const oneWayEffect = (turn: Turn): Effect.Effect<unknown, unknown> => {
     }
   }
   const afterTurn = act.extras?.afterTurn
-  if (afterTurn !== undefined) handled = Effect.tap(handled, () => afterTurn)
-  const trace = act.router.observer?.traceTurn
-  return trace === undefined ? handled : trace(turn, handled, turn.span)
+  return afterTurn === undefined ? handled : Effect.tap(handled, () => afterTurn)
 }
 
-/** The context a one-way turn runs in: with tracing, under its sender's span (see `LocalRouter.runAsk`). */
-const turnContext = (base: Context.Context<never>, turn: Turn): Context.Context<never> => {
-  const context = Context.add(base, CurrentTurn, turn)
-  const observer = turn.activation!.router.observer
-  if (observer?.unsampled === undefined) return context
-  return Context.add(context, Tracer.ParentSpan, turn.span ?? observer.unsampled)
+/**
+ * What telemetry keeps of the one-way turn running on a fiber: when it started and its
+ * span, if sampled. A fiber runs one turn at a time, so one of these serves its turns in turn.
+ */
+class Observed {
+  startedAt = 0
+  span: Tracer.Span | undefined = undefined
+  readonly observer: TurnObserver
+  constructor(observer: TurnObserver) {
+    this.observer = observer
+  }
+
+  /** Starts `turn` and returns its context: under its span, else its sender's (see `LocalRouter.runAsk`). */
+  start(base: Context.Context<never>, turn: Turn): Context.Context<never> {
+    const observer = this.observer
+    let context = Context.add(base, CurrentTurn, turn)
+    const span = this.span = observer.startSpan?.(turn, turn.span)
+    const parent = span ?? turn.span
+    if (parent !== undefined) context = Context.add(context, Tracer.ParentSpan, parent)
+    if (observer.timesTurns) this.startedAt = observer.turnStarted(turn)
+    return context
+  }
+
+  end(turn: Turn, exit: Exit.Exit<unknown, unknown>): void {
+    const observer = this.observer
+    if (observer.timesTurns) observer.turnEnded(turn, this.startedAt, exit)
+    if (this.span !== undefined) {
+      observer.endSpan(this.span, turn, exit)
+      this.span = undefined
+    }
+  }
 }
 
 /**
@@ -88,21 +112,21 @@ export const startDrainer = (act: Activation, first: Turn): void => {
 export const runBeside = (turn: Turn): void => {
   const act = turn.activation!
   const observer = act.router.observer
-  let startedAt = 0
+  const observed = observer === undefined ? undefined : new Observed(observer)
+  let ended = false
+  const run = Effect.withFiber((fiber) => {
+    fiber.setContext(observed === undefined ? Context.add(act.slot.turnContext, CurrentTurn, turn) : observed.start(act.slot.turnContext, turn))
+    return Effect.catchCause(oneWayEffect(turn), (cause) => {
+      ended = true
+      observed?.end(turn, Exit.failCause(cause))
+      return logOneWayFailure(turn, cause)
+    })
+  })
   act.router.fork(
-    Effect.yieldNow.pipe(
-      Effect.andThen(Effect.suspend(() => {
-        if (observer !== undefined) startedAt = observer.turnStarted(turn)
-        return Effect.catchCause(oneWayEffect(turn), (cause) => {
-          observer?.turnEnded(turn, startedAt, Exit.failCause(cause))
-          startedAt = -1
-          return logOneWayFailure(turn, cause)
-        })
-      })),
-      Effect.provideContext(turnContext(act.slot.turnContext, turn)),
+    Effect.andThen(Effect.yieldNow, run).pipe(
       Effect.onExit(() =>
         Effect.sync(() => {
-          if (observer !== undefined && startedAt >= 0) observer.turnEnded(turn, startedAt, Exit.void)
+          if (!ended) observed?.end(turn, Exit.void)
           act.end(turn)
         })
       )
@@ -120,17 +144,16 @@ const drain = (act: Activation, first: Turn): Effect.Effect<void> =>
   Effect.withFiber((fiber) => {
     const base = act.slot.turnContext
     const observer = act.router.observer
+    const observed = observer === undefined ? undefined : new Observed(observer)
     let current: Turn | undefined = first
     let sinceYield = 0
-    let startedAt = 0
     const run = (): Effect.Effect<void, unknown> => {
       const turn = current!
-      fiber.setContext(observer === undefined ? Context.add(base, CurrentTurn, turn) : turnContext(base, turn))
-      if (observer !== undefined) startedAt = observer.turnStarted(turn)
+      fiber.setContext(observed === undefined ? Context.add(base, CurrentTurn, turn) : observed.start(base, turn))
       return Effect.flatMap(oneWayEffect(turn), next)
     }
     const next = (): Effect.Effect<void, unknown> => {
-      if (observer !== undefined) observer.turnEnded(current!, startedAt, Exit.void)
+      observed?.end(current!, Exit.void)
       current = act.endOneWay(current!)
       if (current === undefined) return Effect.void
       // Turns run unpreempted (see `TypeSlot.turnContext`), so the drainer yields on its own.
@@ -140,7 +163,7 @@ const drain = (act: Activation, first: Turn): Effect.Effect<void> =>
     }
     const guarded = (): Effect.Effect<void> => Effect.catchCause(run(), onFailure)
     const onFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
-      if (observer !== undefined) observer.turnEnded(current!, startedAt, Exit.failCause(cause))
+      observed?.end(current!, Exit.failCause(cause))
       return Effect.andThen(logOneWayFailure(current!, cause), () => {
         current = act.endOneWay(current!)
         return current === undefined ? Effect.void : guarded()

@@ -141,7 +141,9 @@ export class LocalRouter implements ActivationHost {
   private turnAnnotations: Readonly<Record<string, unknown>> | undefined = undefined
 
   private turnContextOf(registration: HostedType): Context.Context<never> {
-    const context = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
+    let context = Context.add(registration.context, Scheduler.PreventSchedulerYield, true)
+    const unsampled = this.observer?.unsampled
+    if (unsampled !== undefined) context = Context.add(context, Tracer.ParentSpan, unsampled)
     const extra = this.turnAnnotations
     if (extra === undefined) return context
     const current = Context.get(context, References.CurrentLogAnnotations)
@@ -377,8 +379,9 @@ export class LocalRouter implements ActivationHost {
     let context = Context.add(act.slot.turnContext, CurrentTurn, turn)
     const span = Context.getOrUndefined(previous, Tracer.ParentSpan)
     const observer = this.observer
-    if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
-    else if (observer?.unsampled !== undefined) context = Context.add(context, Tracer.ParentSpan, observer.unsampled)
+    const turnSpan = observer?.startSpan?.(turn, span)
+    const parent = turnSpan ?? span
+    if (parent !== undefined) context = Context.add(context, Tracer.ParentSpan, parent)
     fiber.setContext(context)
     let handled: Effect.Effect<any, any>
     try {
@@ -395,18 +398,18 @@ export class LocalRouter implements ActivationHost {
       act.fail(Failure.defect(defect))
       return Effect.fail(this.defect(act, turn, defect))
     })
-    if (observer === undefined) {
+    if (observer === undefined || (!observer.timesTurns && turnSpan === undefined)) {
       return Effect.onExit(restore(handled), () => {
         fiber.setContext(previous)
         act.end(turn)
         return Effect.void
       })
     }
-    if (observer.traceTurn !== undefined) handled = observer.traceTurn(turn, handled, span)
-    const startedAt = observer.turnStarted(turn)
+    const startedAt = observer.timesTurns ? observer.turnStarted(turn) : 0
     return Effect.onExit(restore(handled), (exit) => {
       fiber.setContext(previous)
-      observer.turnEnded(turn, startedAt, exit)
+      if (observer.timesTurns) observer.turnEnded(turn, startedAt, exit)
+      if (turnSpan !== undefined) observer.endSpan(turnSpan, turn, exit)
       act.end(turn)
       return Effect.void
     })
@@ -488,7 +491,7 @@ export class LocalRouter implements ActivationHost {
     payload: unknown
   ): Turn {
     const turn = Turn.message(TurnKind.Tell, act, outer, info, payload)
-    if (this.observer?.traceTurn !== undefined) turn.span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    if (this.observer?.startSpan !== undefined) turn.span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
     return turn
   }
 

@@ -6,12 +6,15 @@
  * @internal
  */
 import { Context, type Effect, type Exit, type Scope, type Tracer } from "effect"
+import type { ActorAddress } from "../ActorAddress.ts"
 import type { Activation } from "./Activation.ts"
 import type { LocalRouter } from "./LocalRouter.ts"
 import type { Turn } from "./Turn.ts"
 
 /** @internal */
 export interface TurnObserver {
+  /** Whether turns are timed (`turnStarted`/`turnEnded`); tracing alone does not time them. */
+  readonly timesTurns: boolean
   /**
    * A turn starts running: returns the clock reading to hand back to `turnEnded`, and
    * records how long the turn waited in the mailbox.
@@ -20,15 +23,31 @@ export interface TurnObserver {
   /** A turn ended; `exit` is its handler's (a shared success for one-way turns). */
   turnEnded(turn: Turn, startedAt: number, exit: Exit.Exit<unknown, unknown>): void
   /**
-   * With tracing on: `handled` inside the turn's span when the turn is sampled (`parent`
-   * is the caller's span, if any), else `handled` itself. Undefined with tracing off.
+   * With tracing on: the span of `turn`, started now, if the turn is sampled (`parent` is the
+   * caller's span, if any); the caller puts it in the turn's context and ends it with
+   * `endSpan`. Undefined with tracing off.
    */
-  readonly traceTurn:
-    | ((turn: Turn, handled: Effect.Effect<any, any>, parent: Tracer.AnySpan | undefined) => Effect.Effect<any, any>)
+  readonly startSpan: ((turn: Turn, parent: Tracer.AnySpan | undefined) => Tracer.Span | undefined) | undefined
+  /** Ends a span from `startSpan` with the turn's exit (its error's tag recorded). */
+  endSpan(span: Tracer.Span, turn: Turn, exit: Exit.Exit<unknown, unknown>): void
+  /**
+   * With tracing on: a call to another silo inside a client span when sampled (`parent` is
+   * the caller's span, if any), or under the unsampled parent, so that the receiver does not
+   * sample it either. Undefined with tracing off.
+   */
+  readonly traceCall:
+    | (<A, E>(
+      parent: Tracer.AnySpan | undefined,
+      address: ActorAddress,
+      tag: string,
+      oneWay: boolean,
+      call: Effect.Effect<A, E>
+    ) => Effect.Effect<A, E>)
     | undefined
   /**
    * With tracing on, the parent span of turns that were not sampled, so that the calls they
-   * make are not sampled either (parent-based sampling, as OpenTelemetry's default).
+   * make are not sampled either (parent-based sampling, as OpenTelemetry's default). It is
+   * in every turn's base context; a caller's own span replaces it.
    */
   readonly unsampled: Tracer.AnySpan | undefined
   /** The activation effect ended (`failure` says why it failed), `startedAt` as from `now`. */

@@ -35,6 +35,8 @@ export class TypeSlot {
   tags: ReadonlyArray<string> | undefined = undefined
   /** The last handler table found complete: a table all activations share is checked once. */
   completeHandlers: object | undefined = undefined
+  /** What the silo's telemetry keeps about this type (see `TurnObserver`). */
+  observed: object | undefined = undefined
 
   constructor(name: string, router: LocalRouter) {
     this.name = name

@@ -86,7 +86,7 @@ const request = (
     text,
     context,
     outer === undefined ? noChain : chainOf(outer),
-    span?._tag === "Span" ? `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}` : undefined
+    span === undefined ? undefined : `00-${span.traceId}-${span.spanId}-${span.sampled ? "01" : "00"}`
   )
 }
 
@@ -102,6 +102,25 @@ export const send = (
   options: CallOptions | undefined
 ): Effect.Effect<any, any> => {
   if (owner === undefined) return Effect.fail(noSilo(slot, id))
+  const trace = slot.router.observer?.traceCall
+  if (trace !== undefined) {
+    // Built inside the client span, so that the envelope names it as the receiver's parent.
+    const call = Effect.withFiber((inner) => sendNow(peers, inner, owner, slot, id, info, payload, options))
+    return trace(Context.getOrUndefined(fiber.context, Tracer.ParentSpan), { type: slot.name, id }, info.tag, false, call)
+  }
+  return sendNow(peers, fiber, owner, slot, id, info, payload, options)
+}
+
+const sendNow = (
+  peers: Peers,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  owner: string,
+  slot: TypeSlot,
+  id: string,
+  info: MessageEntry,
+  payload: unknown,
+  options: CallOptions | undefined
+): Effect.Effect<any, any> => {
   const envelope = request(fiber, slot, id, info, payload)
   if (envelope instanceof MessageDecodeError) return Effect.fail(envelope)
   const timeout = options?.timeout ?? slot.options?.callTimeout
@@ -122,6 +141,23 @@ export const sendOneWay = (
   payload: unknown
 ): Effect.Effect<void, SendError> => {
   if (owner === undefined) return Effect.fail(noSilo(slot, id))
+  const trace = slot.router.observer?.traceCall
+  if (trace !== undefined) {
+    const send = Effect.withFiber((inner) => sendOneWayNow(peers, inner, owner, slot, id, info, payload))
+    return trace(Context.getOrUndefined(fiber.context, Tracer.ParentSpan), { type: slot.name, id }, info.tag, true, send)
+  }
+  return sendOneWayNow(peers, fiber, owner, slot, id, info, payload)
+}
+
+const sendOneWayNow = (
+  peers: Peers,
+  fiber: Fiber.Fiber<unknown, unknown>,
+  owner: string,
+  slot: TypeSlot,
+  id: string,
+  info: MessageEntry,
+  payload: unknown
+): Effect.Effect<void, SendError> => {
   const envelope = request(fiber, slot, id, info, payload)
   if (envelope instanceof MessageDecodeError) return Effect.die(envelope)
   return peers.get(owner).send(envelope)

@@ -9,8 +9,8 @@
  *
  * @internal
  */
-import { Effect, type Exit, type Scope, Tracer } from "effect"
-import { formatAddress } from "../../Actor/ActorAddress.ts"
+import { Clock, Context, Effect, type Exit, Option, type Scope, Tracer } from "effect"
+import { type ActorAddress, formatAddress } from "../../Actor/ActorAddress.ts"
 import type { Activation } from "../../Actor/internal/Activation.ts"
 import type { LocalRouter } from "../../Actor/internal/LocalRouter.ts"
 import { RemoteFrame, type MessageInfo, type Turn, TurnKind } from "../../Actor/internal/Turn.ts"
@@ -27,6 +27,8 @@ export interface InstrumentOptions {
   readonly sampleRatio: number | undefined
   /** Told of every turn that ends, with its activation's key (the profiler). */
   readonly onTurn: ((type: string, message: string, key: string, millis: number, failed: boolean) => void) | undefined
+  /** Turns timed: one in this many (every turn when `onTurn` is set). */
+  readonly timeOneTurnIn: number
   /** The random source of the sampler (tests fix it). */
   readonly random: () => number
 }
@@ -79,9 +81,12 @@ export const make = (
   })
 
 class SiloInstruments implements TurnObserver {
-  readonly traceTurn: TurnObserver["traceTurn"]
+  readonly startSpan: TurnObserver["startSpan"]
+  readonly traceCall: TurnObserver["traceCall"]
+  readonly timesTurns: boolean
+  private readonly timeEvery: number
+  private untilTimed = 1
   readonly unsampled: Tracer.AnySpan | undefined
-  private readonly types = new Map<TypeSlot, TypeCells>()
   private readonly router: LocalRouter
   private readonly options: InstrumentOptions
   private readonly registrations: Registrations
@@ -92,13 +97,48 @@ class SiloInstruments implements TurnObserver {
     this.registrations = registrations
     const ratio = options.sampleRatio
     this.unsampled = ratio === undefined ? undefined : unsampledParent
-    this.traceTurn = ratio === undefined ? undefined : (turn, handled, parent) => {
-      if (parent === undefined || parent === unsampledParent) {
-        if (ratio <= 0 || options.random() >= ratio) return handled
-        return this.turnSpan(turn, handled, true)
+    this.traceCall = ratio === undefined ? undefined : this.clientSpan.bind(this)
+    this.timesTurns = options.metrics || options.onTurn !== undefined
+    this.timeEvery = options.onTurn !== undefined ? 1 : Math.max(1, Math.floor(options.timeOneTurnIn))
+    // A turn with no parent span is a root: it draws. One under a parent follows it: the
+    // shared unsampled parent of an untraced turn says "not sampled" like any other.
+    this.startSpan = ratio === undefined ? undefined : (turn, parent) => {
+      if (parent === undefined) {
+        return ratio <= 0 || options.random() >= ratio ? undefined : this.turnSpan(turn, undefined)
       }
-      return parent.sampled ? this.turnSpan(turn, handled, false) : handled
+      return parent.sampled ? this.turnSpan(turn, parent) : undefined
     }
+  }
+
+  private clientSpan<A, E>(
+    parent: Tracer.AnySpan | undefined,
+    address: ActorAddress,
+    tag: string,
+    oneWay: boolean,
+    call: Effect.Effect<A, E>
+  ): Effect.Effect<A, E> {
+    const ratio = this.options.sampleRatio!
+    const root = parent === undefined
+    if (root ? ratio <= 0 || this.options.random() >= ratio : !parent.sampled) {
+      return root ? Effect.withParentSpan(call, unsampledParent) : call
+    }
+    const attributes: Record<string, unknown> = {
+      [Attributes.rpcSystem]: Attributes.rpcSystemValue,
+      [Attributes.rpcService]: address.type,
+      [Attributes.rpcMethod]: tag,
+      [Attributes.actorType]: address.type,
+      [Attributes.actorId]: address.id,
+      [Attributes.message]: tag,
+      [Attributes.turnKind]: oneWay ? "tell" : "ask"
+    }
+    if (this.router.siloId !== undefined) attributes[Attributes.silo] = this.router.siloId
+    const traced = Effect.tapError(call, (error) => Effect.annotateCurrentSpan(Attributes.errorType, errorTag(error)))
+    return Effect.withSpan(traced, `${address.type}/${tag}`, {
+      captureStackTrace: false,
+      kind: oneWay ? "producer" : "client",
+      attributes,
+      ...(root ? { root: true } : {})
+    })
   }
 
   now(): number {
@@ -109,6 +149,9 @@ class SiloInstruments implements TurnObserver {
   // Turns
 
   turnStarted(turn: Turn): number {
+    // A clock read costs ~60 ns, a tenth of a no-op turn: one turn in `timeEvery` is timed.
+    if (--this.untilTimed > 0) return -1
+    this.untilTimed = this.timeEvery
     const now = performance.now()
     if (this.options.metrics) {
       const cells = this.typeCells(turn.activation!.slot)
@@ -119,13 +162,13 @@ class SiloInstruments implements TurnObserver {
   }
 
   turnEnded(turn: Turn, startedAt: number, exit: Exit.Exit<unknown, unknown>): void {
-    const millis = performance.now() - startedAt
+    const millis = startedAt < 0 ? -1 : performance.now() - startedAt
     const act = turn.activation!
     const info = turn.info!
     let failed = false
     if (this.options.metrics) {
       const cells = this.messageCells(this.typeCells(act.slot), info)
-      cells.duration.observe(millis)
+      if (millis >= 0) cells.duration.observe(millis)
       if (exit._tag === "Success") {
         cells.ok.value++
       } else {
@@ -135,6 +178,7 @@ class SiloInstruments implements TurnObserver {
     } else {
       failed = exit._tag === "Failure"
     }
+    // With `onTurn` every turn is timed (see the constructor).
     this.options.onTurn?.(act.slot.name, info.tag, act.key, millis, failed)
   }
 
@@ -166,29 +210,45 @@ class SiloInstruments implements TurnObserver {
     counter.value++
   }
 
-  private turnSpan(turn: Turn, handled: Effect.Effect<any, any>, root: boolean): Effect.Effect<any, any> {
+  /**
+   * The span of a sampled turn, made with the tracer of the actor's context (not through
+   * `Effect.withSpan`: that captures a stack trace and copies the context twice per span;
+   * the router puts the span into the context it builds for the turn anyway).
+   */
+  private turnSpan(turn: Turn, parent: Tracer.AnySpan | undefined): Tracer.Span {
     const act = turn.activation!
     const type = act.slot.name
     const tag = turn.info!.tag
-    const remote = turn.caller instanceof RemoteFrame || turn.span?._tag === "ExternalSpan"
-    const attributes: Record<string, unknown> = {
-      [Attributes.rpcSystem]: Attributes.rpcSystemValue,
-      [Attributes.rpcService]: type,
-      [Attributes.rpcMethod]: tag,
-      [Attributes.actorType]: type,
-      [Attributes.actorId]: act.id,
-      [Attributes.message]: tag,
-      [Attributes.turnKind]: turnKinds[turn.kind],
-      [Attributes.correlationId]: String(turn.correlation)
-    }
-    if (this.router.siloId !== undefined) attributes[Attributes.silo] = this.router.siloId
-    const traced = Effect.tapError(handled, (error) =>
-      Effect.annotateCurrentSpan(Attributes.errorType, errorTag(error)))
-    return Effect.withSpan(traced, `${type}/${tag}`, {
+    const context = act.slot.turnContext
+    const remote = turn.caller instanceof RemoteFrame || parent?._tag === "ExternalSpan"
+    const span = Context.get(context, Tracer.Tracer).span({
+      name: `${type}/${tag}`,
+      parent: parent === undefined ? Option.none() : Option.some(parent),
+      annotations: Context.empty(),
+      links: [],
+      startTime: Context.get(context, Clock.Clock).currentTimeNanosUnsafe(),
       kind: remote ? "server" : turn.kind === TurnKind.Ask ? "internal" : "consumer",
-      attributes,
-      ...(root ? { root: true } : turn.span !== undefined ? { parent: turn.span } : {})
+      root: parent === undefined,
+      sampled: true
     })
+    span.attribute(Attributes.rpcSystem, Attributes.rpcSystemValue)
+    span.attribute(Attributes.rpcService, type)
+    span.attribute(Attributes.rpcMethod, tag)
+    span.attribute(Attributes.actorType, type)
+    span.attribute(Attributes.actorId, act.id)
+    span.attribute(Attributes.message, tag)
+    span.attribute(Attributes.turnKind, turnKinds[turn.kind])
+    span.attribute(Attributes.correlationId, String(turn.correlation))
+    if (this.router.siloId !== undefined) span.attribute(Attributes.silo, this.router.siloId)
+    return span
+  }
+
+  endSpan(span: Tracer.Span, turn: Turn, exit: Exit.Exit<unknown, unknown>): void {
+    if (exit._tag === "Failure") {
+      const fail = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+      span.attribute(Attributes.errorType, fail !== undefined && fail._tag === "Fail" ? errorTag(fail.error) : "ActorDefect")
+    }
+    span.end(Context.get(turn.activation!.slot.turnContext, Clock.Clock).currentTimeNanosUnsafe(), exit)
   }
 
   // ---------------------------------------------------------------------------
@@ -206,6 +266,7 @@ class SiloInstruments implements TurnObserver {
     const ratio = this.options.sampleRatio
     if (ratio === undefined || ratio <= 0 || this.options.random() >= ratio) return build
     return Effect.withSpan(build, `quark.activate ${act.slot.name}`, {
+      captureStackTrace: false,
       root: true,
       attributes: this.lifecycleAttributes(act)
     })
@@ -231,6 +292,7 @@ class SiloInstruments implements TurnObserver {
   traceSupervision<A, E, R>(act: Activation, decision: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     if (this.options.sampleRatio === undefined) return decision
     return Effect.withSpan(decision, `quark.supervise ${act.slot.name}`, {
+      captureStackTrace: false,
       root: true,
       attributes: this.lifecycleAttributes(act)
     })
@@ -250,12 +312,11 @@ class SiloInstruments implements TurnObserver {
   // Cells
 
   private typeCells(slot: TypeSlot): TypeCells {
-    let cells = this.types.get(slot)
-    if (cells === undefined) {
-      cells = new TypeCells(slot)
-      this.types.set(slot, cells)
-      this.registerType(cells)
-    }
+    const cached = slot.observed as TypeCells | undefined
+    if (cached !== undefined) return cached
+    const cells = new TypeCells(slot)
+    slot.observed = cells
+    this.registerType(cells)
     return cells
   }
 
