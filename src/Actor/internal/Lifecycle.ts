@@ -12,7 +12,7 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope, type Tracer } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
 import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
@@ -47,7 +47,12 @@ export const create = (slot: TypeSlot, id: string, key: string = id): Activation
  * The effect runs as a frame of the call chain of the caller that caused it, so an
  * activation effect that calls back into its own caller (or itself) is a `Deadlock`.
  */
-export const activate = (act: Activation, outer: Turn | undefined, controls: ActorContextShape): void => {
+export const activate = (
+  act: Activation,
+  outer: Turn | undefined,
+  controls: ActorContextShape,
+  parent?: Tracer.AnySpan
+): void => {
   const registration = act.slot.registration!
   const frame = Turn.activationFrame(act, outer)
   const context = Context.add(
@@ -58,7 +63,7 @@ export const activate = (act: Activation, outer: Turn | undefined, controls: Act
   const observer = act.router.observer
   const startedAt = observer === undefined ? 0 : observer.now()
   const build = Effect.runForkWith(context)(
-    observer === undefined ? registration.build : observer.traceActivation(act, registration.build)
+    observer === undefined ? registration.build : observer.traceActivation(act, registration.build, parent)
   )
   const exit = build.pollUnsafe()
   if (exit !== undefined) return built(act, registration, frame, exit, startedAt)

@@ -175,8 +175,9 @@ export class LocalRouter implements ActivationHost {
     this.fork(Effect.andThen(Effect.yieldNow, decided))
   }
 
-  activate(act: Activation, outer: Turn | undefined): void {
-    Lifecycle.activate(act, outer, new ActivationContext(act))
+  /** `parent`: with tracing, the span of the call that caused the activation. */
+  activate(act: Activation, outer: Turn | undefined, parent?: Tracer.AnySpan): void {
+    Lifecycle.activate(act, outer, new ActivationContext(act), parent)
   }
 
   closeScope(act: Activation, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
@@ -316,7 +317,7 @@ export class LocalRouter implements ActivationHost {
       const created = this.create(slot, id, ref)
       const turn = Turn.message(TurnKind.Ask, created, outer, info, payload)
       created.enqueue(turn)
-      this.activate(created, outer)
+      this.activate(created, outer, this.observer?.startSpan === undefined ? undefined : Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
       // A synchronous activation effect has already granted this turn (it was first).
       return turn.outcome === granted ? this.runAsk(fiber, restore, turn) : this.awaitTurn(fiber, restore, turn)
     }
@@ -513,7 +514,7 @@ export class LocalRouter implements ActivationHost {
       if (!slot.virtual) return Effect.fail(stoppedChild({ type: slot.name, id }))
       act = this.create(slot, id, ref)
       act.enqueue(this.tellTurn(fiber, act, outer, info, payload))
-      this.activate(act, undefined)
+      this.activate(act, undefined, this.observer?.startSpan === undefined ? undefined : Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
       return Effect.void
     }
     if (act.phase === ActivationState.Active && act.admits(info, undefined)) {

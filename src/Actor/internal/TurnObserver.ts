@@ -52,8 +52,8 @@ export interface TurnObserver {
   readonly unsampled: Tracer.AnySpan | undefined
   /** The activation effect ended (`failure` says why it failed), `startedAt` as from `now`. */
   activationEnded(act: Activation, startedAt: number, failure: string | undefined): void
-  /** With tracing on: the activation effect inside a span, when sampled. */
-  traceActivation<A, E, R>(act: Activation, build: Effect.Effect<A, E, R>): Effect.Effect<A, E, R>
+  /** With tracing on: the activation effect inside a span, when sampled (`parent`: the span of the call that caused it). */
+  traceActivation<A, E, R>(act: Activation, build: Effect.Effect<A, E, R>, parent: Tracer.AnySpan | undefined): Effect.Effect<A, E, R>
   /** An activation stopped for good. */
   stopped(act: Activation): void
   /** A supervisor decided about a failed activation. */

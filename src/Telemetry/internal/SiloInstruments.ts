@@ -262,13 +262,15 @@ class SiloInstruments implements TurnObserver {
     else cells.activationFailures.value++
   }
 
-  traceActivation<A, E, R>(act: Activation, build: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+  traceActivation<A, E, R>(act: Activation, build: Effect.Effect<A, E, R>, parent: Tracer.AnySpan | undefined): Effect.Effect<A, E, R> {
     const ratio = this.options.sampleRatio
-    if (ratio === undefined || ratio <= 0 || this.options.random() >= ratio) return build
+    if (ratio === undefined) return build
+    // Part of the trace of the call that caused it, or a root that draws like a root turn.
+    if (parent !== undefined ? !parent.sampled : ratio <= 0 || this.options.random() >= ratio) return build
     return Effect.withSpan(build, `quark.activate ${act.slot.name}`, {
       captureStackTrace: false,
-      root: true,
-      attributes: this.lifecycleAttributes(act)
+      attributes: this.lifecycleAttributes(act),
+      ...(parent === undefined ? { root: true } : { parent })
     })
   }
 
