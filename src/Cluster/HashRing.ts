@@ -93,6 +93,11 @@ export interface HashRing {
   add(member: Node): HashRing
   /** A new ring without the member `id` (the same ring when it is absent). */
   remove(id: string): HashRing
+  /**
+   * The exact fraction of the hash circle each member owns (what `owner` gives it), by
+   * member id; the shares sum to 1 when a member has weight. For diagnostics (`/quark/cluster`).
+   */
+  shares(): ReadonlyMap<string, number>
 }
 
 /**
@@ -210,6 +215,37 @@ class Ring implements HashRing {
 
   has(id: string): boolean {
     return this.#entries.has(id)
+  }
+
+  shares(): ReadonlyMap<string, number> {
+    const points = this.#points
+    const owners = this.#owners
+    const owned = new Float64Array(this.#ids.length)
+    // Runs of equal points: a run's first point owns its hash (ties go to the lowest id, as
+    // in the sort) and what lies past the middle of the gap before it; its last point owns
+    // what lies before the middle of the gap after it (the next point wins a tie of distance).
+    const values: Array<number> = []
+    const firsts: Array<number> = []
+    const lasts: Array<number> = []
+    for (let i = 0; i < points.length; i++) {
+      if (values.length > 0 && values[values.length - 1] === points[i]) lasts[lasts.length - 1] = owners[i]!
+      else {
+        values.push(points[i]!)
+        firsts.push(owners[i]!)
+        lasts.push(owners[i]!)
+      }
+    }
+    for (let g = 0; g < values.length; g++) {
+      const next = (g + 1) % values.length
+      // The hashes strictly between this run and the next, around the circle: d - 1 of them.
+      const d = values.length === 1 ? circle : (values[next]! - values[g]! + circle) % circle
+      owned[firsts[g]!]! += 1
+      owned[lasts[g]!]! += Math.ceil(d / 2) - 1
+      owned[firsts[next]!]! += Math.floor(d / 2)
+    }
+    const shares = new Map<string, number>()
+    for (let rank = 0; rank < this.#ids.length; rank++) shares.set(this.#ids[rank]!, owned[rank]! / circle)
+    return shares
   }
 
   add(member: Node): HashRing {
