@@ -1,14 +1,26 @@
 /**
  * The in-memory provider: the default store, and the reference the conformance suite
  * holds the others to. Plain maps; each operation is one synchronous step, so version
- * checks are atomic by construction.
+ * checks are atomic by construction. Operations are timed as store kind `"memory"`
+ * (`internal/StoreMetrics.ts`): each step returns its `Exit`, timed where it runs, since
+ * an effect wrapped around a step this short would cost more than the step.
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Exit } from "effect"
 import type { Journal, JournalEntry, Snapshot } from "./Journal.ts"
 import { JournalConflict, StateConflict } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore, type StoredState } from "./StateStore.ts"
+import { syncTimer } from "./internal/StoreMetrics.ts"
+
+const timeRead = syncTimer("memory", "state.read")
+const timeWrite = syncTimer("memory", "state.write")
+const timeClear = syncTimer("memory", "state.clear")
+const timeAppend = syncTimer("memory", "journal.append")
+const timeReadJournal = syncTimer("memory", "journal.read")
+const timeLastSequence = syncTimer("memory", "journal.last_sequence")
+const timeSaveSnapshot = syncTimer("memory", "snapshot.save")
+const timeLoadSnapshot = syncTimer("memory", "snapshot.load")
 
 /**
  * @since 0.1.0
@@ -18,26 +30,26 @@ export const makeMemoryStateStore = (name: string): StateStore => {
   const versionOf = (key: string) => records.get(key)?.version ?? 0
   return {
     name,
-    read: (key) => Effect.sync(() => records.get(formatKey(key))),
+    read: (key) => timeRead(() => Exit.succeed(records.get(formatKey(key)))),
     write: (key, data, expectedVersion) =>
-      Effect.suspend(() => {
+      timeWrite(() => {
         const at = formatKey(key)
         const actual = versionOf(at)
         if (actual !== expectedVersion) {
-          return Effect.fail(new StateConflict({ key: at, expectedVersion, actualVersion: actual }))
+          return Exit.fail(new StateConflict({ key: at, expectedVersion, actualVersion: actual }))
         }
         records.set(at, { data, version: actual + 1 })
-        return Effect.succeed(actual + 1)
+        return Exit.succeed(actual + 1)
       }),
     clear: (key, expectedVersion) =>
-      Effect.suspend(() => {
+      timeClear(() => {
         const at = formatKey(key)
         const actual = versionOf(at)
         if (actual !== expectedVersion) {
-          return Effect.fail(new StateConflict({ key: at, expectedVersion, actualVersion: actual }))
+          return Exit.fail(new StateConflict({ key: at, expectedVersion, actualVersion: actual }))
         }
         records.delete(at)
-        return Effect.void
+        return Exit.void
       })
   }
 }
@@ -52,35 +64,34 @@ export const makeMemoryJournal = (name: string): Journal => {
   return {
     name,
     append: (key, expectedSequence, events) =>
-      Effect.suspend(() => {
+      timeAppend(() => {
         const at = formatKey(key)
         let stored = journals.get(at)
         if (stored === undefined) journals.set(at, stored = [])
         if (stored.length !== expectedSequence) {
-          return Effect.fail(
-            new JournalConflict({ key: at, expectedSequence, actualSequence: stored.length })
-          )
+          return Exit.fail(new JournalConflict({ key: at, expectedSequence, actualSequence: stored.length }))
         }
         for (const event of events) stored.push(event)
-        return Effect.succeed(stored.length)
+        return Exit.succeed(stored.length)
       }),
     read: (key, from, to) =>
-      Effect.sync(() => {
+      timeReadJournal(() => {
         const stored = entries(key)
         const last = Math.min(to ?? stored.length, stored.length)
         const out: Array<JournalEntry> = []
         for (let sequence = Math.max(from, 1); sequence <= last; sequence++) {
           out.push({ sequence, data: stored[sequence - 1] })
         }
-        return out
+        return Exit.succeed(out)
       }),
-    lastSequence: (key) => Effect.sync(() => entries(key).length),
+    lastSequence: (key) => timeLastSequence(() => Exit.succeed(entries(key).length)),
     saveSnapshot: (key, snapshot) =>
-      Effect.sync(() => {
+      timeSaveSnapshot(() => {
         const at = formatKey(key)
         const current = snapshots.get(at)
         if (current === undefined || current.sequence <= snapshot.sequence) snapshots.set(at, snapshot)
+        return Exit.void
       }),
-    loadSnapshot: (key) => Effect.sync(() => snapshots.get(formatKey(key)))
+    loadSnapshot: (key) => timeLoadSnapshot(() => Exit.succeed(snapshots.get(formatKey(key))))
   }
 }

@@ -29,6 +29,9 @@
  * database go out together as one statement (one commit), and each still succeeds or
  * conflicts on its own. Reads, clears and snapshots are one statement each.
  *
+ * Operations are timed as store kind `"postgres"` (`internal/StoreMetrics.ts`): a write or
+ * append from its call to its result, the wait for its batch included.
+ *
  * @since 0.1.0
  */
 import { Effect, type Scope } from "effect"
@@ -37,6 +40,7 @@ import { open } from "./internal/PgConnection.ts"
 import type { Journal, JournalEntry, Snapshot } from "./Journal.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore, type StoredState } from "./StateStore.ts"
+import { instrumentJournal, instrumentState } from "./internal/StoreMetrics.ts"
 import type { Store } from "./Stores.ts"
 
 /**
@@ -189,7 +193,7 @@ export const make = (name: string, options?: Options): Effect.Effect<Store, Stor
           rows.length === 0 ? undefined : { sequence: Number(rows[0]!.sequence), data: rows[0]!.data } as Snapshot)
     }
 
-    return { name, state, journal }
+    return { name, state: instrumentState("postgres", state), journal: instrumentJournal("postgres", journal) }
   })
 
 interface Write {

@@ -25,6 +25,8 @@
  * registered with ioredis, which sends each once per connection and then `EVALSHA`.
  * Auto-pipelining lets concurrent commands from many actors share round trips.
  *
+ * Operations are timed as store kind `"redis"` (`internal/StoreMetrics.ts`).
+ *
  * @since 0.1.0
  */
 import { Effect, type Scope } from "effect"
@@ -33,6 +35,7 @@ import type { Journal, JournalEntry } from "./Journal.ts"
 import { connect, reasonOf } from "./RedisConnection.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore } from "./StateStore.ts"
+import { instrumentJournal, instrumentState } from "./internal/StoreMetrics.ts"
 import type { Store } from "./Stores.ts"
 
 /**
@@ -188,5 +191,5 @@ const fromClient = (name: string, redis: Client, prefix: string): Store => {
       )
   }
 
-  return { name, state, journal }
+  return { name, state: instrumentState("redis", state), journal: instrumentJournal("redis", journal) }
 }

@@ -19,10 +19,13 @@
  * order of Redis sorted-set members and of PostgreSQL's `"C"` collation), not by UTF-16
  * code unit as JavaScript's `<` does, so all providers agree on ties.
  *
+ * Operations are timed as store kind `"memory"` (`internal/ReminderStoreMetrics.ts`).
+ *
  * @since 0.1.0
  */
 import { Effect } from "effect"
 import { StateConflict, StoreError } from "../Persistence/PersistenceError.ts"
+import { instrumentReminderStore } from "./internal/ReminderStoreMetrics.ts"
 import { SortedList } from "./internal/SortedList.ts"
 import { compareCodePoints, compareKeys, countOf, invalidDeadLetter, invalidWrite } from "./internal/StoreOrder.ts"
 import type { DeadLetter, ReminderKey, ReminderStore, StoredReminder } from "./ReminderStore.ts"
@@ -109,7 +112,7 @@ export const make = (name: string): ReminderStore => {
     histories.set(id, entries)
   }
 
-  return {
+  return instrumentReminderStore("memory", {
     name,
     get: (key) => Effect.sync(() => reminders.get(reminderId(key))),
     put: (reminder, expectedVersion, history) =>
@@ -186,5 +189,5 @@ export const make = (name: string): ReminderStore => {
         return list?.takeWhile(countOf(limit), () => true) ?? []
       }),
     removeDeadLetter: (id) => Effect.sync(() => removeDeadLetter(id))
-  }
+  })
 }

@@ -51,6 +51,9 @@
  * PostgreSQL text cannot hold NUL, and UTF-8 cannot carry a lone surrogate: a call with such
  * text fails with `StoreError` and changes nothing.
  *
+ * Operations are timed as store kind `"postgres"` (`internal/ReminderStoreMetrics.ts`); a
+ * put from its call to its result, the wait for its batch included.
+ *
  * @since 0.1.0
  */
 import { PgTypes } from "@effect/sql-pg"
@@ -58,6 +61,7 @@ import { Effect, type Scope } from "effect"
 import { batcher } from "../Persistence/internal/WriteBatcher.ts"
 import { open } from "../Persistence/internal/PgConnection.ts"
 import { StateConflict, StoreError } from "../Persistence/PersistenceError.ts"
+import { instrumentReminderStore } from "./internal/ReminderStoreMetrics.ts"
 import { countOf, invalidDeadLetter, invalidWrite } from "./internal/StoreOrder.ts"
 import type { DeadLetter, ReminderKey, ReminderStore, ReminderWrite, StoredReminder } from "./ReminderStore.ts"
 
@@ -280,7 +284,8 @@ export const make = (
           return Effect.map(run("removeDeadLetter", q.removeDeadLetter, [id]), (rows) => rows.length > 0)
         })
     }
-    return store
+    // The put above calls `store.appendHistory` unwrapped: its time is the put's.
+    return instrumentReminderStore("postgres", store)
   })
 
 interface Put {

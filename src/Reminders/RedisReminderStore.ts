@@ -51,6 +51,9 @@
  * Text that UTF-8 cannot carry (a lone surrogate) would be stored altered, so a call with
  * one fails with `StoreError` instead.
  *
+ * Operations are timed as store kind `"redis"` (`internal/ReminderStoreMetrics.ts`); a put
+ * from its call to its result, the wait for its batch included.
+ *
  * @since 0.1.0
  */
 import { Effect, type Scope } from "effect"
@@ -58,6 +61,7 @@ import type { Redis } from "ioredis"
 import { batcher } from "../Persistence/internal/WriteBatcher.ts"
 import { StateConflict, StoreError } from "../Persistence/PersistenceError.ts"
 import { connect, reasonOf } from "../Persistence/RedisConnection.ts"
+import { instrumentReminderStore } from "./internal/ReminderStoreMetrics.ts"
 import { countOf, invalidDeadLetter, invalidWrite } from "./internal/StoreOrder.ts"
 import type { DeadLetter, HistoryAppend, ReminderKey, ReminderStore, ReminderWrite, StoredReminder } from "./ReminderStore.ts"
 
@@ -361,7 +365,7 @@ const fromClient = (name: string, redis: Client, prefix: string): Effect.Effect<
     return out
   }
 
-  return {
+  return instrumentReminderStore("redis", {
     name,
     get: (key) =>
       Effect.map(
@@ -486,5 +490,5 @@ const fromClient = (name: string, redis: Client, prefix: string): Effect.Effect<
         }),
         (removed) => removed === 1
       )
-  }
+  })
   })

@@ -61,25 +61,25 @@ export const supervisionDecisionsTotal = define("quark_supervision_decisions_tot
 // Process-wide: kept whenever the code runs, exported when `Telemetry.layer` has metrics on.
 
 /** @since 0.2.0 */
-export const storeOperationDuration = define("quark_store_operation_duration_seconds", "histogram", "seconds", ["store", "operation"], "State, journal and reminder store operations, successful or not")
+export const storeOperationDuration = define("quark_store_operation_duration_seconds", "histogram", "seconds", ["store", "operation"], "State, journal and reminder store operations, successful or not, from the caller's call to its result (a batched write's wait included). store: memory, redis or postgres. operation: state.read, state.write, state.clear, journal.append, journal.read, journal.last_sequence, snapshot.save, snapshot.load, reminder.get, reminder.put, reminder.remove, reminder.list, reminder.due, reminder.history_append, reminder.history, dead_letter.add, dead_letter.list or dead_letter.remove")
 /** @since 0.2.0 */
-export const storeOperationErrorsTotal = define("quark_store_operation_errors_total", "counter", "1", ["store", "operation"], "Store operations that failed")
+export const storeOperationErrorsTotal = define("quark_store_operation_errors_total", "counter", "1", ["store", "operation"], "Store operations that failed: a store error or a defect (a version conflict is the compare-and-set's answer, and an interrupted caller no failure of the store)")
 /** @since 0.2.0 */
-export const transportFramesTotal = define("quark_transport_frames_total", "counter", "1", ["direction"], "Frames written (out) and read (in) on silo connections")
+export const transportFramesTotal = define("quark_transport_frames_total", "counter", "1", ["direction"], "Frames written (out: handed to the socket) and read (in) on silo connections, both ends in this process")
 /** @since 0.2.0 */
 export const transportBytesTotal = define("quark_transport_bytes_total", "counter", "bytes", ["direction"], "Frame bytes written (out) and read (in), length prefixes included")
 /** @since 0.2.0 */
-export const transportCallsInFlight = define("quark_transport_calls_in_flight", "gauge", "1", [], "Remote asks sent and not yet answered")
+export const transportCallsInFlight = define("quark_transport_calls_in_flight", "gauge", "1", [], "Remote asks sent and not yet answered, failed or timed out, over every connection of this process")
 /** @since 0.2.0 */
 export const transportConnections = define("quark_transport_connections", "gauge", "1", ["direction"], "Open connections: outbound (to peers) and inbound (accepted)")
 /** @since 0.2.0 */
-export const clusterSilos = define("quark_cluster_silos", "gauge", "1", ["status"], "Silos in this silo's membership view, by status (active, joining, leaving, dead)")
+export const clusterSilos = define("quark_cluster_silos", "gauge", "1", ["status"], "Silos in this silo's membership view, by status (alive, suspected; a dead silo leaves the view), read at scrape time. With several silos in one process (tests), the newest open view")
 /** @since 0.2.0 */
-export const clusterFailoversTotal = define("quark_cluster_failovers_total", "counter", "1", [], "Silos this silo saw declared dead: their addresses move to the survivors")
+export const clusterFailoversTotal = define("quark_cluster_failovers_total", "counter", "1", [], "Silos this silo saw declared dead: their addresses move to the survivors. With several silos in one process (tests), as the newest open view saw them")
 /** @since 0.2.0 */
-export const reminderTicksTotal = define("quark_reminder_ticks_total", "counter", "1", ["outcome"], "Reminder ticks delivered (ok), retried (retry) or dead-lettered (dead_letter)")
+export const reminderTicksTotal = define("quark_reminder_ticks_total", "counter", "1", ["outcome"], "Reminder ticks delivered (ok), further attempts of a tick (retry: after a failed turn, or while its actor is unavailable) and ticks given up on (dead_letter)")
 /** @since 0.2.0 */
-export const reminderTickLag = define("quark_reminder_tick_lag_seconds", "histogram", "seconds", [], "From a reminder's due time to its tick's delivery")
+export const reminderTickLag = define("quark_reminder_tick_lag_seconds", "histogram", "seconds", [], "From a reminder tick's due time to its first attempt (jitter and catch-up included)")
 /** @since 0.2.0 */
 export const eventLoopLag = define("quark_event_loop_lag_seconds", "gauge", "seconds", ["quantile"], "Event-loop delay over the profiler's window (p50, p99, max)")
 /** @since 0.2.0 */

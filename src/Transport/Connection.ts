@@ -27,6 +27,10 @@
  *   socket is closed (and logged), its calls fail as above. So is a throw in the socket's
  *   data callback; an `onReply` that throws fails its own call with a defect. Socket
  *   errors are logged once per socket, failed connection attempts once per outage.
+ * - Metrics (process-wide, `MetricCatalog`): calls waiting for a reply are
+ *   `quark_transport_calls_in_flight` (every way a call leaves `pending` takes it off), an
+ *   attached socket is one `quark_transport_connections{direction="outbound"}` until its
+ *   `'close'`; frames and bytes are counted by the decoder and the writer.
  *
  * @since 0.1.0
  */
@@ -34,6 +38,7 @@ import * as Net from "node:net"
 import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema, Scope } from "effect"
 import { ActorAddress } from "../Actor/ActorAddress.ts"
 import { ActorUnavailable, CallTimeout, OutcomeUnknown, PayloadTooLarge } from "../Actor/ActorError.ts"
+import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 import {
   kindReply,
   type OutgoingRequest,
@@ -253,6 +258,7 @@ class Core {
         const entry = this.pending.get(id)
         if (entry === undefined) return
         this.pending.delete(id)
+        ProcessMetrics.callsInFlight.value--
         entry.resume(Effect.fail(tooLarge(entry.request.target, entry.request.tag, size, this.maxFrameBytes)))
       }
     }, this.maxFrameBytes)
@@ -276,6 +282,7 @@ class Core {
 
   settle(id: number, entry: Pending, outcome: ReplyOutcome): void {
     this.pending.delete(id)
+    ProcessMetrics.callsInFlight.value--
     let result: Effect.Effect<unknown, unknown>
     try {
       result = entry.onReply(outcome, entry.request)
@@ -316,10 +323,13 @@ class Core {
     }
     const deadline = this.now() + timeoutMillis
     this.pending.set(requestId, new Pending(request, timeoutMillis, deadline, seq, onReply, resume))
+    // The process-wide gauge follows `pending`: every removal below takes one off.
+    ProcessMetrics.callsInFlight.value++
     if (deadline < this.timerDeadline) this.armTimer(deadline)
     writer.schedule()
     return Effect.sync(() => {
-      this.pending.delete(requestId)
+      // Interrupted: unless a reply, timeout or loss removed it first.
+      if (this.pending.delete(requestId)) ProcessMetrics.callsInFlight.value--
     })
   }
 
@@ -366,9 +376,11 @@ class Core {
       this.log("transport: connection error", { code: errorCode(error), error: error.message })
     })
     socket.once("close", () => {
+      ProcessMetrics.connectionsOutbound.value--
       if (this.socket === socket) this.lost()
       onClose()
     })
+    ProcessMetrics.connectionsOutbound.value++
     writer.attach(socket)
   }
 
@@ -385,6 +397,7 @@ class Core {
   failAll(reason: string): void {
     if (this.pending.size === 0) return
     const entries = Array.from(this.pending.values())
+    ProcessMetrics.callsInFlight.value -= entries.length
     this.pending.clear()
     const writes = this.writer.writes
     for (const entry of entries) {
@@ -415,6 +428,7 @@ class Core {
     for (const [id, entry] of this.pending) {
       if (entry.deadline <= now) {
         this.pending.delete(id)
+        ProcessMetrics.callsInFlight.value--
         entry.resume(
           Effect.fail(
             new CallTimeout({ address: entry.request.target, tag: entry.request.tag, timeoutMillis: entry.timeoutMillis })

@@ -301,6 +301,7 @@ export const writeRequestWith = (
   if (size > maxFrameBytes) return size
   buf.writeUInt32BE(size, start)
   out.position = pos
+  out.frames++
   return size
 }
 
@@ -473,6 +474,7 @@ export const writeReply = (out: OutputBuffer, requestId: number, outcome: ReplyO
   if (size > maxFrameBytes) return size
   buf.writeUInt32BE(size, start)
   out.position = pos
+  out.frames++
   return size
 }
 

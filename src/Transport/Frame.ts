@@ -18,10 +18,14 @@
  *   skipped byte for byte and reported with its first bytes (so the receiver can read the
  *   request id and answer with a typed error); the stream stays in sync and nothing else
  *   is closed. An oversized outgoing frame is refused before anything is written.
+ * - Frames and bytes read are counted here (`quark_transport_frames_total` and
+ *   `quark_transport_bytes_total`, direction `in`): one add per frame and one per chunk.
+ *   Frames written are counted by the connections' writer when it hands them to the socket.
  *
  * @since 0.1.0
  */
 import { Schema } from "effect"
+import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 
 /**
  * Bytes of the length prefix.
@@ -142,11 +146,17 @@ export class FrameDecoder {
     const held = this.held
     if (held === undefined) return
     this.held = undefined
-    this.push(held)
+    this.feed(held)
   }
 
   /** Feeds one chunk; calls the handler for every frame completed by it. */
   push(chunk: Buffer): void {
+    // Counted as it arrives, once: what `resume` decodes later was counted here.
+    ProcessMetrics.bytesIn.value += chunk.length
+    this.feed(chunk)
+  }
+
+  private feed(chunk: Buffer): void {
     if (this.paused) {
       this.held = this.held === undefined ? chunk : Buffer.concat([this.held, chunk])
       return
@@ -160,6 +170,7 @@ export class FrameDecoder {
   }
 
   private frame(buf: Buffer, start: number, end: number): void {
+    ProcessMetrics.framesIn.value++
     const handler = this.handler
     if (handler.onFrameIn !== undefined) handler.onFrameIn(buf, start, end)
     else handler.onFrame(start === 0 && end === buf.length ? buf : buf.subarray(start, end))
@@ -182,6 +193,7 @@ export class FrameDecoder {
         if (this.oversizedPrefixFilled === prefix.length) {
           this.oversizedPrefix = undefined
           this.skipRemaining = this.oversizedSize - prefix.length
+          ProcessMetrics.framesIn.value++ // read, if skipped: its bytes are counted too
           this.handler.onOversized(this.oversizedSize, prefix)
         }
         continue
@@ -266,6 +278,11 @@ export class OutputBuffer {
   position = 0
   /** Start of bytes not yet taken. */
   private start = 0
+  /**
+   * Frames committed since the last take: each encoder adds one as it commits, and the
+   * writer counts them out when it hands them to the socket (the transport's frame metric).
+   */
+  frames = 0
 
   /** Makes sure `bytes` more bytes fit after `position` (moving untaken bytes to a new chunk if needed). */
   reserve(bytes: number): void {
@@ -296,6 +313,7 @@ export class OutputBuffer {
     if (this.position === this.start) return undefined
     const out = this.buffer.subarray(this.start, this.position)
     this.start = this.position
+    this.frames = 0
     // Small remainder: start a fresh chunk so the next frames do not straddle. A grown
     // chunk is let go too (the socket holds what it needs of it).
     if (this.buffer.length - this.position < 1024 || this.buffer.length > chunkBytes) {
@@ -309,6 +327,7 @@ export class OutputBuffer {
   /** Drops everything not yet taken. */
   clear(): void {
     this.position = this.start
+    this.frames = 0
     if (this.buffer.length > chunkBytes) {
       this.buffer = Buffer.allocUnsafe(chunkBytes)
       this.start = 0

@@ -26,6 +26,8 @@
  *   handler finished and its reply was written to the socket.
  * - Closing the scope stops listening, destroys every connection and interrupts the
  *   handlers still running (and waits for them).
+ * - An accepted socket is one `quark_transport_connections{direction="inbound"}` (a
+ *   process-wide metric, `MetricCatalog`) until its `'close'`.
  *
  * @since 0.1.0
  */
@@ -34,6 +36,7 @@ import { Cause, Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "e
 import { kindRequest, peekRequestIdIn, readRequestIn, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
 import { Writer } from "./internal/Writer.ts"
+import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 
 export {
   /** @since 0.1.0 */
@@ -260,6 +263,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       }, maxFrameBytes)
       conn = { socket, peer, writer, decoder, open: true, running: 0, holding: false }
       conns.add(conn)
+      ProcessMetrics.connectionsInbound.value++ // until its "close", below
       writer.attach(socket)
       socket.on("data", (chunk: Buffer) => {
         try {
@@ -278,6 +282,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         log("transport: connection error", { peer, code: error.code, error: error.message })
       })
       socket.once("close", () => {
+        ProcessMetrics.connectionsInbound.value--
         conn.open = false
         conns.delete(conn)
         writer.detach()

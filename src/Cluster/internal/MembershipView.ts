@@ -3,6 +3,12 @@
  * periodic full read and self-fencing (see the rule in `Membership.ts`), over a small
  * `Backend` interface that says where the registry lives.
  *
+ * Metrics (process-wide, see `MetricCatalog`): `quark_cluster_silos{status}` counts the
+ * members of the view by status (alive, suspected; a dead member leaves the view), read at
+ * scrape time, and `quark_cluster_failovers_total` counts the members the view saw declared
+ * dead. Both follow the newest view still open in the process: a silo runs one, but tests
+ * run several silos in one process, whose views would add up to a multiple of the cluster.
+ *
  * @internal
  */
 import { Clock, Deferred, Duration, Effect, Layer, Option, PubSub, Scope, Semaphore, Stream } from "effect"
@@ -28,6 +34,8 @@ import {
   Suspected
 } from "../Membership.ts"
 import { SiloIdentity } from "../SiloIdentity.ts"
+import { clusterSilos } from "../../Telemetry/MetricCatalog.ts"
+import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import { MembershipBackendHook } from "./TestHooks.ts"
 
 /**
@@ -166,6 +174,21 @@ const bounded = <A, E>(operation: string, millis: number, effect: Effect.Effect<
 
 const serving = (reg: RegistrationState) => reg.status === "alive" || reg.status === "suspected"
 
+/** The views open in this process, oldest first: the metrics follow the last. */
+const openViews: Array<Map<string, ViewEntry>> = []
+
+const newestView = (): Map<string, ViewEntry> | undefined => openViews[openViews.length - 1]
+
+const countStatus = (status: MemberStatus): number => {
+  const view = newestView()
+  if (view === undefined) return 0
+  let count = 0
+  for (const entry of view.values()) if (entry.status === status) count++
+  return count
+}
+
+const memberStatuses: ReadonlyArray<MemberStatus> = ["alive", "suspected"]
+
 /**
  * Builds the service on a backend: the local view, the heartbeats, the announcement
  * listener and the periodic full read (which runs once before this returns, so a registry
@@ -188,6 +211,16 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
   const monotonicMillis = Effect.sync(monotonicNow)
 
   const view = new Map<string, ViewEntry>()
+  openViews.push(view)
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      const at = openViews.indexOf(view)
+      if (at >= 0) openViews.splice(at, 1)
+    })
+  )
+  // Registered with the first view (the same gauge again is a no-op): a process that never
+  // joins a cluster exports none.
+  for (const status of memberStatuses) ProcessMetrics.gauge(clusterSilos, { status }, () => countStatus(status))
   /** Ids removed by an announcement newer than the last full read: a stale read must not bring them back. */
   const gone = new Map<string, number>()
   let epoch = -1
@@ -212,6 +245,9 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
     lock.withPermits(1)(Effect.suspend(() => {
       const step: Step = { events: [], fenced: [] }
       change(step)
+      if (newestView() === view) {
+        for (const event of step.events) if (event._tag === "Dead") ProcessMetrics.failovers.value++
+      }
       return Effect.andThen(
         step.events.length === 0 ? Effect.void : PubSub.publishAll(events, step.events),
         Effect.forEach(step.fenced, ([reg, reason]) => fence(reg, reason), { discard: true })

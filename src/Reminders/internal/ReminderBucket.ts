@@ -17,6 +17,12 @@
  * does; the compare-and-set makes a stale write (from an activation that was closed
  * mid-tick) fail instead of overwriting a newer registration.
  *
+ * Metrics (process-wide, see `MetricCatalog`): `quark_reminder_tick_lag_seconds` from a
+ * tick's due time to its first attempt (jitter and catch-up included: a tick fired late is
+ * late); `quark_reminder_ticks_total` by outcome: `ok` per tick delivered, `retry` per
+ * further attempt of a tick (waiting out an unavailable actor too), `dead_letter` per
+ * tick given up on and stored as a dead letter.
+ *
  * @internal
  */
 import { type Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Pull, Schedule, Schema, Scope } from "effect"
@@ -30,6 +36,7 @@ import { CurrentTurn, Turn } from "../../Actor/internal/Turn.ts"
 import { type PreparedMessage, prepare } from "../../Actor/internal/UntypedDispatch.ts"
 import { Silo } from "../../Actor/Silo.ts"
 import { StateConflict, StoreError } from "../../Persistence/PersistenceError.ts"
+import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import type { ReminderKey, ReminderStore, StoredReminder } from "../ReminderStore.ts"
 import type { TickStarter, TimedEntry } from "./DueTimer.ts"
 import { dueNow, jitterOffset } from "./DueTimes.ts"
@@ -113,6 +120,7 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   const store: ReminderStore = runtime.store
   const timer = runtime.timer
   const silo = yield* Silo
+  const clock = yield* Clock.Clock
   const ctx = yield* ActorContext
   const scope = yield* Scope.Scope
   const bucket = Number(ctx.address.id)
@@ -217,7 +225,10 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
     )
 
   const delivered = (due: number, attempts: number) =>
-    Effect.map(Clock.currentTimeMillis, (firedAt): TickOutcome => ({ due, firedAt, outcome: "delivered", attempts }))
+    Effect.map(Clock.currentTimeMillis, (firedAt): TickOutcome => {
+      ProcessMetrics.reminderTicksOk.value++
+      return { due, firedAt, outcome: "delivered", attempts }
+    })
 
   /**
    * Delivers one tick: its outcome for the history, or `undefined` if the bucket stopped
@@ -225,10 +236,16 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
    * `release` frees the tick's slot on the timer as soon as that attempt ends.
    */
   const deliver = (entry: Entry, record: ReminderRecord, due: number, release: () => void) =>
-    Effect.flatMap(Effect.exit(dispatchTick(entry, record, due, 1)), (exit) => {
-      release()
-      return Exit.isSuccess(exit) ? delivered(due, 1) : retryTick(entry, record, due, exit.cause)
-    })
+    Effect.flatMap(
+      Effect.exit(Effect.andThen(
+        Effect.sync(() => ProcessMetrics.reminderTickLag.observe(clock.currentTimeMillisUnsafe() - due)),
+        dispatchTick(entry, record, due, 1)
+      )),
+      (exit) => {
+        release()
+        return Exit.isSuccess(exit) ? delivered(due, 1) : retryTick(entry, record, due, exit.cause)
+      }
+    )
 
   /**
    * After a failed attempt: an unavailable actor (its silo died and the cluster has not moved
@@ -262,6 +279,7 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
           attempts++
         }
         if (!(yield* sleepUnlessClosing(delay))) return undefined
+        ProcessMetrics.reminderTicksRetry.value++
         const exit = yield* Effect.exit(dispatchTick(entry, record, due, attempts))
         if (Exit.isSuccess(exit)) return yield* delivered(due, attempts)
         cause = exit.cause
@@ -283,6 +301,7 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
           error
         })
       })
+      ProcessMetrics.reminderTicksDeadLetter.value++
       return { due, firedAt, outcome: "dead-lettered", attempts, error } satisfies TickOutcome
     })
 

@@ -10,10 +10,15 @@
  *   the server stops reading).
  * - {@link Writer.writes} counts `socket.write` calls, so an owner can tell whether a
  *   frame left the process by noting the count when it encoded it: no per-frame record.
+ * - Metrics: each `socket.write` adds its frames (counted by the encoders on the
+ *   {@link OutputBuffer}) and bytes to `quark_transport_frames_total` and
+ *   `quark_transport_bytes_total` (direction `out`); frames dropped before a write (the
+ *   socket was lost) are not counted.
  *
  * @internal
  */
 import type * as Net from "node:net"
+import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import { eagerFlushBytes, OutputBuffer } from "../Frame.ts"
 
 /** @internal */
@@ -103,8 +108,12 @@ export class Writer {
     const socket = this.socket
     // A destroyed socket (its 'close' not yet delivered) takes nothing: what waits was not sent.
     if (socket === undefined || this.blocked || socket.destroyed) return
+    const frames = this.out.frames
     const chunk = this.out.take()
     if (chunk === undefined) return
+    // Counted per write, not per frame: what is dropped before it (a lost socket) never left.
+    ProcessMetrics.framesOut.value += frames
+    ProcessMetrics.bytesOut.value += chunk.length
     this.writes++
     if (!socket.write(chunk, this.afterWrite)) this.blocked = true
   }
