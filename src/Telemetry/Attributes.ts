@@ -40,5 +40,9 @@ export const errorType = "error.type"
 export const traceId = "trace_id"
 /** The span id, on log lines written under a sampled span. @since 0.2.0 */
 export const spanId = "span_id"
+/** The reminder's name, on a reminder tick's span. @since 0.2.0 */
+export const reminder = "quark.reminder"
+/** The tick's attempt (1 for the first), on a reminder tick's span. @since 0.2.0 */
+export const reminderAttempt = "quark.reminder.attempt"
 /** On a log line: how many lines of this actor the log sampling dropped since the last one it kept. @since 0.2.0 */
 export const logsSuppressed = "quark.logs_suppressed"

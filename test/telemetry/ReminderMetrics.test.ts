@@ -5,7 +5,7 @@
  * the whole delay for a tick due in the past); the export carries them.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Layer, Metric, Schema } from "effect"
+import { Clock, Effect, Layer, Metric, Schema, Tracer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
@@ -123,4 +123,37 @@ describe("reminder metrics", () => {
       // The store's operations are timed too (memory): one put per registration at least.
       assert.isAtLeast(series(text, "quark_store_operation_duration_seconds_count", { store: "memory", operation: "reminder.put" })!, 3)
     }).pipe(Effect.provide(silo)))
+})
+
+describe("reminder tick spans", () => {
+  const spans: Array<Tracer.NativeSpan> = []
+  const recording = Tracer.make({
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
+  })
+  const traced = Reminders.layer({ store: MemoryReminderStore.make("traced") }).pipe(
+    Layer.provideMerge(Silo.layerTest(TargetLive)),
+    Layer.provideMerge(Telemetry.layer({ metrics: false, logs: false, tracing: { sampleRatio: 1 } })),
+    Layer.provideMerge(Layer.succeed(Tracer.Tracer, recording))
+  )
+
+  it.effect("a tick is a root span, and the turn it delivers is its child", () =>
+    Effect.gen(function*() {
+      yield* settle
+      yield* Reminders.register(Target, "t", "beat", { message: "Ping", every: "1 second" })
+      yield* advance(1_500)
+      const tick = spans.find((span) => span.name === `quark.reminder.tick ${Target.type}`)
+      assert.isDefined(tick)
+      assert.strictEqual(tick!.parent._tag, "None")
+      assert.strictEqual(tick!.attributes.get("quark.reminder"), "beat")
+      assert.strictEqual(tick!.attributes.get("quark.actor.id"), "t")
+      assert.strictEqual(tick!.attributes.get("quark.reminder.attempt"), 1)
+      const turn = spans.find((span) => span.name === `${Target.type}/Ping`)
+      assert.isDefined(turn)
+      assert.strictEqual(turn!.parent._tag === "Some" ? turn!.parent.value.spanId : undefined, tick!.spanId)
+      yield* Reminders.cancel({ type: Target.type, id: "t" }, "beat")
+    }).pipe(Effect.provide(traced)))
 })

@@ -50,6 +50,13 @@ export interface TurnObserver {
    * in every turn's base context; a caller's own span replaces it.
    */
   readonly unsampled: Tracer.AnySpan | undefined
+  /**
+   * With tracing on: `effect` inside a root span `name` when the sampler draws it (work that
+   * starts a trace of its own, such as a reminder tick). Undefined with tracing off.
+   */
+  readonly traceRoot:
+    | (<A, E, R>(name: string, attributes: Readonly<Record<string, unknown>>, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>)
+    | undefined
   /** The activation effect ended (`failure` says why it failed), `startedAt` as from `now`. */
   activationEnded(act: Activation, startedAt: number, failure: string | undefined): void
   /** With tracing on: the activation effect inside a span, when sampled (`parent`: the span of the call that caused it). */

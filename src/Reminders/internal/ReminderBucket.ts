@@ -35,6 +35,7 @@ import { systemContract } from "../../Actor/internal/SystemContract.ts"
 import { CurrentTurn, Turn } from "../../Actor/internal/Turn.ts"
 import { type PreparedMessage, prepare } from "../../Actor/internal/UntypedDispatch.ts"
 import { Silo } from "../../Actor/Silo.ts"
+import * as Attributes from "../../Telemetry/Attributes.ts"
 import { StateConflict, StoreError } from "../../Persistence/PersistenceError.ts"
 import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import type { ReminderKey, ReminderStore, StoredReminder } from "../ReminderStore.ts"
@@ -210,11 +211,20 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
         prepared.set(cacheKey, message)
         return message.send(entry.key.id, record.payload)
       })
-    return Effect.provideService(
+    const framed = Effect.provideService(
       send,
       CurrentTurn,
       Turn.contextFrame(undefined, undefined, tickMetadata(entry.key.name, due, attempt))
     )
+    // A tick starts a trace of its own; the turn it causes is its child.
+    const trace = silo.router.observer?.traceRoot
+    return trace === undefined ? framed : trace(`quark.reminder.tick ${entry.key.type}`, {
+      [Attributes.actorType]: entry.key.type,
+      [Attributes.actorId]: entry.key.id,
+      [Attributes.message]: record.message,
+      [Attributes.reminder]: entry.key.name,
+      [Attributes.reminderAttempt]: attempt
+    }, framed)
   }
 
   /** Sleeps; `false` (at once) if the bucket stops meanwhile. */

@@ -83,6 +83,7 @@ export const make = (
 class SiloInstruments implements TurnObserver {
   readonly startSpan: TurnObserver["startSpan"]
   readonly traceCall: TurnObserver["traceCall"]
+  readonly traceRoot: TurnObserver["traceRoot"]
   readonly timesTurns: boolean
   private readonly timeEvery: number
   private untilTimed = 1
@@ -98,6 +99,12 @@ class SiloInstruments implements TurnObserver {
     const ratio = options.sampleRatio
     this.unsampled = ratio === undefined ? undefined : unsampledParent
     this.traceCall = ratio === undefined ? undefined : this.clientSpan.bind(this)
+    this.traceRoot = ratio === undefined ? undefined : (name, attributes, effect) => {
+      if (ratio <= 0 || options.random() >= ratio) return effect
+      const all: Record<string, unknown> = { ...attributes }
+      if (router.siloId !== undefined) all[Attributes.silo] = router.siloId
+      return Effect.withSpan(effect, name, { captureStackTrace: false, root: true, attributes: all })
+    }
     this.timesTurns = options.metrics || options.onTurn !== undefined
     this.timeEvery = options.onTurn !== undefined ? 1 : Math.max(1, Math.floor(options.timeOneTurnIn))
     // A turn with no parent span is a root: it draws. One under a parent follows it: the
