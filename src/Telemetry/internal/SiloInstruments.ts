@@ -144,7 +144,6 @@ class SiloInstruments implements TurnObserver {
       captureStackTrace: false,
       kind: oneWay ? "producer" : "client",
       attributes,
-      ...(root ? { root: true } : {})
     })
   }
 
@@ -227,7 +226,9 @@ class SiloInstruments implements TurnObserver {
     const type = act.slot.name
     const tag = turn.info!.tag
     const context = act.slot.turnContext
-    const remote = turn.caller instanceof RemoteFrame || parent?._tag === "ExternalSpan"
+    // An ask from another silo has a remote frame at the root of its chain; a tell's origin
+    // is not kept, so a tell is a consumer wherever it came from.
+    const remote = turn.caller instanceof RemoteFrame
     const span = Context.get(context, Tracer.Tracer).span({
       name: `${type}/${tag}`,
       parent: parent === undefined ? Option.none() : Option.some(parent),
@@ -235,7 +236,9 @@ class SiloInstruments implements TurnObserver {
       links: [],
       startTime: Context.get(context, Clock.Clock).currentTimeNanosUnsafe(),
       kind: remote ? "server" : turn.kind === TurnKind.Ask ? "internal" : "consumer",
-      root: parent === undefined,
+      // Not `root` without a parent: a tracer bridged to OpenTelemetry then takes the span
+      // active in OpenTelemetry's context (an instrumented HTTP server's) as the parent.
+      root: false,
       sampled: true
     })
     span.attribute(Attributes.rpcSystem, Attributes.rpcSystemValue)
@@ -277,7 +280,7 @@ class SiloInstruments implements TurnObserver {
     return Effect.withSpan(build, `quark.activate ${act.slot.name}`, {
       captureStackTrace: false,
       attributes: this.lifecycleAttributes(act),
-      ...(parent === undefined ? { root: true } : { parent })
+      ...(parent === undefined ? {} : { parent })
     })
   }
 
