@@ -491,7 +491,7 @@ describe("import graph of src/", () => {
       "./persistence/redis": ["effect", "ioredis"],
       "./persistence/pg": ["@effect/sql-pg", "effect"],
       "./testing": ["effect", "node:net", "xxhash-wasm"],
-      "./telemetry/http": ["@effect/platform-node", "effect", "node:http", "node:module", "xxhash-wasm"]
+      "./telemetry/node": ["@effect/platform-node", "effect", "node:http", "node:module", "node:perf_hooks", "xxhash-wasm"]
     }
     const manifest = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as {
       readonly exports: Record<string, string | Record<string, string>>

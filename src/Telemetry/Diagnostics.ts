@@ -4,7 +4,7 @@
  * which every configuration shown goes through.
  *
  * This module loads only `effect` (no HTTP server), so a client can import the schemas
- * without the server side: `quark/telemetry/http` re-exports it beside `Endpoints`.
+ * without the server side: `quark/telemetry/node` re-exports it beside `Endpoints`.
  *
  * **Redaction.** `redact` turns any value into JSON and hides, at any depth:
  * - the value of every key named like a secret (`password`, `passwd`, `passphrase`, `pwd`,
@@ -174,6 +174,71 @@ export type ConfigResponse = typeof ConfigResponse.Type
 // Errors (the JSON body of a 4xx)
 // ---------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------
+// /quark/profile: the profiler's snapshot
+// ---------------------------------------------------------------------------------------
+
+/**
+ * One (type, message) over the window. Latencies in milliseconds; percentiles within 3.03 %
+ * of the exact nearest-rank value.
+ *
+ * @since 0.2.0
+ */
+export const MessageProfile = Schema.Struct({
+  type: Schema.String,
+  message: Schema.String,
+  count: Schema.Number,
+  failures: Schema.Number,
+  p50Millis: Schema.Number,
+  p99Millis: Schema.Number,
+  maxMillis: Schema.Number,
+  meanMillis: Schema.Number,
+  totalMillis: Schema.Number,
+  turnsPerSecond: Schema.Number
+})
+
+/** @since 0.2.0 */
+export type MessageProfile = typeof MessageProfile.Type
+
+/**
+ * An activation: `id` is its key (the actor id); `turns` and `millis` are lower bounds (see
+ * the module doc).
+ *
+ * @since 0.2.0
+ */
+export const HotActivation = Schema.Struct({
+  type: Schema.String,
+  id: Schema.String,
+  turns: Schema.Number,
+  millis: Schema.Number
+})
+
+/** @since 0.2.0 */
+export type HotActivation = typeof HotActivation.Type
+
+/**
+ * What `Profiler.snapshot` answers (and `/quark/profile`). `messages` are ordered by total turn time, most first.
+ * `windowSeconds` is the window's length, `coveredSeconds` the span the figures cover (less
+ * while the profiler is younger than the window).
+ *
+ * @since 0.2.0
+ */
+export const ProfileSnapshot = Schema.Struct({
+  windowSeconds: Schema.Number,
+  coveredSeconds: Schema.Number,
+  messages: Schema.Array(MessageProfile),
+  hottestByTurns: Schema.Array(HotActivation),
+  hottestByTime: Schema.Array(HotActivation),
+  eventLoop: Schema.Struct({ p50Millis: Schema.Number, p99Millis: Schema.Number, maxMillis: Schema.Number }),
+  heap: Schema.Struct({ usedBytes: Schema.Number, totalBytes: Schema.Number, rssBytes: Schema.Number })
+})
+
+/** @since 0.2.0 */
+export type ProfileSnapshot = typeof ProfileSnapshot.Type
+
+/** @since 0.2.0 */
+export type EventLoopLag = ProfileSnapshot["eventLoop"]
+
 /**
  * A query parameter that is unknown, repeated, or not a valid value (400).
  *
@@ -194,11 +259,20 @@ export class NotClustered extends Schema.TaggedError<NotClustered>()("NotCluster
 }) {}
 
 /**
+ * `/quark/profile` on a silo without a profiler (404): provide `Profiler.layer()`.
+ *
+ * @since 0.2.0
+ */
+export class NotProfiled extends Schema.TaggedError<NotProfiled>()("NotProfiled", {
+  reason: Schema.String
+}) {}
+
+/**
  * Any error body the endpoints send.
  *
  * @since 0.2.0
  */
-export const ErrorResponse = Schema.Union([InvalidQuery, NotClustered])
+export const ErrorResponse = Schema.Union([InvalidQuery, NotClustered, NotProfiled])
 
 // ---------------------------------------------------------------------------------------
 // Redaction

@@ -48,6 +48,7 @@ import * as HashRing from "../Cluster/HashRing.ts"
 import { Stores, type StoresShape } from "../Persistence/Stores.ts"
 import { Reminders, type RemindersShape } from "../Reminders/Reminders.ts"
 import * as Diagnostics from "./Diagnostics.ts"
+import { ProfilerService } from "./Profiler.ts"
 
 /**
  * An extra readiness check: ready while `check` succeeds (within `probeTimeout`); its
@@ -135,6 +136,7 @@ const routes = (options: EndpointsOptions) =>
     const silo = yield* Silo
     const context = yield* Effect.context<never>()
     const cluster = Option.getOrUndefined(yield* Effect.serviceOption(Cluster))
+    const profiler = Option.getOrUndefined(yield* Effect.serviceOption(ProfilerService))
     const hasher = cluster === undefined ? undefined : yield* HashRing.xxhash32
     const checks = readinessChecks(options, {
       router: silo.router,
@@ -215,6 +217,19 @@ const routes = (options: EndpointsOptions) =>
         })
       }).pipe(Effect.catchTag("InvalidQuery", (error) => respond(Diagnostics.InvalidQuery, error, 400))))
 
+    yield* router.add("GET", "/quark/profile", (request) =>
+      Effect.gen(function*() {
+        const top = (yield* queryValues(request, profileParameters)).get("top") as number | undefined
+        if (profiler === undefined) {
+          return yield* respond(
+            Diagnostics.NotProfiled,
+            new Diagnostics.NotProfiled({ reason: "this silo has no profiler: provide Profiler.layer() beneath Telemetry.layer" }),
+            404
+          )
+        }
+        return yield* respond(Diagnostics.ProfileSnapshot, profiler.snapshot(top ?? 10))
+      }).pipe(Effect.catchTag("InvalidQuery", (error) => respond(Diagnostics.InvalidQuery, error, 400))))
+
     yield* router.add(
       "GET",
       "/quark/cluster",
@@ -277,16 +292,20 @@ interface ActorsQuery {
   readonly limit: number
 }
 
-const actorsQuery = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<ActorsQuery, Diagnostics.InvalidQuery> =>
+/** A request's query parameters, each decoded by its schema; an unknown or repeated one is refused. */
+const queryValues = (
+  request: HttpServerRequest.HttpServerRequest,
+  parameters: ReadonlyMap<string, Schema.Codec<unknown, string>>
+): Effect.Effect<Map<string, unknown>, Diagnostics.InvalidQuery> =>
   Effect.gen(function*() {
     const search = new URL(request.url, "http://diagnostics.invalid").searchParams
     const values = new Map<string, unknown>()
     for (const [name, raw] of search) {
-      const schema = actorsParameters.get(name)
+      const schema = parameters.get(name)
       if (schema === undefined) {
         return yield* new Diagnostics.InvalidQuery({
           parameter: name,
-          reason: `unknown parameter (expected ${[...actorsParameters.keys()].join(", ")})`
+          reason: `unknown parameter (expected ${[...parameters.keys()].join(", ")})`
         })
       }
       if (values.has(name)) return yield* new Diagnostics.InvalidQuery({ parameter: name, reason: "given more than once" })
@@ -296,6 +315,12 @@ const actorsQuery = (request: HttpServerRequest.HttpServerRequest): Effect.Effec
       }
       values.set(name, decoded.value)
     }
+    return values
+  })
+
+const actorsQuery = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<ActorsQuery, Diagnostics.InvalidQuery> =>
+  Effect.gen(function*() {
+    const values = yield* queryValues(request, actorsParameters)
     return {
       type: values.get("type") as string | undefined,
       offset: (values.get("offset") as number | undefined) ?? 0,
@@ -303,6 +328,11 @@ const actorsQuery = (request: HttpServerRequest.HttpServerRequest): Effect.Effec
       limit: Math.min(maxLimit, (values.get("limit") as number | undefined) ?? defaultLimit)
     }
   })
+
+/** `/quark/profile?top=N`: how many hottest activations to list (1 to 100, default 10). */
+const profileParameters = new Map<string, Schema.Codec<unknown, string>>([
+  ["top", Digits.pipe(Schema.decodeTo(Schema.NumberFromString.check(Schema.isBetween({ minimum: 1, maximum: 100 })))) as Schema.Codec<unknown, string>]
+])
 
 const schemaReason = (cause: { readonly reasons: ReadonlyArray<unknown> }): string => {
   for (const reason of cause.reasons) {

@@ -28,7 +28,9 @@
  * @since 0.2.0
  */
 import { Effect, Layer, Logger } from "effect"
+import type { LocalRouter } from "../Actor/internal/LocalRouter.ts"
 import { SiloObserver } from "../Actor/internal/TurnObserver.ts"
+import { type OnTurn, TurnListeners } from "./internal/TurnListeners.ts"
 import { Registrations } from "./internal/Cells.ts"
 import * as ProcessMetrics from "./internal/ProcessMetrics.ts"
 import * as SiloInstruments from "./internal/SiloInstruments.ts"
@@ -61,8 +63,11 @@ export interface TelemetryConfig {
     | false
     | (TurnLogs.TurnLogOptions & { readonly format?: "keep" | "json" | "logfmt" | "pretty" | undefined })
     | undefined
-  /** Told of every turn that ends (the profiler uses this). */
-  readonly onTurn?: ((type: string, message: string, key: string, millis: number, failed: boolean) => void) | undefined
+  /**
+   * Told of every turn that ends, with its run time (every turn is then timed). A
+   * `Profiler.layer()` provided beneath this layer is fed the same way without this.
+   */
+  readonly onTurn?: OnTurn | undefined
   /** The sampler's random source, for tests. Default `Math.random`. */
   readonly random?: (() => number) | undefined
 }
@@ -77,14 +82,25 @@ export const layer = (config: TelemetryConfig = {}): Layer.Layer<never> => {
   const metrics = config.metrics !== false
   const timeOneTurnIn = typeof config.metrics === "object" ? config.metrics.timeOneTurnIn ?? 8 : 8
   const ratio = config.tracing === undefined ? undefined : clampRatio(config.tracing.sampleRatio ?? 1)
-  const options: SiloInstruments.InstrumentOptions = {
-    metrics,
-    timeOneTurnIn,
-    sampleRatio: ratio,
-    onTurn: config.onTurn,
-    random: config.random ?? Math.random
-  }
-  const observer = Layer.succeed(SiloObserver, (router) => SiloInstruments.make(router, options))
+  const observer = Layer.effect(
+    SiloObserver,
+    Effect.gen(function*() {
+      // A profiler beneath this layer (`Profiler.layer`) hears of every turn too.
+      const listeners = [...(yield* TurnListeners), ...(config.onTurn === undefined ? [] : [config.onTurn])]
+      const onTurn: OnTurn | undefined = listeners.length === 0 ? undefined : listeners.length === 1 ? listeners[0] :
+        (type, message, key, millis, failed) => {
+          for (const listener of listeners) listener(type, message, key, millis, failed)
+        }
+      const options: SiloInstruments.InstrumentOptions = {
+        metrics,
+        timeOneTurnIn,
+        sampleRatio: ratio,
+        onTurn,
+        random: config.random ?? Math.random
+      }
+      return (router: LocalRouter) => SiloInstruments.make(router, options)
+    })
+  )
   const processMetrics = metrics ?
     Layer.effectDiscard(Effect.gen(function*() {
       const registrations = new Registrations(yield* Effect.context<never>())

@@ -14,7 +14,7 @@ import { Silo, Telemetry } from "../../src/index.ts"
 import { Directory, HashRing } from "../../src/Cluster/index.ts"
 import { StoreError } from "../../src/Persistence/PersistenceError.ts"
 import * as Stores from "../../src/Persistence/Stores.ts"
-import { Diagnostics, Endpoints } from "../../src/Telemetry/http.ts"
+import { Diagnostics, Endpoints, Profiler } from "../../src/Telemetry/node.ts"
 import { TestCluster } from "../../src/testing.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
 
@@ -92,6 +92,30 @@ describe("Endpoints on a local silo", () => {
       const notClustered = yield* getJson("/quark/cluster", Diagnostics.NotClustered, 404)
       assert.strictEqual(notClustered._tag, "NotClustered")
       assert.strictEqual((yield* get(url + "/nowhere")).status, 404)
+    }).pipe(Effect.provide(local())))
+
+  it.live("/quark/profile: the profiler beneath Telemetry.layer is fed by the silo; without one, 404", () =>
+    Effect.gen(function*() {
+      const counter = yield* Counter.ref("hot")
+      for (let i = 0; i < 6; i++) yield* counter.Increment({ by: 1 })
+      yield* Effect.flatMap(Counter.ref("cold"), (cold) => cold.Increment({ by: 1 }))
+      const profile = yield* getJson("/quark/profile?top=1", Diagnostics.ProfileSnapshot)
+      const increments = profile.messages.find((row) => row.type === "Counter" && row.message === "Increment")
+      assert.strictEqual(increments?.count, 7)
+      assert.deepStrictEqual(profile.hottestByTurns.map((row) => [row.id, row.turns]), [["hot", 6]])
+      assert.strictEqual((yield* get((yield* Endpoints.Endpoints).url + "/quark/profile?top=0")).status, 400)
+    }).pipe(Effect.provide(
+      Endpoints.layer().pipe(
+        Layer.provideMerge(Silo.layerTest(counterLayer())),
+        Layer.provideMerge(Telemetry.layer().pipe(Layer.provideMerge(Profiler.layer()))),
+        Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
+      )
+    )))
+
+  it.live("/quark/profile without a profiler is a 404 that says how to add one", () =>
+    Effect.gen(function*() {
+      const missing = yield* getJson("/quark/profile", Diagnostics.NotProfiled, 404)
+      assert.match(missing.reason, /Profiler\.layer/)
     }).pipe(Effect.provide(local())))
 
   it.live("/quark/actors pages a known set of activations in three pages, filtered by type", () =>

@@ -14,7 +14,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Layer, Metric, Schedule } from "effect"
 import { Silo, Telemetry } from "../../src/index.ts"
-import { Endpoints } from "../../src/Telemetry/http.ts"
+import { Endpoints } from "../../src/Telemetry/node.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
 
 /** `/usr/bin/prometheus`, or the first `prometheus` on the PATH. */
