@@ -17,6 +17,7 @@ import * as Stores from "../../src/Persistence/Stores.ts"
 import { Diagnostics, Endpoints, Profiler } from "../../src/Telemetry/node.ts"
 import { TestCluster } from "../../src/testing.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
+import { series } from "./support.ts"
 
 interface Reply {
   readonly status: number
@@ -40,14 +41,6 @@ const getJson = <A, I>(path: string, schema: Schema.Codec<A, I>, status = 200) =
     return yield* Schema.decodeUnknownEffect(schema)(JSON.parse(reply.text))
   })
 
-/** The value of one Prometheus series (labels in any order), or undefined. */
-const series = (text: string, name: string, labels: Record<string, string>): number | undefined => {
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{")) continue
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(" ") + 1))
-  }
-  return undefined
-}
 
 /** A local silo with telemetry (a registry of its own) and the endpoints on a free port. */
 const local = (options?: Endpoints.EndpointsOptions) =>

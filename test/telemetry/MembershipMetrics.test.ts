@@ -13,19 +13,13 @@ import { Telemetry } from "../../src/index.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import * as ProcessMetrics from "../../src/Telemetry/internal/ProcessMetrics.ts"
 import { counterLayer, Lifecycle } from "../fixtures/Counter.ts"
+import { series } from "./support.ts"
 
 /** Scrapes as an exporter would: a registry of its own with Telemetry's metrics in it. */
 const scrape = PrometheusMetrics.format().pipe(
   Effect.provide(Telemetry.layer({ logs: false }).pipe(Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))))
 )
 
-const series = (text: string, name: string, labels: Record<string, string> = {}): number | undefined => {
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(" ") + 1))
-  }
-  return undefined
-}
 
 const silos = Effect.map(scrape, (text) => ({
   alive: series(text, "quark_cluster_silos", { status: "alive" }),

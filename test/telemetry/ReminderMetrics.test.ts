@@ -5,7 +5,7 @@
  * the whole delay for a tick due in the past); the export carries them.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Layer, Metric, Schema, Tracer } from "effect"
+import { Clock, Effect, Layer, Metric, Schema } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
@@ -13,6 +13,7 @@ import { Actor, Silo, Telemetry } from "../../src/index.ts"
 import * as MemoryReminderStore from "../../src/Reminders/MemoryReminderStore.ts"
 import * as Reminders from "../../src/Reminders/Reminders.ts"
 import * as ProcessMetrics from "../../src/Telemetry/internal/ProcessMetrics.ts"
+import { series, recordingTracer } from "./support.ts"
 
 class Refused extends Schema.TaggedError<Refused>()("Refused", {}) {}
 
@@ -69,14 +70,6 @@ const since = (before: ReturnType<typeof counts>) => {
   }
 }
 
-/** The value of one Prometheus series (labels in any order), or undefined. */
-const series = (text: string, name: string, labels: Record<string, string> = {}): number | undefined => {
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(" ") + 1))
-  }
-  return undefined
-}
 
 describe("reminder metrics", () => {
   it.effect("ticks by outcome and their lag, exactly; exported", () =>
@@ -126,18 +119,11 @@ describe("reminder metrics", () => {
 })
 
 describe("reminder tick spans", () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const recording = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
+  const { spans, layer: recording } = recordingTracer()
   const traced = Reminders.layer({ store: MemoryReminderStore.make("traced") }).pipe(
     Layer.provideMerge(Silo.layerTest(TargetLive)),
     Layer.provideMerge(Telemetry.layer({ metrics: false, logs: false, tracing: { sampleRatio: 1 } })),
-    Layer.provideMerge(Layer.succeed(Tracer.Tracer, recording))
+    Layer.provideMerge(recording)
   )
 
   it.effect("a tick is a root span, and the turn it delivers is its child", () =>

@@ -21,6 +21,7 @@ import type { ReminderStore } from "../../src/Reminders/ReminderStore.ts"
 import * as Catalog from "../../src/Telemetry/MetricCatalog.ts"
 import * as ProcessMetrics from "../../src/Telemetry/internal/ProcessMetrics.ts"
 import { pgUrl, rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
+import { series } from "./support.ts"
 
 const operations = [
   "state.read",
@@ -134,14 +135,6 @@ const checkKind = (kind: "memory" | "redis" | "postgres", store: Stores.Store, r
     assert.deepStrictEqual(deltaOf(kind, before), expected)
   })
 
-/** The value of one Prometheus series (labels in any order), or undefined. */
-const series = (text: string, name: string, labels: Record<string, string>): number | undefined => {
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{")) continue
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(" ") + 1))
-  }
-  return undefined
-}
 
 describe("store operation metrics", () => {
   it.effect("memory: one observation per operation; conflicts are no errors, a store error is; exported", () =>

@@ -4,32 +4,13 @@ import { PrometheusMetrics } from "effect/observability"
 import { Rpc } from "effect/rpc"
 import { Actor, Silo, Telemetry } from "../../src/index.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
+import { series, recordingTracer } from "./support.ts"
 
 /** A fresh metric registry per test, so counts do not add up across tests. */
 const withRegistry = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   layer.pipe(Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map())))
 
-/** The value of one Prometheus series (labels in any order), or undefined. */
-const series = (text: string, name: string, labels: Record<string, string>): number | undefined => {
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue
-    const all = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))
-    if (all) return Number(line.slice(line.lastIndexOf(" ") + 1))
-  }
-  return undefined
-}
 
-const recordingTracer = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { spans, layer: Layer.succeed(Tracer.Tracer, tracer) }
-}
 
 describe("Telemetry metrics", () => {
   it.layer(withRegistry(Silo.layerTest(counterLayer()).pipe(Layer.provideMerge(Telemetry.layer({ metrics: { timeOneTurnIn: 1 } })))))((it) => {

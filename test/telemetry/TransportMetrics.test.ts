@@ -18,6 +18,7 @@ import { payloadCodec, type ReplyOutcome, type RequestEnvelope, writeReply, writ
 import { OutputBuffer } from "../../src/Transport/Frame.ts"
 import * as Server from "../../src/Transport/Server.ts"
 import { Counter, counterLayer, Lifecycle } from "../fixtures/Counter.ts"
+import { series } from "./support.ts"
 
 const Num = payloadCodec(Schema.Struct({ n: Schema.Number }))
 
@@ -212,14 +213,6 @@ describe("transport metrics", () => {
     }))
 })
 
-/** The value of one Prometheus series (labels in any order), or undefined. */
-const series = (text: string, name: string, labels: Record<string, string> = {}): number | undefined => {
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(" ") + 1))
-  }
-  return undefined
-}
 
 describe("transport metrics through a cluster", () => {
   it.effect("remote asks between two silos: two frames each way per call, bytes alike, none left in flight; exported", () =>
