@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Logger, Metric, References, Schema, Tracer } from "effect"
+import { Console, Effect, Exit, Layer, Logger, Metric, References, Schema, Tracer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { Rpc } from "effect/rpc"
 import { Actor, Silo, Telemetry } from "../../src/index.ts"
@@ -135,6 +135,27 @@ describe("Telemetry logs", () => {
     }).pipe(Effect.provide(Silo.layerTest(loggingLayer).pipe(
       Layer.provideMerge(Telemetry.layer({ tracing: { sampleRatio: 1 }, metrics: false })),
       Layer.provideMerge(layer)
+    )))
+  })
+
+  it.effect("format json: one JSON object per line, with the turn's annotations", () => {
+    const printed: Array<string> = []
+    const console: Console.Console = { ...globalThis.console, log: (line: unknown) => void printed.push(String(line)) }
+    return Effect.gen(function*() {
+      const logging = yield* Logging.ref("l-json")
+      yield* logging.Log({ lines: 1 })
+      const line = JSON.parse(printed.find((text) => text.includes("inside 0"))!) as {
+        readonly message: unknown
+        readonly level: unknown
+        readonly annotations: Record<string, unknown>
+      }
+      assert.strictEqual(line.message, "inside 0")
+      assert.strictEqual(line.level, "INFO")
+      assert.strictEqual(line.annotations["quark.actor"], "Logging/l-json")
+      assert.strictEqual(line.annotations["quark.message"], "Log")
+    }).pipe(Effect.provide(Silo.layerTest(loggingLayer).pipe(
+      Layer.provideMerge(Telemetry.layer({ metrics: false, logs: { format: "json" } })),
+      Layer.provideMerge(Layer.succeed(Console.Console, console))
     )))
   })
 
