@@ -2,9 +2,14 @@
  * The examples run as the README says (`npm start`, `npm run example:*`): each exits 0 and
  * ends with what it is there to show, the Redis ones leave no key behind, and without a
  * Redis they say so, and how to start one, instead of a stack trace.
+ *
+ * `example:observability` needs a `prometheus` binary: without one its run is skipped, except
+ * under `CI=true`, where it fails (.ci/run installs the package), as in
+ * test/telemetry/Prometheus.test.ts; its message for a machine without one is checked anywhere.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
@@ -21,6 +26,20 @@ const runExample = (file: string, env: Record<string, string> = {}) => {
   })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, all: `${result.stdout}\n${result.stderr}` }
 }
+
+/** Where the observability example finds Prometheus when QUARK_PROMETHEUS is not set: /usr/bin, then PATH. */
+const prometheus = ["/usr/bin", ...(process.env.PATH ?? "").split(path.delimiter)]
+  .filter((dir) => dir !== "")
+  .map((dir) => path.join(dir, "prometheus"))
+  .find((file) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      return fs.statSync(file).isFile()
+    } catch {
+      return false
+    }
+  })
+const ci = process.env.CI === "true"
 
 /** Keys an example run may leave: its store prefix, or a cluster's membership, directory and state. */
 const exampleKeys = async (): Promise<Array<string>> => {
@@ -92,5 +111,44 @@ describe("examples", () => {
       assert.include(run.stderr, "QUARK_REDIS_URL", file)
       assert.notInclude(run.all, "    at ", `${file} prints no stack trace`)
     }
+  }, 100_000)
+
+  it.skipIf(prometheus === undefined && !ci)(
+    "example:observability: Prometheus reports the workload's exact turn counts, and one order's trace nests",
+    () => {
+      assert.isDefined(prometheus, "no prometheus binary (/usr/bin/prometheus or on PATH): install the Debian package `prometheus` (see .ci/run)")
+      const run = runExample("observability.ts", { QUARK_PROMETHEUS: prometheus! })
+      assert.strictEqual(run.status, 0, run.all)
+      assert.include(run.stdout, "50 orders placed: 40 paid, 10 declined (CardDeclined)")
+      // The PromQL table: 50 orders, erin's 10 declined (each releasing its stock).
+      for (const [type, message, outcome, turns] of [
+        ["Inventory", "Release", "ok", 10],
+        ["Inventory", "Reserve", "ok", 50],
+        ["Order", "Place", "error", 10],
+        ["Order", "Place", "ok", 40],
+        ["Payment", "Charge", "error", 10],
+        ["Payment", "Charge", "ok", 40]
+      ] as const) {
+        assert.match(run.stdout, new RegExp(`^ {2}${type} +${message} +${outcome} +${turns}$`, "m"), `${type} ${message} ${outcome}\n${run.stdout}`)
+      }
+      // order-50's trace: the turn under the checkout span, its calls under the turn.
+      assert.match(run.stdout, /^└─ checkout {2}internal {2}\[orders-silo\] .*ERROR {2}order\.id=order-50$/m, run.stdout)
+      assert.match(run.stdout, /^ {3}└─ Order\/Place {2}internal .*quark\.actor\.id=order-50 {2}error\.type=CardDeclined$/m, run.stdout)
+      assert.match(run.stdout, /^ {6}├─ Inventory\/Reserve {2}internal .*quark\.actor\.id=gadget$/m, run.stdout)
+      assert.match(run.stdout, /^ {6}├─ Payment\/Charge {2}internal .*ERROR {2}quark\.actor\.id=erin {2}error\.type=CardDeclined$/m, run.stdout)
+      assert.match(run.stdout, /^ {6}└─ Inventory\/Release {2}internal .*quark\.actor\.id=gadget$/m, run.stdout)
+      assert.match(run.stdout, /^\/quark\/profile: hottest activation Inventory\/gadget, 21 turns/m, run.stdout)
+      assert.include(run.stdout, "/ready: true (draining ok, store:default ok)")
+      assert.match(run.stdout, /done\s*$/)
+    },
+    100_000
+  )
+
+  it("without prometheus, example:observability says how to install it and exits 1", () => {
+    const run = runExample("observability.ts", { QUARK_PROMETHEUS: path.join(repo, "no-such-prometheus") })
+    assert.strictEqual(run.status, 1, run.all)
+    assert.include(run.stderr, "no `prometheus` binary was found")
+    assert.include(run.stderr, "apt-get install prometheus")
+    assert.notInclude(run.all, "    at ", "no stack trace")
   }, 100_000)
 })
