@@ -40,6 +40,10 @@ export const errorType = "error.type"
 export const traceId = "trace_id"
 /** The span id, on log lines written under a sampled span. @since 0.2.0 */
 export const spanId = "span_id"
+/** The store kind (`memory`, `redis`, `postgres`), on a store operation's span. @since 0.2.0 */
+export const store = "quark.store"
+/** The operation (`state.write`, `journal.append`, …), on a store operation's span. @since 0.2.0 */
+export const storeOperation = "quark.store.operation"
 /** The reminder's name, on a reminder tick's span. @since 0.2.0 */
 export const reminder = "quark.reminder"
 /** The tick's attempt (1 for the first), on a reminder tick's span. @since 0.2.0 */

@@ -8,6 +8,7 @@
  * @internal
  */
 import { type Cause, Context, Effect, type Exit, Tracer } from "effect"
+import * as Attributes from "../Attributes.ts"
 import * as Catalog from "../MetricCatalog.ts"
 import { type MetricDefinition } from "../MetricCatalog.ts"
 import { CounterCell, HistogramCell, type Registrations } from "./Cells.ts"
@@ -107,25 +108,10 @@ export const reminderTicksDeadLetter = counter(Catalog.reminderTicksTotal, { out
 export const reminderTickLag = histogram(Catalog.reminderTickLag)
 
 /**
- * Runs a store operation, timing it into `quark_store_operation_duration_seconds` and, when
- * the caller's trace is sampled, inside a span `quark.store <operation>`. An unsampled or
- * absent trace costs no span.
- *
- * @internal
- */
-export const storeOperation = <A, E, R>(
-  store: string,
-  operation: string,
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> => {
-  const cell = histogram(Catalog.storeOperationDuration, { store, operation })
-  const errors = counter(Catalog.storeOperationErrorsTotal, { store, operation })
-  return timed(cell, errors, store, operation, effect, anyFailure)
-}
-
-/**
- * {@link storeOperation} with its cells looked up once: a store wraps every call of one
- * operation with the function returned (the lookup by key costs more than the timing).
+ * Times a store's operation into `quark_store_operation_duration_seconds` and, when the
+ * caller's trace is sampled, runs it inside a span `quark.store <operation>` (an unsampled
+ * or absent trace costs no span). The cells are looked up once: a store wraps every call of
+ * one operation with the function returned (the lookup by key costs more than the timing).
  * `isError` says which failures count in `quark_store_operation_errors_total` (a store's
  * version conflict is an answer, not a failure of the store); default: every failure.
  *
@@ -183,7 +169,8 @@ const timed = <A, E, R>(
     const parent = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
     const run = parent !== undefined && parent.sampled ?
       Effect.withSpan(effect, `quark.store ${operation}`, {
-        attributes: { "quark.store": store, "quark.store.operation": operation }
+        captureStackTrace: false,
+        attributes: { [Attributes.store]: store, [Attributes.storeOperation]: operation }
       }) :
       effect
     return Effect.onExit(run, (exit) => {

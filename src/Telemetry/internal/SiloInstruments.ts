@@ -3,9 +3,10 @@
  * for sampled turns, activations and supervision decisions, and the profiler's feed.
  *
  * Cells are made the first time a type or message is seen and registered in effect's
- * metric registry at once; the hot path then costs a field read, two clock reads and a few
- * adds per turn. Spans cost only for sampled turns: an unsampled root turn runs under a
- * shared unsampled parent, so the calls it makes are not sampled either and allocate no span.
+ * metric registry at once; the hot path then costs a few field reads and adds per turn, and
+ * two clock reads on one turn in `timeOneTurnIn` (every turn with `onTurn`). Spans cost
+ * only for sampled turns: an unsampled root turn runs under a shared unsampled parent, so
+ * the calls it makes are not sampled either and allocate no span.
  *
  * @internal
  */
@@ -19,6 +20,7 @@ import type { TypeSlot } from "../../Actor/internal/TypeSlot.ts"
 import * as Attributes from "../Attributes.ts"
 import * as Catalog from "../MetricCatalog.ts"
 import { CounterCell, HistogramCell, Registrations } from "./Cells.ts"
+import type { OnTurn } from "./TurnListeners.ts"
 
 /** What a silo's telemetry records; `Telemetry.layer` resolves it from the user's config. @internal */
 export interface InstrumentOptions {
@@ -26,7 +28,7 @@ export interface InstrumentOptions {
   /** Fraction of root turns traced (0 to 1); undefined: tracing off. */
   readonly sampleRatio: number | undefined
   /** Told of every turn that ends, with its activation's key (the profiler). */
-  readonly onTurn: ((type: string, message: string, key: string, millis: number, failed: boolean) => void) | undefined
+  readonly onTurn: OnTurn | undefined
   /** Turns timed: one in this many (every turn when `onTurn` is set). */
   readonly timeOneTurnIn: number
   /** The random source of the sampler (tests fix it). */
@@ -78,8 +80,7 @@ export const make = (
     const context = yield* Effect.context<never>()
     const registrations = new Registrations(context)
     yield* Effect.addFinalizer(() => Effect.sync(() => registrations.removeAll()))
-    const observer = new SiloInstruments(router, options, registrations)
-    return observer
+    return new SiloInstruments(router, options, registrations)
   })
 
 class SiloInstruments implements TurnObserver {
@@ -145,7 +146,7 @@ class SiloInstruments implements TurnObserver {
     return Effect.withSpan(traced, `${address.type}/${tag}`, {
       captureStackTrace: false,
       kind: oneWay ? "producer" : "client",
-      attributes,
+      attributes
     })
   }
 
