@@ -117,6 +117,27 @@ const capturing = () => {
   return { lines, layer }
 }
 
+describe("Telemetry lifecycle spans", () => {
+  it.effect("an activation's span is a child of the call that caused it; finalizers run in a deactivation span", () => {
+    const { layer, spans } = recordingTracer()
+    return Effect.gen(function*() {
+      const counter = yield* Counter.ref("d-1")
+      yield* counter.Increment({ by: 1 }).pipe(Effect.withSpan("caller"))
+      const caller = spans.find((span) => span.name === "caller")!
+      const activation = spans.find((span) => span.name === "quark.activate Counter")!
+      assert.strictEqual(activation.parent._tag === "Some" ? activation.parent.value.spanId : undefined, caller.spanId)
+      assert.isTrue(yield* (yield* Silo.Silo).deactivate({ type: "Counter", id: "d-1" }))
+      const deactivation = spans.find((span) => span.name === "quark.deactivate Counter")!
+      assert.isDefined(deactivation)
+      assert.strictEqual(deactivation.attributes.get("quark.actor.id"), "d-1")
+      assert.strictEqual(deactivation.status._tag, "Ended")
+    }).pipe(Effect.provide(Silo.layerTest(counterLayer()).pipe(
+      Layer.provideMerge(Telemetry.layer({ tracing: { sampleRatio: 1 }, metrics: false })),
+      Layer.provideMerge(layer)
+    )))
+  })
+})
+
 describe("Telemetry logs", () => {
   it.effect("a line logged in a turn carries the actor, message, request and correlation ids, and trace ids", () => {
     const { lines, layer } = capturing()

@@ -14,6 +14,7 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, type Fiber, Scope, type Tracer } from "effect"
 import * as Failure from "../../Supervision/Failure.ts"
+import * as Attributes from "../../Telemetry/Attributes.ts"
 import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
 import { Activation } from "./Activation.ts"
@@ -263,8 +264,14 @@ const finishNow = (act: Activation): void => {
     afterStop(act)
     return
   }
+  const stopping = Effect.andThen(stopChildren(act, "its parent deactivated"), Scope.close(act.scope, Exit.void))
+  // With tracing, the finalizers (a state flush, say) are a span of their own, drawn as a root.
+  const trace = act.router.observer?.traceRoot
   act.router.fork(
-    bounded(act, Effect.andThen(stopChildren(act, "its parent deactivated"), Scope.close(act.scope, Exit.void))).pipe(
+    bounded(act, trace === undefined ? stopping : trace(`quark.deactivate ${act.slot.name}`, {
+      [Attributes.actorType]: act.slot.name,
+      [Attributes.actorId]: act.id
+    }, stopping)).pipe(
       Effect.andThen(Effect.sync(() => afterStop(act)))
     )
   )
