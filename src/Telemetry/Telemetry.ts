@@ -16,10 +16,11 @@
  *
  * Costs, measured by `npm run bench -- --only=local.ask.sequential` (docs/observability.md
  * has the figures): without this layer a silo has no observer and pays one `undefined`
- * check per place it would report (0.98× to 1.03× of the code before telemetry); with
- * metrics on, a turn costs a few adds on plain fields, which effect's registry reads when an
- * exporter asks, and one turn in eight two clock reads (0.90× to 1.00×); with tracing on, a
- * root turn costs one random draw and a sampled one a span (0.86× to 0.94× at 1 %).
+ * check per place it would report (0.94× to 1.04× of the code before telemetry, by
+ * `bench/against.ts`); with metrics on, a turn costs a few adds on plain fields, which
+ * effect's registry reads when an exporter asks, and one turn in eight two clock reads
+ * (0.90× to 1.00×); with tracing on, a root turn costs one random draw and a sampled one a
+ * span (0.86× to 0.94× at 1 %).
  *
  * Rejected: effect's `Metric.update` per turn (a registry lookup by key per update, several
  * times a turn's own cost); a span per turn sampled afterwards (the span is the cost);
