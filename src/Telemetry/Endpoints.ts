@@ -8,7 +8,8 @@
  * - `GET /metrics`: effect's metric registry in the Prometheus text format (the catalog,
  *   with `Telemetry.layer`);
  * - `GET /quark/status`, `/quark/actors?type=&offset=&limit=`, `/quark/cluster`,
- *   `/quark/config`: JSON, each body encoded with its Schema from `Diagnostics`.
+ *   `/quark/profile?top=` (with a `Profiler.layer()` in the context), `/quark/config`: JSON,
+ *   each body encoded with its Schema from `Diagnostics`.
  *
  * ```ts
  * const Main = Endpoints.layer({ port: 9464, config: appConfig }).pipe(
