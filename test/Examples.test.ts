@@ -9,11 +9,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
 import { redisUrl, unreachable } from "./persistence/services.ts"
+import { prometheusBinary } from "./telemetry/support.ts"
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -27,18 +27,7 @@ const runExample = (file: string, env: Record<string, string> = {}) => {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, all: `${result.stdout}\n${result.stderr}` }
 }
 
-/** Where the observability example finds Prometheus when QUARK_PROMETHEUS is not set: /usr/bin, then PATH. */
-const prometheus = ["/usr/bin", ...(process.env.PATH ?? "").split(path.delimiter)]
-  .filter((dir) => dir !== "")
-  .map((dir) => path.join(dir, "prometheus"))
-  .find((file) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      return fs.statSync(file).isFile()
-    } catch {
-      return false
-    }
-  })
+const prometheus = prometheusBinary
 const ci = process.env.CI === "true"
 
 /** Keys an example run may leave: its store prefix, or a cluster's membership, directory and state. */

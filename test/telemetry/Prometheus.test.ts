@@ -16,19 +16,9 @@ import { Effect, Layer, Metric, Schedule } from "effect"
 import { Silo, Telemetry } from "../../src/index.ts"
 import { Endpoints } from "../../src/Telemetry/node.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
+import { prometheusBinary } from "./support.ts"
 
-/** `/usr/bin/prometheus`, or the first `prometheus` on the PATH. */
-const binary = ["/usr/bin", ...(process.env.PATH ?? "").split(path.delimiter)]
-  .filter((dir) => dir !== "")
-  .map((dir) => path.join(dir, "prometheus"))
-  .find((file) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      return fs.statSync(file).isFile()
-    } catch {
-      return false
-    }
-  })
+const binary = prometheusBinary
 const ci = process.env.CI === "true"
 
 /** A port nobody listens on right now (Prometheus needs a number on its command line). */

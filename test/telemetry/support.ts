@@ -1,7 +1,9 @@
 /**
- * What the telemetry tests share: reading one series out of Prometheus text, and a tracer
- * that keeps the spans it makes.
+ * What the telemetry tests share: reading one series out of Prometheus text, a tracer that
+ * keeps the spans it makes, and where the Prometheus binary is.
  */
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { Layer, Tracer } from "effect"
 
 /** The value of the first series `name` whose labels include `labels` (in any order), or undefined. */
@@ -25,3 +27,16 @@ export const recordingTracer = () => {
   })
   return { spans, layer: Layer.succeed(Tracer.Tracer, tracer) }
 }
+
+/** `/usr/bin/prometheus`, or the first `prometheus` on the PATH; undefined when there is none. */
+export const prometheusBinary: string | undefined = ["/usr/bin", ...(process.env.PATH ?? "").split(path.delimiter)]
+  .filter((dir) => dir !== "")
+  .map((dir) => path.join(dir, "prometheus"))
+  .find((file) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      return fs.statSync(file).isFile()
+    } catch {
+      return false
+    }
+  })
