@@ -25,10 +25,12 @@ import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { type BenchResult, printResults, runInterleaved, type Variant } from "./Harness.ts"
 import { activate, activateMillion, askConcurrent, askSequential, askSpread, tell } from "./local.ts"
 import { journalAppend, stateWrite } from "./persistence.ts"
+import * as Migrate from "./migrate.ts"
 import * as RemindersBench from "./reminders.ts"
 import * as Remote from "./remote/baselines.ts"
 import * as Quark from "./remote/quark.ts"
 import { ringLookup } from "./ring.ts"
+import { rollingRestart } from "./rolling.ts"
 import { Telemetry } from "../src/index.ts"
 import { effectRpcPipelined, rawPipelined, rawSequential, transportPipelined, transportSequential } from "./transport.ts"
 import * as Stores from "./stores.ts"
@@ -54,9 +56,11 @@ type Group =
   | "remote"
   | "effect-cluster"
   | "failover"
+  | "cluster-migrate"
   | "reminders-lag"
   | "reminders-register"
   | "reminders-idle"
+  | "rolling"
 
 /** Every benchmark by id and group, built only when selected (several start child processes). */
 const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Made>]> = [
@@ -100,6 +104,14 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["baseline.effect-rpc.pipelined", "remote", () => Remote.effectRpcPipelined(ops(15_000))],
   ["baseline.effect-cluster.remote", "effect-cluster", () => Remote.effectClusterRemote(ops(3_500))],
   ["cluster.failover", "failover", () => Quark.clusterFailover()],
+  // Live migration (two silos and a client in one process): moves per second, and the
+  // latency a call arriving mid-migration adds to a plain call.
+  ["cluster.migrate.dehydrated", "cluster-migrate", () => Migrate.migrateDehydrated(ops(2_000))],
+  ["cluster.migrate.store", "cluster-migrate", () => Migrate.migrateStore(ops(2_000))],
+  ["cluster.migrate.call-plain", "cluster-migrate", () => Migrate.callPlain(ops(500))],
+  ["cluster.migrate.call-mid-migration", "cluster-migrate", () => Migrate.callMidMigration(ops(500))],
+  // Issue 14: three silo processes restarted in place with SIGTERM, twice, under load (test/chaos's `rolling`).
+  ["cluster.rolling-restart", "rolling", () => rollingRestart()],
   // Reminders (issue 12). Lag: fresh silo per round on the real clock, 10,000 ticks a second
   // (100,000 reminders, 10 s period), beside timers at the same rate and due times.
   ["reminders.lag.memory", "reminders-lag", () => RemindersBench.lag("reminders.lag.memory", RemindersBench.memory, reminderLag)],
@@ -180,6 +192,9 @@ printResults(results, {
     ["remote.ask.sequential", "baseline.raw-net.sequential"],
     // Reminders.register against the store's own put of the same records
     ["reminders.register.redis", "reminders.register.redis.store-put"],
-    ["reminders.register.pg", "reminders.register.pg.store-put"]
+    ["reminders.register.pg", "reminders.register.pg.store-put"],
+    // Live migration: store-backed moves against handed-over ones; calls mid-migration against plain
+    ["cluster.migrate.store", "cluster.migrate.dehydrated"],
+    ["cluster.migrate.call-mid-migration", "cluster.migrate.call-plain"]
   ] as const).filter(([id, base]) => measured.has(id) && measured.has(base))
 })

@@ -183,7 +183,8 @@ describe("Calls", () => {
               ActorDefect: () => Effect.succeed("defect"),
               ActorUnavailable: () => Effect.succeed("unavailable"),
               ActorStopped: () => Effect.succeed("stopped"),
-              PayloadTooLarge: () => Effect.succeed("too large")
+              PayloadTooLarge: () => Effect.succeed("too large"),
+              NoHostForType: () => Effect.succeed("no host")
             })
           )
         const handled: Effect.Effect<unknown, never> = outcome({ type: "Counter", id: "d-2", tag: "Decrement", payload: { by: 2 } })

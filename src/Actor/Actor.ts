@@ -60,6 +60,8 @@ export interface Actor<Type extends string, Rpcs extends Rpc.Any> {
   readonly rpcs: ReadonlyArray<Rpcs>
   /** Where activations go in a cluster; `undefined` is consistent hashing. */
   readonly placement: Placement | undefined
+  /** The contract's version (`ContractOptions.version`, default 1), announced by the silos that host it. */
+  readonly version: number
   /** @internal */
   readonly messages: Readonly<Record<string, MessageEntry>>
   /** @internal */
@@ -128,6 +130,14 @@ const reservedTags = new Set(["address", "tell"])
 export interface ContractOptions {
   /** Where activations go in a cluster (see `Placement`). Default: consistent hashing. */
   readonly placement?: Placement | undefined
+  /**
+   * The contract's version, a positive integer; default 1. A cluster silo announces it with
+   * each type it hosts (`Type@version` in its membership metadata, see `ClusterSilo`), so an
+   * operator sees which silos run which version during a rolling upgrade. Routing does not
+   * depend on it: a new version must stay wire-compatible with the old one (add optional
+   * fields, add messages), since a caller of either version may reach a host of either.
+   */
+  readonly version?: number | undefined
 }
 
 /**
@@ -160,12 +170,17 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
       hasPayload: rpc.payloadSchema !== Schema.Void
     }
   }
+  const version = options?.version ?? 1
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new Error(`actor type "${type}": version must be a positive integer, got ${version}`)
+  }
   const RefClass = makeRefClass(type, messages)
   const placement = options?.placement
   const contract: Actor<Type, Rpcs[number]> = {
     type,
     rpcs: rpcs as ReadonlyArray<Rpcs[number]>,
     placement,
+    version,
     messages,
     refClass: RefClass,
     ref: (id) => Effect.flatMap(Silo, (silo) => silo.ref(contract, id)),
@@ -182,7 +197,8 @@ export const make = <const Type extends string, const Rpcs extends ReadonlyArray
             build: build as unknown as Effect.Effect<Handlers, unknown, Scope.Scope | ActorContext>,
             context,
             options: options ?? {},
-            placement
+            placement,
+            version
           })
         })
       ) as any

@@ -174,6 +174,23 @@ export class ActorUnavailable extends Schema.TaggedError<ActorUnavailable>()("Ac
 }
 
 /**
+ * In a cluster: no live silo hosts this actor type (every silo announces the types it
+ * hosts, see `ClusterSilo`), so the call failed at once, without waiting for a timeout. Not
+ * delivered and did not run. Safe to retry once a silo hosting the type joins (during a
+ * rolling upgrade that adds a type, say, or after every silo hosting it went down).
+ *
+ * @since 0.2.0
+ */
+export class NoHostForType extends Schema.TaggedError<NoHostForType>()("NoHostForType", {
+  address: ActorAddress
+}) {
+  override get message(): string {
+    return `no live silo hosts actor type "${this.address.type}" (${formatAddress(this.address)} was not delivered); ` +
+      `safe to retry once a silo hosting it joins`
+  }
+}
+
+/**
  * The actor was stopped by its supervisor (or, for a child actor, by its parent) with this
  * message still waiting, or the call went to a child that no longer exists. A virtual
  * actor activates again on its next call.
@@ -209,7 +226,7 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 /**
  * Every error a call can end in besides the message's declared errors. `UnknownMessage`,
  * `MessageDecodeError` and `PayloadTooLarge` only arise across silos (a peer running another
- * version of the contract, or an oversized payload).
+ * version of the contract, or an oversized payload), `NoHostForType` only in a cluster.
  *
  * @since 0.1.0
  */
@@ -226,13 +243,20 @@ export type CallError =
   | ActorDefect
   | ActorUnavailable
   | ActorStopped
+  | NoHostForType
 
 /**
  * Every error a one-way send can end in: it only waits for the mailbox to accept it.
  *
  * @since 0.1.0
  */
-export type SendError = UnknownActorType | MailboxFull | ActorUnavailable | ActorStopped | PayloadTooLarge
+export type SendError =
+  | UnknownActorType
+  | MailboxFull
+  | ActorUnavailable
+  | ActorStopped
+  | PayloadTooLarge
+  | NoHostForType
 
 /**
  * From `silo.dispatch`: the handler failed with one of its message's declared errors.
@@ -280,7 +304,8 @@ export const callErrorClasses = [
   OutcomeUnknown,
   ActorDefect,
   ActorUnavailable,
-  ActorStopped
+  ActorStopped,
+  NoHostForType
 ] as const
 
 /**

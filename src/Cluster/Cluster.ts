@@ -35,6 +35,17 @@ export interface ClusterShape {
    * in a client.
    */
   readonly declaredDead: Effect.Effect<SiloDeclaredDead>
+  /**
+   * Drains this silo: it reports itself draining (`/ready`, its membership record), leaves
+   * the membership, hands every activation to its next owner (running turns finish, state
+   * is written), forwards the calls that still reach it and answers those in flight, within
+   * `drainTimeout` (30 s by default). Completes when done; the silo then serves nothing, and
+   * the process is expected to exit (closing the silo's layer does this drain itself, so a
+   * SIGTERM needs no call). Run once, whoever asks first; in a client, done at once.
+   */
+  readonly drain: Effect.Effect<void>
+  /** Completes once this silo has drained, whoever started the drain (never before one starts). */
+  readonly drained: Effect.Effect<void>
 }
 
 /**

@@ -21,6 +21,8 @@ import { Membership } from "./Membership.ts"
 import { Peers } from "./internal/Peers.ts"
 import { RemoteRouter } from "./internal/RemoteRouter.ts"
 import * as Topology from "./internal/Topology.ts"
+import * as Hosting from "./internal/Hosting.ts"
+import { TypeRings } from "./internal/TypeRings.ts"
 
 /**
  * @since 0.1.0
@@ -30,7 +32,15 @@ export interface ClusterClientConfig {
   readonly maxFrameBytes?: number | undefined
   /** Timeout of a call without its own or its type's `callTimeout`. Default 30 seconds. */
   readonly requestTimeout?: Duration.Input | undefined
+  /**
+   * The application's version: directory placements made from this client prefer the silos
+   * that run it (see `ClusterSiloConfig.version`). Default `"0"`.
+   */
+  readonly version?: string | undefined
 }
+
+/** A client holds nothing: its drain is done at once. */
+const clientDrain = { drain: Effect.void, drained: Effect.void }
 
 const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   const membership = yield* Membership
@@ -43,7 +53,8 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   })
   yield* Effect.addFinalizer(() => peers.close)
   const silo = yield* Silo.make({})
-  const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {
+  const rings = TypeRings.make(hasher, [], { version: config.version ?? Hosting.defaultVersion })
+  const remote = new RemoteRouter(silo.router, peers, directory, rings, {
     leaseMillis: 0,
     random: Math.random,
     // A client hosts nothing: it never hands an address over.
@@ -53,7 +64,7 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   })
   silo.router.remote = remote
   yield* Topology.follow(membership, remote, hasher, undefined)
-  const cluster = Cluster.of(Topology.view(remote, membership, () => undefined, Effect.never))
+  const cluster = Cluster.of(Topology.view(remote, membership, () => undefined, Effect.never, clientDrain))
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
 })
 

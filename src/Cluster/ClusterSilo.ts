@@ -6,10 +6,12 @@
  *
  * Starting: listen on `host:port` (port 0 picks a free one), take a new identity
  * (`host:port@generation`), follow the membership, then join it. Stopping (closing the
- * scope): leave the membership, so the others route elsewhere (and ask this silo to release
- * each address it still holds before they activate it, see `Handoff`); let every
- * activation finish its turn and deactivate (finalizers write state); answer the requests
- * still in flight (`drainTimeout`); then close the listener and connections.
+ * scope, e.g. on SIGTERM) drains the silo first, as `Cluster.drain` does: it says it is
+ * draining, leaves the membership, hands every activation to its next owner (each finishes
+ * its turn and deactivates, finalizers write state; the next owners ask this silo to
+ * release each address before they activate it, see `Handoff`), forwards the calls that
+ * still reach it, answers those in flight, all within `drainTimeout` (see `internal/Drain.ts`);
+ * then it closes the listener and connections.
  *
  * A silo serves only within its membership lease (see `Membership`): no turn starts
  * outside it. A silo declared dead, or whose lease ran out, stops serving at once: it
@@ -18,13 +20,21 @@
  * (`onDeclaredDead: "rejoin"`, the default) or stays out (`"stop"`: its process is
  * expected to exit). `Cluster.declaredDead` completes the first time.
  *
- * Every silo of a cluster hosts every actor type. A call on the ref of an actor another
+ * A silo hosts the actor types whose implementations it was built with, and announces
+ * them with its application `version` in its membership metadata (`quark.types`,
+ * `quark.version`): silos may host different types, and every placement chooses among the
+ * silos that host the address's type (a call for a type no live silo hosts fails at once
+ * with `NoHostForType`; see `internal/TypeRings.ts`). It also publishes its load there every
+ * `loadReportInterval` (`quark.load.*`, see `Load`), for `Placement.leastLoaded` and the
+ * `Rebalancer`; every write of its metadata (types, status, load) goes through one writer
+ * that merges them (`internal/MetadataPublisher.ts`). A call on the ref of an actor another
  * silo owns goes over one multiplexed TCP connection per pair of silos; an actor on the
  * calling silo is called directly, with nothing encoded.
  *
  * @since 0.1.0
  */
 import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
+import type { ActorAddress } from "../Actor/ActorAddress.ts"
 import { ActorUnavailable } from "../Actor/ActorError.ts"
 import type { LocalRouter } from "../Actor/internal/LocalRouter.ts"
 import * as Silo from "../Actor/Silo.ts"
@@ -35,11 +45,16 @@ import { Cluster } from "./Cluster.ts"
 import { Directory } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
 import * as Control from "./internal/Control.ts"
+import * as Hosting from "./internal/Hosting.ts"
+import * as LoadReport from "./internal/LoadReport.ts"
+import { MetadataPublisher } from "./internal/MetadataPublisher.ts"
+import * as Load from "./Load.ts"
+import * as Drain from "./internal/Drain.ts"
 import { handler } from "./internal/Inbound.ts"
 import {
   type DuplicateSilo,
   Membership,
-  type MembershipError,
+  MembershipError,
   type Metadata,
   type Registration,
   type SiloDeclaredDead
@@ -47,9 +62,12 @@ import {
 import { encodeQuarkError } from "./internal/MessageCodec.ts"
 import { Peers } from "./internal/Peers.ts"
 import { RemoteRouter } from "./internal/RemoteRouter.ts"
+import { Migrations } from "./internal/Migration.ts"
+import { Migrator } from "./Migrator.ts"
 import { HaltHook } from "./internal/TestHooks.ts"
 import * as SiloIdentity from "./SiloIdentity.ts"
 import * as Topology from "./internal/Topology.ts"
+import { TypeRings } from "./internal/TypeRings.ts"
 
 /**
  * Cluster silo configuration; every field has a documented default.
@@ -67,8 +85,18 @@ export interface ClusterSiloConfig extends Silo.SiloConfig {
   readonly requestTimeout?: Duration.Input | undefined
   /** Lease of a directory entry; renewed every third of it. Default 10 seconds. */
   readonly directoryLease?: Duration.Input | undefined
-  /** Labels published with this silo's membership. */
+  /**
+   * Labels published with this silo's membership. Keys starting with `quark.` are Quark's
+   * own (see `version`); using one fails the layer with a `MembershipError` (`configure`).
+   */
   readonly metadata?: Metadata | undefined
+  /**
+   * The application's version, published as `quark.version` with the actor types this silo
+   * hosts (`quark.types`). During a rolling upgrade, directory placements (`random`,
+   * `preferLocal`) prefer the silos that host the type and run the caller's version; hashed
+   * owners do not (one owner that every caller agrees on comes first). Default `"0"`.
+   */
+  readonly version?: string | undefined
   /**
    * What a silo declared dead does once it has stopped serving: join again with a new
    * generation as soon as the registry takes it (`"rejoin"`, the default), or stay out
@@ -80,8 +108,21 @@ export interface ClusterSiloConfig extends Silo.SiloConfig {
    * before activating it. Default 30 seconds.
    */
   readonly handoffWindow?: Duration.Input | undefined
-  /** Bound on a graceful stop's wait for in-flight requests to be answered. Default 10 seconds. */
+  /**
+   * Bound on a drain (a graceful stop): handing every activation over, forwarding late
+   * calls and answering those in flight. Default 30 seconds.
+   */
   readonly drainTimeout?: Duration.Input | undefined
+  /**
+   * How often this silo publishes its load in its membership metadata (`quark.load.*`: its
+   * activation counts, CPU share, event-loop delay and memory; see `Load`), for load-aware
+   * placement (`Placement.leastLoaded`) and the `Rebalancer`. Default 5 seconds; `0` or
+   * `"off"` publishes none. Each report is one membership update announced to every view,
+   * so keep it to seconds.
+   */
+  readonly loadReportInterval?: Duration.Input | "off" | undefined
+  /** Where the CPU, event-loop and memory figures come from. Default `Load.processSource`, this process's. */
+  readonly loadSource?: Load.LoadSource | undefined
 }
 
 interface Incarnation {
@@ -91,6 +132,8 @@ interface Incarnation {
 }
 
 const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
+  yield* Hosting.checkMetadata(config.metadata)
+  const version = config.version ?? Hosting.defaultVersion
   const membership = yield* Membership
   const directory = Option.getOrUndefined(yield* Effect.serviceOption(Directory))
   const hasher = yield* HashRing.xxhash32
@@ -99,6 +142,12 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   const leaseMillis = Duration.toMillis(config.directoryLease ?? "10 seconds")
   const layerScope = yield* Effect.scope
   const haltHook = yield* Effect.serviceOption(HaltHook)
+  const loadReportMillis = yield* Effect.try({
+    try: () => LoadReport.intervalMillis(config.loadReportInterval),
+    catch: (error) => new MembershipError({ operation: "configure", reason: String(error) })
+  })
+  // Every write of this silo's membership metadata goes through it (types, status, load).
+  const publisher = new MetadataPublisher()
 
   const peers = new Peers({
     maxFrameBytes: config.maxFrameBytes,
@@ -117,26 +166,34 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
     maxFrameBytes: config.maxFrameBytes,
     handle: (request: RequestEnvelope) => handle(request)
   }).pipe(Scope.provide(serverScope))
-  // After every activation stopped (the silo's finalizer, which runs before this one):
-  // answer what is still in flight before the listener closes.
-  yield* Effect.addFinalizer(() => server.drain(config.drainTimeout ?? "10 seconds"))
   const silo = yield* Silo.make(config)
-  const remote = new RemoteRouter(silo.router, peers, directory, HashRing.makeWith(hasher, []), {
+  const remote = new RemoteRouter(silo.router, peers, directory, TypeRings.make(hasher, [], { version }), {
     leaseMillis,
     random: Math.random,
     handoffMillis: Duration.toMillis(config.handoffWindow ?? "30 seconds"),
     releaseTimeoutMillis: Duration.toMillis(config.requestTimeout ?? Connection.defaultTimeout),
+    settleMillis: membership.timings.deadMillis,
     now: () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
   })
   silo.router.remote = remote
+  const migrations = new Migrations(remote, {
+    leaseMillis,
+    requestTimeoutMillis: remote.options.releaseTimeoutMillis,
+    prepareTimeoutMillis: remote.options.releaseTimeoutMillis,
+    handoffMillis: remote.options.handoffMillis
+  })
+  remote.handoff.received = (slot, id, state) => migrations.received(slot, id, state)
+  yield* Effect.addFinalizer(() => migrations.close)
 
   let current: Incarnation | undefined
   /** When this silo left the membership gracefully. */
   let leftAt: number | undefined
   handle = handler(remote, {
     self: () => remote.self,
+    address: `${host}:${server.port}`,
     reachesRegistry: () => current?.registration.reachesRegistry() ?? false,
-    release: (address) => remote.release(address)
+    release: (address, to) => migrations.release(address, remote.release(address, to)),
+    migrate: (tag, payload) => migrations.handle(tag, payload)
   })
   const refresh = yield* Topology.follow(membership, remote, hasher, directory)
 
@@ -146,8 +203,9 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
     const scope = yield* Scope.fork(layerScope)
     // Known before the join is announced: the ring change it causes here is a handoff too.
     remote.self = identity.id
+    const joined = Hosting.joinMetadata(config.metadata, version, silo.router)
     const registration = yield* membership.join(identity, {
-      metadata: config.metadata,
+      metadata: joined,
       confirmOutage: confirmOutage(remote, membership.timings.heartbeatMillis)
     }).pipe(
       Scope.provide(scope),
@@ -166,10 +224,23 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       registration.leaseValid() || (leftAt !== undefined && remote.options.now() < leftAt + remote.options.handoffMillis)
     silo.router.annotateTurns({ "quark.silo": identity.id })
     yield* refresh
+    // After joining again: what was published besides the join's metadata (the last load report) comes back.
+    yield* publisher.attach(registration, joined)
     return current
   })
 
   const first = yield* join
+  // The implementations register after this layer is built, so after the join: each
+  // registration publishes the types hosted so far (see `Hosting`).
+  silo.router.registered = Hosting.announcer({ router: silo.router, publisher, refresh })
+  if (loadReportMillis > 0) {
+    yield* Effect.forkScoped(LoadReport.run({
+      router: silo.router,
+      publisher,
+      source: config.loadSource ?? Load.processSource,
+      intervalMillis: loadReportMillis
+    }))
+  }
   const firstDeath = yield* Deferred.make<SiloDeclaredDead>()
 
   /** Declared dead: stop serving (everything deactivates), then join again unless told to stop. */
@@ -184,12 +255,12 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       yield* stopServing(remote, silo.router)
       // A turn that hangs must not keep the silo out for good; it ends on this silo's old
       // activation, which new calls here still queue behind.
-      yield* Effect.timeoutOrElse(deactivated(silo.router), {
+      yield* Effect.timeoutOrElse(Drain.deactivated(silo.router), {
         duration: config.shutdownTimeout ?? "10 seconds",
         orElse: () => Effect.logWarning("some activations are still deactivating; joining again all the same")
       })
       yield* Scope.close(incarnation.scope, Exit.void)
-      if (config.onDeclaredDead === "stop") return yield* Effect.never
+      if (config.onDeclaredDead === "stop" || silo.router.draining) return yield* Effect.never
       const next = yield* join.pipe(
         Effect.tapError((error) => Effect.logWarning("joining the cluster again failed; retrying", error)),
         Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])),
@@ -203,8 +274,35 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   yield* Effect.forkScoped(onDeath(first))
   if (directory !== undefined) yield* Effect.forkScoped(renewLeases(remote, leaseMillis))
 
+  const drain = Drain.make({
+    router: silo.router,
+    remote,
+    // Merged by the publisher into the rest of the record (types, load): nothing is lost.
+    announce: publisher.set({ [statusKey]: "draining" }).pipe(
+      Effect.asVoid,
+      Effect.catch((error) => Effect.logWarning("draining: could not say so in the membership", error))
+    ),
+    handOver: Effect.suspend(() => {
+      const movable: Array<ActorAddress> = []
+      for (const slot of silo.router.slots.values()) {
+        if (!slot.virtual || slot.maxWorkers > 1 || slot.placement?.usesDirectory !== true) continue
+        for (const act of slot.activations.values()) movable.push(act.address)
+      }
+      if (movable.length === 0) return Effect.void
+      return Effect.flatMap(migrations.service.migrateAway(movable), (report) =>
+        report.failed.length === 0 ? Effect.void : Effect.logWarning("draining: some activations could not be migrated; they deactivate here").pipe(
+          Effect.annotateLogs({ moved: report.moved.length, failed: report.failed.length, first: report.failed[0]!.message })
+        ))
+    }),
+    pushParked: migrations.parking.pushAll,
+    leave: Effect.suspend(() => current === undefined ? Effect.void : Scope.close(current.scope, Exit.void)),
+    drainServer: (millis) => server.drain(millis),
+    disconnected: server.disconnected,
+    settleMillis: remote.options.settleMillis ?? 0,
+    timeoutMillis: Duration.toMillis(config.drainTimeout ?? "30 seconds")
+  })
   const cluster = Cluster.of(
-    Topology.view(remote, membership, () => current?.identity, Deferred.await(firstDeath))
+    Topology.view(remote, membership, () => current?.identity, Deferred.await(firstDeath), drain)
   )
   // Tests only (`TestCluster`'s crash): stop serving at once and cut every connection,
   // without leaving the membership or waiting for anything.
@@ -213,8 +311,13 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       Effect.andThen(stopServing(remote, silo.router), Effect.andThen(Scope.close(serverScope, Exit.void), peers.close))
     )
   }
-  return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster))
+  // Registered last, so it runs first: the drain needs everything else still up.
+  yield* Effect.addFinalizer(() => drain.drain)
+  return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster), Context.add(Migrator, migrations.service))
 })
+
+/** The membership metadata key of a silo's status: `draining` once it began to drain. */
+const statusKey = "quark.status"
 
 /**
  * Asks every other member of the ring whether it reaches the registry: `true` when each
@@ -249,15 +352,6 @@ const stopServing = (remote: RemoteRouter, router: LocalRouter): Effect.Effect<v
     }
   })
 
-/** Waits until no activation is left. */
-const deactivated = (router: LocalRouter): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const all = [...router.slots.values()].flatMap((slot) => [...slot.activations.values()])
-    return Effect.forEach(all, (act) => Effect.callback<void>((resume) => act.onStopped(() => resume(Effect.void))), {
-      discard: true
-    })
-  })
-
 /** Renews the directory leases every third of a lease, for the life of the scope. */
 const renewLeases = (remote: RemoteRouter, leaseMillis: number): Effect.Effect<void> =>
   Effect.gen(function*() {
@@ -272,12 +366,13 @@ const renewLeases = (remote: RemoteRouter, leaseMillis: number): Effect.Effect<v
   })
 
 /**
- * A cluster member silo: provides `Silo` and `Cluster`; needs `Membership` (and
+ * A cluster member silo: provides `Silo`, `Cluster` and its `Migrator` (live migration);
+ * needs `Membership` (and
  * `Directory` for directory placements).
  *
  * @since 0.1.0
  */
 export const layer = (
   config: ClusterSiloConfig = {}
-): Layer.Layer<Silo.Silo | Cluster, Server.ServerError | MembershipError | DuplicateSilo, Membership> =>
+): Layer.Layer<Silo.Silo | Cluster | Migrator, Server.ServerError | MembershipError | DuplicateSilo, Membership> =>
   Layer.effectContext(make(config))

@@ -28,6 +28,12 @@
  *   else it does nothing.
  * - `removeSilo(owner)` removes every entry `owner` still owns (for a silo declared dead,
  *   so its actors can be placed again before their leases run out) and answers how many.
+ * - `transfer(address, from, to, leaseMillis)` is a compare-and-set: if `from` owns a live
+ *   entry, it becomes `to`'s, live for `leaseMillis` from now, and it answers `true`;
+ *   otherwise nothing changes and it answers `false`. Of concurrent transfers from one
+ *   owner exactly one succeeds. It is how a live migration moves an activation from one
+ *   silo to another without a moment where the entry is free (see `Migrator`): an
+ *   `unregister` then `register` would let a third silo claim the address in between.
  *
  * Owners are {@link SiloIdentity} ids (`host:port@generation`), so a restarted process (a
  * new generation) never inherits its predecessor's entries.
@@ -102,6 +108,16 @@ export interface DirectoryShape {
   readonly unregister: (address: DirectoryAddress, owner: string) => Effect.Effect<void, DirectoryError>
   /** Removes every entry `owner` owns; answers how many there were. */
   readonly removeSilo: (owner: string) => Effect.Effect<number, DirectoryError>
+  /**
+   * Gives the live entry of `address` from `from` to `to` (lease restarted) if `from` owns
+   * it; `false`, changing nothing, otherwise.
+   */
+  readonly transfer: (
+    address: DirectoryAddress,
+    from: string,
+    to: string,
+    leaseMillis: number
+  ) => Effect.Effect<boolean, DirectoryError>
 }
 
 /**

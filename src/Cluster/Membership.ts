@@ -49,14 +49,19 @@
  *
  * **Registry outages.** While its heartbeats fail, a silo asks every other member of its
  * view, once per heartbeat interval, whether it reaches the registry (`JoinOptions.confirmOutage`).
- * If none does (each answers that it cannot, or refuses connections: nothing listens there
- * any more), the registry is down for everyone, nobody can declare anybody dead, and the
+ * If none does (each answers that it cannot, or another incarnation answers at its address:
+ * its process is gone), the registry is down for everyone, nobody can declare anybody dead, and the
  * silo's lease is extended to `deadAfter − 3 × heartbeatInterval` (1.5 s) past the question,
  * up to `outageGrace` (30 s) after its last acknowledged heartbeat. So an outage shorter
  * than the grace costs nothing: silos keep serving the addresses they own under the last
  * view (no joins, no ownership changes). A silo that cannot reach the registry while
  * another member can (a partition, or a pause) gets no confirmation and fences at 2.5 s as
- * before. Past the grace every silo fences, and joins again when the registry is back.
+ * before. A member that refuses connections confirms nothing: behind a partition that
+ * rejects packets it may still reach the registry and declare this silo dead (the first
+ * version counted a refusal as "gone", and a rejecting partition served addresses on both
+ * sides). The cost: a member that crashed just before or during an outage keeps the others
+ * from confirming it, and they fence at 2.5 s. Past the grace every silo fences, and joins
+ * again when the registry is back.
  * The registry's side of the same rule, the **silence rule**: a registry that heard no
  * heartbeat or join for `suspectAfter` (1.5 s) was unreachable (or every silo was paused),
  * so heartbeat ages mean nothing; its first script afterwards re-stamps every member
@@ -75,11 +80,23 @@
  * not. Versions compare only within an epoch: announcements and reads of an older epoch
  * are ignored, and one of a newer epoch triggers a full read.
  *
- * **The view.** Announcements (join, leave, dead) update every view at once; the periodic
- * full read repairs anything missed (a lost pub/sub message, a reconnect, an entry deleted
- * behind everyone's back, which reads as `Dead` with reason `removed`). Every change to the
- * registry bumps a version, announcements carry it, and a full read returns the version it
- * saw, so a stale read never undoes a newer announcement and vice versa.
+ * **The view.** Announcements (join, leave, dead, metadata update) update every view at
+ * once; the periodic full read repairs anything missed (a lost pub/sub message, a
+ * reconnect, an entry deleted behind everyone's back, which reads as `Dead` with reason
+ * `removed`). Every change to the registry bumps a version, announcements carry it, and a
+ * full read returns the version it saw, so a stale read never undoes a newer announcement
+ * and vice versa.
+ *
+ * **Metadata that changes.** A member may replace its published metadata while it is joined
+ * (`Registration.updateMetadata`): a silo that is draining says so (`quark.status=draining`),
+ * and load figures for load-aware placement are republished every few seconds. An update is
+ * one atomic registry write (Redis: one script) that bumps the version and is announced as
+ * `Updated`, so every view's `members` carries the new metadata within one announcement round
+ * trip (milliseconds), and within one full read (≤ `refreshInterval`, 500 ms) if the
+ * announcement is lost. Versions order updates like every other change: a late announcement
+ * or a stale read never brings older metadata back, and heartbeats never write metadata (their
+ * cost is unchanged). Each update is a message to every view, so it is for changes seconds
+ * apart, not a per-call counter.
  *
  * **Rejected alternatives.** Fencing at 2.5 s whatever happens (the first version) turned
  * a 5 s Redis restart into a cluster-wide outage. Extending leases without asking the
@@ -192,11 +209,19 @@ export class Recovered extends Schema.TaggedClass<Recovered>()("Recovered", { id
 export class Dead extends Schema.TaggedClass<Dead>()("Dead", { identity: SiloIdentity, reason: DeathReason }) {}
 
 /**
+ * A member replaced its metadata (`Registration.updateMetadata`), announced or found by a full
+ * read; `metadata` is the whole new record. Only sent when the metadata this view holds changes.
+ *
+ * @since 0.2.0
+ */
+export class Updated extends Schema.TaggedClass<Updated>()("Updated", { identity: SiloIdentity, metadata: Metadata }) {}
+
+/**
  * A change of this silo's view of the membership.
  *
  * @since 0.1.0
  */
-export const MembershipEvent = Schema.Union([Joined, Left, Suspected, Recovered, Dead])
+export const MembershipEvent = Schema.Union([Joined, Left, Suspected, Recovered, Dead, Updated])
 
 /**
  * @since 0.1.0
@@ -252,6 +277,23 @@ export class SiloDeclaredDead extends Schema.TaggedError<SiloDeclaredDead>()("Si
   }
 }
 
+/**
+ * An operation of a member (`Registration.updateMetadata`) by a silo that is no longer one:
+ * it left (its scope closed) or was declared dead (found when the registry no longer has its
+ * entry, or by its own fencing). Final for this incarnation: a silo that is dead must stop
+ * serving, and may join again with a new generation.
+ *
+ * @since 0.2.0
+ */
+export class NotAMember extends Schema.TaggedError<NotAMember>()("NotAMember", {
+  id: Schema.String,
+  status: Schema.Literals(["dead", "left"])
+}) {
+  override get message(): string {
+    return `silo ${this.id} is no longer a member (${this.status})`
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // The service
 // ---------------------------------------------------------------------------------------
@@ -287,6 +329,20 @@ export interface Registration {
   readonly leaseValid: () => boolean
   /** Whether this silo's last heartbeat reached the registry (what it answers a peer that asks during an outage). */
   readonly reachesRegistry: () => boolean
+  /**
+   * Replaces the metadata this silo publishes (the whole record, not a merge) and announces
+   * `Updated`; this silo's own `members` shows it when this returns, every other view within
+   * one announcement round trip (or one full read, if the announcement is lost). Updates by
+   * one silo are applied in the order they are made; meant for changes seconds apart (see
+   * the module doc). If the registry started over empty, the metadata is published when the
+   * heartbeat registers this silo again (within a heartbeat interval).
+   *
+   * Fails with `MembershipError` when the registry does not answer (within `deadAfter`; the
+   * update may or may not have been applied: retry), and with `NotAMember` when this silo
+   * left or was declared dead (a registry without its entry also declares it dead here, as a
+   * refused heartbeat does).
+   */
+  readonly updateMetadata: (metadata: Metadata) => Effect.Effect<void, MembershipError | NotAMember>
 }
 
 /**

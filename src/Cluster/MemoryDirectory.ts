@@ -96,7 +96,24 @@ export const make: Effect.Effect<DirectoryShape> = Effect.sync(() => {
         return removed
       }))
 
-  return Directory.of({ register, lookup, renew, unregister, removeSilo })
+  const transfer: DirectoryShape["transfer"] = (address, from, to, leaseMillis) =>
+    Effect.flatMap(
+      Effect.andThen(checkArguments("transfer", from), checkArguments("transfer", to, leaseMillis)),
+      (lease) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          const key = keyOf(address)
+          const current = live(key, now)
+          if (current === undefined || current.owner !== from) return false
+          entries.set(key, { owner: to, expiresAt: now + lease })
+          bySilo.get(from)?.delete(key)
+          let keys = bySilo.get(to)
+          if (keys === undefined) bySilo.set(to, keys = new Set())
+          keys.add(key)
+          return true
+        })
+    )
+
+  return Directory.of({ register, lookup, renew, unregister, removeSilo, transfer })
 })
 
 /**

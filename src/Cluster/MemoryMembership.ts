@@ -36,11 +36,13 @@ import {
   layerFrom,
   makeWithBackend,
   type MemberRecord,
-  type Notice
+  type Notice,
+  type UpdateResult
 } from "./internal/MembershipView.ts"
 
 interface Entry {
-  readonly record: MemberRecord
+  /** Replaced by a metadata update. */
+  record: MemberRecord
   lastHeartbeat: number
 }
 
@@ -73,7 +75,7 @@ export class MemoryRegistry {
     return Effect.sync(() => void this.#frozen.delete(id))
   }
 
-  /** Testing: the silo's heartbeats and leave fail with `MembershipError` (it cannot reach the registry). */
+  /** Testing: the silo's heartbeats, metadata updates and leave fail with `MembershipError` (it cannot reach the registry). */
   partition(id: string): Effect.Effect<void> {
     return Effect.sync(() => void this.#partitioned.add(id))
   }
@@ -191,6 +193,18 @@ export class MemoryRegistry {
           entry.lastHeartbeat = now
           return Effect.succeed("ok" as const)
         }),
+      update: (record, epoch) => {
+        const id = record.identity.id
+        return this.#down ? down("update metadata") : this.#partitioned.has(id) ? unreachable("update metadata") : Effect.map(Clock.currentTimeMillis, (now): UpdateResult => {
+          if (this.#open(now, timings) !== epoch) return "reset"
+          const entry = this.#members.get(id)
+          if (entry === undefined) return "gone"
+          entry.record = { identity: entry.record.identity, metadata: record.metadata }
+          const version = ++this.#version
+          this.#announce({ kind: "Updated", member: entry.record, version, at: now, epoch })
+          return { version, at: now, epoch }
+        })
+      },
       leave: (id) =>
         this.#down ? down("leave") : this.#partitioned.has(id) ? unreachable("leave") : Effect.flatMap(
           Clock.currentTimeMillis,

@@ -17,8 +17,8 @@
  * late as that of every entry added to or renewed in it, so it disappears after its last
  * lease: nothing a cluster (e.g. a test run's) wrote outlives its leases.
  *
- * **Atomicity.** `register` (`SET NX PX`, else answer the current owner), `renew` and
- * `unregister` (compare the owner, then change) and `removeSilo` are each one Lua script,
+ * **Atomicity.** `register` (`SET NX PX`, else answer the current owner), `renew`,
+ * `unregister` and `transfer` (compare the owner, then change) and `removeSilo` are each one Lua script,
  * registered with ioredis (sent once per connection, then `EVALSHA`). The scripts touch an
  * entry and a silo's set together, so all keys of one cluster share the hash tag
  * `{directory:<cluster>}` and hence one Redis Cluster slot (one cluster's directory lives
@@ -115,6 +115,17 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 redis.call('DEL', KEYS[1])
 return removed`
+  },
+  // KEYS: entry, silo set of the owner, silo set of the new owner. ARGV: owner, new owner,
+  // lease. 1 = transferred, 0 = not the owner (nothing changed).
+  quarkDirectoryTransfer: {
+    numberOfKeys: 3,
+    lua: `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SREM', KEYS[2], KEYS[1])
+redis.call('SADD', KEYS[3], KEYS[1])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return 1`
   }
 }
 
@@ -123,6 +134,7 @@ interface Scripts {
   quarkDirectoryRenew(entry: string, silo: string, owner: string, lease: number): Promise<number>
   quarkDirectoryUnregister(entry: string, silo: string, owner: string): Promise<number>
   quarkDirectoryRemoveSilo(silo: string, owner: string): Promise<number>
+  quarkDirectoryTransfer(entry: string, from: string, to: string, owner: string, next: string, lease: number): Promise<number>
 }
 
 type Client = Redis & Scripts
@@ -183,6 +195,16 @@ const fromClient = (redis: Client, k: ReturnType<typeof keys>): DirectoryShape =
         Effect.asVoid(call("unregister", () => redis.quarkDirectoryUnregister(k.entry(address), k.silo(owner), owner)))),
     removeSilo: (owner) =>
       Effect.flatMap(checkArguments("removeSilo", owner), () =>
-        call("removeSilo", () => redis.quarkDirectoryRemoveSilo(k.silo(owner), owner)))
+        call("removeSilo", () => redis.quarkDirectoryRemoveSilo(k.silo(owner), owner))),
+    transfer: (address, from, to, leaseMillis) =>
+      Effect.flatMap(
+        Effect.andThen(checkArguments("transfer", from), checkArguments("transfer", to, leaseMillis)),
+        (lease) =>
+          Effect.map(
+            call("transfer", () =>
+              redis.quarkDirectoryTransfer(k.entry(address), k.silo(from), k.silo(to), from, to, lease)),
+            (moved) => moved === 1
+          )
+      )
   })
 }

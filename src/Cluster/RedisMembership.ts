@@ -9,12 +9,12 @@
  *
  * | key / channel                                | type    | content                                            |
  * | -------------------------------------------- | ------- | -------------------------------------------------- |
- * | `quark:{membership:default}:members`         | hash    | id → `{"identity":{host,port,generation},"metadata":{…}}` |
+ * | `quark:{membership:default}:members`         | hash    | id → `{"identity":{host,port,generation},"metadata":{…}}` (metadata replaced by an update) |
  * | `quark:{membership:default}:heartbeats`      | zset    | id, score = server time (ms) of its last heartbeat  |
  * | `quark:{membership:default}:gone`            | zset    | `<reason>:<id>` tombstones (`left`, `timeout`, `superseded`), score = when |
- * | `quark:{membership:default}:version`         | string  | bumped by every join, leave and death               |
+ * | `quark:{membership:default}:version`         | string  | bumped by every join, leave, death and metadata update |
  * | `quark:{membership:default}:meta`            | hash    | `epoch` (server time the registry started, see below), `touched` (last heartbeat or join) |
- * | `quark:{membership:default}:events`          | channel | `{"kind":"Joined"/"Left"/"Dead",…,"version":n,"at":ms,"member":…}` |
+ * | `quark:{membership:default}:events`          | channel | `{"kind":"Joined"/"Left"/"Dead"/"Updated",…,"version":n,"at":ms,"member":…}` |
  *
  * **One sorted set of heartbeats, not a key per member with a TTL.** Two thresholds
  * (suspected, dead) are two comparisons on one score, all members with their ages come
@@ -175,6 +175,24 @@ redis.call('ZADD', KEYS[2], t, ARGV[1])
 touch(ARGV[2])
 return 1`
   },
+  // ARGV: id, info, channel, epoch, retention, silence, grace. Replaces a member's entry
+  // (its metadata; never creates one) and announces Updated. Returns {version, time, epoch},
+  // {0, 0, epoch} if not a member, {-1, 0, epoch} if the registry's epoch is another.
+  // Not a heartbeat: it leaves the heartbeat and 'touched' alone.
+  quarkMembershipUpdate: {
+    numberOfKeys: 5,
+    lua: `${prelude}
+local t = now()
+local epoch = open(t, ARGV[6], ARGV[7])
+if epoch ~= tonumber(ARGV[4]) then return {-1, 0, epoch} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {0, 0, epoch} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local v = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', ARGV[3], '{"kind":"Updated","version":' .. v .. ',"at":' .. t .. ',"epoch":' .. epoch ..
+  ',"member":' .. ARGV[2] .. '}')
+touch(ARGV[5])
+return {v, t, epoch}`
+  },
   // ARGV: id, channel. Returns the new version, or 0 if not a member.
   quarkMembershipLeave: {
     numberOfKeys: 5,
@@ -226,6 +244,18 @@ interface Scripts {
     ]
   ): Promise<[number, number, number]>
   quarkMembershipHeartbeat(...args: [...Keys5, id: string, retention: number, epoch: number, silence: number, grace: number]): Promise<number>
+  quarkMembershipUpdate(
+    ...args: [
+      ...Keys5,
+      id: string,
+      info: string,
+      channel: string,
+      epoch: number,
+      retention: number,
+      silence: number,
+      grace: number
+    ]
+  ): Promise<[number, number, number]>
   quarkMembershipLeave(...args: [...Keys5, id: string, channel: string]): Promise<number>
   quarkMembershipSnapshot(
     ...args: [...Keys5, channel: string, deadAfter: number, retention: number, silence: number, grace: number]
@@ -250,7 +280,7 @@ const encodeMember = (record: MemberRecord): string =>
   })
 
 const NoticeJson = Schema.fromJsonString(Schema.Struct({
-  kind: Schema.Literals(["Joined", "Left", "Dead"]),
+  kind: Schema.Literals(["Joined", "Left", "Dead", "Updated"]),
   reason: Schema.optional(Schema.Literals(["left", "timeout", "superseded"])),
   version: Schema.Number,
   at: Schema.Number,
@@ -318,6 +348,22 @@ const backendFor = (
       Effect.map(
         call("heartbeat", () => command.quarkMembershipHeartbeat(...k5, id, timings.retentionMillis, epoch, silence, grace)),
         (result) => result === 1 ? "ok" : result === -1 ? "reset" : "gone"
+      ),
+    update: (record, epoch) =>
+      Effect.map(
+        call("update metadata", () =>
+          command.quarkMembershipUpdate(
+            ...k5,
+            record.identity.id,
+            encodeMember(record),
+            k.channel,
+            epoch,
+            timings.retentionMillis,
+            silence,
+            grace
+          )),
+        ([version, at, registryEpoch]) =>
+          version === -1 ? "reset" as const : version === 0 ? "gone" as const : { version, at, epoch: registryEpoch }
       ),
     leave: (id) =>
       Effect.map(

@@ -16,14 +16,16 @@
  * @since 0.1.0
  */
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import type * as Silo from "../Actor/Silo.ts"
+import * as Silo from "../Actor/Silo.ts"
 import { Cluster } from "./Cluster.ts"
 import * as ClusterClient from "./ClusterClient.ts"
 import * as ClusterSilo from "./ClusterSilo.ts"
 import { Directory, type DirectoryShape } from "./Directory.ts"
 import * as MemoryDirectory from "./MemoryDirectory.ts"
+import { Migrator, NotMigratable } from "./Migrator.ts"
 import type { MembershipTimings } from "./Membership.ts"
 import * as MemoryMembership from "./MemoryMembership.ts"
+import type { RemoteRouter } from "./internal/RemoteRouter.ts"
 import { HaltHook } from "./internal/TestHooks.ts"
 
 /**
@@ -32,8 +34,8 @@ import { HaltHook } from "./internal/TestHooks.ts"
 export interface TestClusterOptions {
   /** How many silos to start. */
   readonly silos: number
-  /** The actor implementations every silo hosts (layers that need `Silo`). */
-  readonly implementations: Layer.Layer<never, any, Silo.Silo | Cluster>
+  /** The actor implementations every silo hosts (layers that need `Silo`, and may need its `Cluster` and `Migrator`: a `Rebalancer.layer`, say). */
+  readonly implementations: Layer.Layer<never, any, Silo.Silo | Cluster | Migrator>
   /** Membership timings (default: the production ones). */
   readonly timings?: MembershipTimings | undefined
   /** Configuration of every silo. */
@@ -48,9 +50,10 @@ export interface TestClusterOptions {
 export interface TestMember {
   /** The silo's id; `"client"` for a client. */
   readonly id: string
-  readonly context: Context.Context<Silo.Silo | Cluster>
+  /** A client's `Migrator` moves nothing (it hosts nothing): every `migrate` fails with `NotMigratable`. */
+  readonly context: Context.Context<Silo.Silo | Cluster | Migrator>
   /** Runs `effect` as this member: its refs route from here. */
-  readonly run: <A, E>(effect: Effect.Effect<A, E, Silo.Silo | Cluster>) => Effect.Effect<A, E>
+  readonly run: <A, E>(effect: Effect.Effect<A, E, Silo.Silo | Cluster | Migrator>) => Effect.Effect<A, E>
   /** Stops gracefully: leaves the membership, deactivates everything, closes its connections. */
   readonly stop: Effect.Effect<void>
   /**
@@ -73,15 +76,40 @@ export interface TestCluster {
   readonly directory: DirectoryShape
   /** Starts one more silo. */
   readonly addSilo: Effect.Effect<TestMember>
+  /**
+   * Starts one more silo with its own implementations (the actor types it hosts) or
+   * configuration (its `version`, say), in place of the cluster's: for heterogeneous silos.
+   */
+  readonly addSiloWith: (options: {
+    readonly implementations?: Layer.Layer<never, any, Silo.Silo | Cluster | Migrator> | undefined
+    readonly config?: ClusterSilo.ClusterSiloConfig | undefined
+  }) => Effect.Effect<TestMember>
   /** Starts a client (no activations). */
   readonly addClient: Effect.Effect<TestMember>
+  /** Starts a client with this configuration (its `version`, say). */
+  readonly addClientWith: (config: ClusterClient.ClusterClientConfig) => Effect.Effect<TestMember>
   /**
-   * Waits until every running member's ring holds exactly the running silos (dies after
-   * 10,000 scheduler yields without that). Needs no time to pass: announcements are
-   * applied by fibers, not timers.
+   * Waits until every running member's ring holds exactly the running silos, and every
+   * member sees the same actor types hosted by each (the types a silo registered
+   * included); dies after 10,000 scheduler yields without that. Needs no time to pass:
+   * announcements are applied by fibers, not timers.
    */
   readonly settle: Effect.Effect<void>
 }
+
+const hostsNothing = (address: { readonly type: string; readonly id: string }) =>
+  new NotMigratable({ address: { type: address.type, id: address.id }, reason: "a client hosts nothing" })
+
+/** A client's `Migrator`: nothing to move. */
+const clientMigrator = Layer.succeed(
+  Migrator,
+  Migrator.of({
+    migrate: (address) => Effect.fail(hostsNothing(address)),
+    migrateType: (type) => Effect.fail(hostsNothing({ type, id: "*" })),
+    migrateShare: () => Effect.succeed({ moved: [], failed: [] }),
+    migrateAway: (addresses) => Effect.succeed({ moved: [], failed: [...addresses].map(hostsNothing) })
+  })
+)
 
 /**
  * Starts a test cluster for the life of the scope.
@@ -97,7 +125,7 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
     const silos: Array<TestMember> = []
     const running = new Set<TestMember>()
 
-    const start = (layer: Layer.Layer<Silo.Silo | Cluster, unknown>, client: boolean) =>
+    const start = (layer: Layer.Layer<Silo.Silo | Cluster | Migrator, unknown>, client: boolean) =>
       Effect.gen(function*() {
         const scope = yield* Scope.fork(outer)
         // A silo hands over how to halt it (see `TestHooks`); a client has nothing to halt.
@@ -129,26 +157,45 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
       })
 
     const membership = MemoryMembership.layer(registry, options.timings)
-    const addSilo = Effect.tap(
-      start(
-        options.implementations.pipe(
-          Layer.provideMerge(ClusterSilo.layer(options.config)),
-          Layer.provide(membership),
-          Layer.provide(directoryLayer)
+    const addSiloWith = (silo: {
+      readonly implementations?: Layer.Layer<never, any, Silo.Silo | Cluster | Migrator> | undefined
+      readonly config?: ClusterSilo.ClusterSiloConfig | undefined
+    }) =>
+      Effect.tap(
+        start(
+          (silo.implementations ?? options.implementations).pipe(
+            Layer.provideMerge(ClusterSilo.layer(silo.config ?? options.config)),
+            Layer.provide(membership),
+            Layer.provide(directoryLayer)
+          ),
+          false
         ),
-        false
-      ),
-      (silo) => Effect.sync(() => silos.push(silo))
-    )
-    const addClient = start(
-      ClusterClient.layer().pipe(Layer.provide(membership), Layer.provide(directoryLayer)),
-      true
-    )
+        (started) => Effect.sync(() => silos.push(started))
+      )
+    const addSilo = addSiloWith({})
+    const addClientWith = (config: ClusterClient.ClusterClientConfig) =>
+      start(
+        Layer.merge(ClusterClient.layer(config).pipe(Layer.provide(membership), Layer.provide(directoryLayer)), clientMigrator),
+        true
+      )
+    const addClient = addClientWith({})
+    const routing = (member: TestMember) => Context.get(member.context, Silo.Silo).router.remote as RemoteRouter
     const converged = Effect.gen(function*() {
       const want = [...running].filter((member) => member.id !== "client").map((member) => member.id).sort()
+      const views = new Set<string>()
       for (const member of running) {
         const members = yield* Effect.provideContext(Effect.flatMap(Cluster, (cluster) => cluster.members), member.context)
         if (members.join() !== want.join()) return false
+        views.add(routing(member).rings.signature)
+      }
+      if (views.size > 1) return false
+      // Each silo's types are announced after its join (see `ClusterSilo`): seen by all, alike.
+      for (const member of running) {
+        if (member.id === "client") continue
+        const remote = routing(member)
+        for (const slot of remote.router.slots.values()) {
+          if (slot.registration !== undefined && slot.virtual && !remote.rings.hosts(member.id, slot.name)) return false
+        }
       }
       return true
     })
@@ -161,5 +208,5 @@ export const make = (options: TestClusterOptions): Effect.Effect<TestCluster, ne
     })
     for (let i = 0; i < options.silos; i++) yield* addSilo
     yield* settle
-    return { silos, registry, directory, addSilo, addClient, settle }
+    return { silos, registry, directory, addSilo, addSiloWith, addClient, addClientWith, settle }
   })

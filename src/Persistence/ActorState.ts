@@ -22,11 +22,19 @@
  * the reply; if that write fails the turn dies (the caller gets `ActorDefect`) and the
  * supervisor decides, so a restart reloads what is stored.
  *
+ * In a cluster, a record takes part in live migration on its own (see `Migration`): an
+ * activation moved to another silo hands each record's value, version and whether it was
+ * changed since its last write to its next activation, which then does not read the store;
+ * its next write is version-checked against the handed version, so a write made elsewhere
+ * meanwhile still fails with `StateConflict`.
+ *
  * @since 0.1.0
  */
 import { Effect, Schema } from "effect"
 import { ActorContext } from "../Actor/ActorContext.ts"
+import type { Activation } from "../Actor/internal/Activation.ts"
 import type { ActivationContext } from "../Actor/internal/ActivationContext.ts"
+import * as Handover from "../Actor/internal/Handover.ts"
 import { type StateConflict, StateDecodeError, type StoreError, type UnknownStore } from "./PersistenceError.ts"
 import { formatKey, type StateKey } from "./StateStore.ts"
 import { Stores } from "./Stores.ts"
@@ -84,16 +92,23 @@ export const make = <S extends Schema.Top & { readonly DecodingServices: never; 
     const key: StateKey = { type: context.address.type, id: context.address.id, record }
     const codec = Schema.fromJsonString(Schema.toCodecJson(options.schema))
     const encode = Schema.encodeEffect(codec)
-    const stored = yield* store.state.read(key)
+    const act = (context as ActivationContext).activation
+    const participant = `$state/${options.store ?? "default"}/${record}`
     let value: S["Type"] = options.initial()
     let version = 0
-    if (stored !== undefined) {
-      value = yield* Schema.decodeEffect(codec)(stored.data).pipe(
-        Effect.mapError((error) => new StateDecodeError({ key: formatKey(key), reason: error.message }))
-      )
-      version = stored.version
-    }
     let dirty = false
+    const handed = yield* rehydrate(act, participant, codec)
+    if (handed !== undefined) {
+      ;({ dirty, value, version } = handed)
+    } else {
+      const stored = yield* store.state.read(key)
+      if (stored !== undefined) {
+        value = yield* Schema.decodeEffect(codec)(stored.data).pipe(
+          Effect.mapError((error) => new StateDecodeError({ key: formatKey(key), reason: error.message }))
+        )
+        version = stored.version
+      }
+    }
 
     const write = Effect.suspend(() =>
       Effect.flatMap(Effect.orDie(encode(value)), (data) =>
@@ -126,7 +141,47 @@ export const make = <S extends Schema.Top & { readonly DecodingServices: never; 
       version: Effect.sync(() => version)
     }
     if (options.writeAfterTurn === true) {
-      ;(context as ActivationContext).activation.afterTurn(Effect.suspend(() => dirty ? Effect.orDie(write) : Effect.void))
+      act.afterTurn(Effect.suspend(() => dirty ? Effect.orDie(write) : Effect.void))
+    }
+    // Only a clustered silo moves activations.
+    if (act.router.remote !== undefined) {
+      Handover.participate(
+        act,
+        participant,
+        Effect.suspend(() => Effect.map(encode(value), (data) => encodeHanded({ data: data as string, version, dirty })))
+      )
     }
     return state
+  })
+
+/** A record as a moved activation hands it over: its stored form, version, and whether it changed since. */
+const Handed = Schema.fromJsonString(Schema.Struct({ data: Schema.String, version: Schema.Number, dirty: Schema.Boolean }))
+const encodeHanded = Schema.encodeSync(Handed)
+const decodeHanded = Schema.decodeUnknownExit(Handed)
+
+/**
+ * The record handed to `act` under `participant`, decoded; `undefined` when none was, or
+ * when it does not decode (logged): the store is read instead, and the version check
+ * still guards the next write.
+ */
+const rehydrate = <A>(
+  act: Activation,
+  participant: string,
+  codec: Schema.Codec<A, string>
+): Effect.Effect<{ readonly value: A; readonly version: number; readonly dirty: boolean } | undefined> =>
+  Effect.suspend(() => {
+    const text = Handover.take(act, participant)
+    if (text === undefined) return Effect.succeed(undefined)
+    const exit = decodeHanded(text)
+    const fallBack = (reason: string) =>
+      Effect.as(
+        Effect.logWarning(`${act.slot.name}/${act.id}: the handed-over ${participant} did not decode (${reason}); reading the store`),
+        undefined
+      )
+    if (exit._tag === "Failure") return fallBack(String(exit.cause))
+    const { data, dirty, version } = exit.value
+    return Schema.decodeEffect(codec)(data).pipe(
+      Effect.map((value) => ({ value, version, dirty })),
+      Effect.catch((error) => fallBack(error.message))
+    )
   })

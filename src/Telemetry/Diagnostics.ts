@@ -156,6 +156,14 @@ export type ClusterMember = typeof ClusterMember.Type
  */
 export const ClusterResponse = Schema.Struct({ self: Schema.String, members: Schema.Array(ClusterMember) })
 
+/**
+ * `POST /quark/drain` (202): the silo began to drain (or already was draining); poll
+ * `/ready` (503 from now on) or watch the process exit.
+ *
+ * @since 0.2.0
+ */
+export const DrainResponse = Schema.Struct({ silo: Schema.String, status: Schema.Literal("draining") })
+
 /** @since 0.2.0 */
 export type ClusterResponse = typeof ClusterResponse.Type
 

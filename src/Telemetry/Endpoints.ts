@@ -9,7 +9,10 @@
  *   with `Telemetry.layer`);
  * - `GET /quark/status`, `/quark/actors?type=&offset=&limit=`, `/quark/cluster`,
  *   `/quark/profile?top=` (with a `Profiler.layer()` in the context), `/quark/config`: JSON,
- *   each body encoded with its Schema from `Diagnostics`.
+ *   each body encoded with its Schema from `Diagnostics`;
+ * - `POST /quark/drain`: starts the silo's drain (`Cluster.drain`) and answers 202 at once;
+ *   `/ready` answers 503 from then on. The one endpoint that changes anything: bind the
+ *   endpoints to a network only behind something that authenticates.
  *
  * ```ts
  * const Main = Endpoints.layer({ port: 9464, config: appConfig }).pipe(
@@ -185,7 +188,7 @@ const routes = (options: EndpointsOptions) =>
           activations: rows.length,
           types: [...byType].map(([type, activations]) => ({ type, activations })),
           clustered: cluster !== undefined,
-          draining: local.shuttingDown
+          draining: local.shuttingDown || local.draining
         })
       })
     )
@@ -255,6 +258,23 @@ const routes = (options: EndpointsOptions) =>
             share: shares.get(member.identity.id) ?? 0
           }))
         })
+      })
+    )
+
+    yield* router.add(
+      "POST",
+      "/quark/drain",
+      Effect.gen(function*() {
+        if (cluster === undefined) {
+          return yield* respond(
+            Diagnostics.NotClustered,
+            new Diagnostics.NotClustered({ reason: "this silo is not a cluster member: nothing to drain" }),
+            404
+          )
+        }
+        // Detached: the drain outlives this request (and is run once, whoever asks).
+        yield* Effect.forkDetach(cluster.drain)
+        return yield* respond(Diagnostics.DrainResponse, { silo: cluster.self?.id ?? "", status: "draining" }, 202)
       })
     )
 
@@ -373,8 +393,8 @@ const readinessChecks = (
   const checks: Array<Effect.Effect<Diagnostics.ReadinessCheckResult>> = []
 
   checks.push(Effect.sync(() =>
-    router.shuttingDown ?
-      { name: "draining", ok: false, detail: "the silo is shutting down or stopped serving" } :
+    router.shuttingDown || router.draining ?
+      { name: "draining", ok: false, detail: "the silo is draining, shutting down or stopped serving" } :
       { name: "draining", ok: true }
   ))
 

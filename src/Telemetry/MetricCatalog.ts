@@ -85,6 +85,17 @@ export const eventLoopLag = define("quark_event_loop_lag_seconds", "gauge", "sec
 /** @since 0.2.0 */
 export const heapUsed = define("quark_heap_used_bytes", "gauge", "bytes", [], "V8 heap in use")
 
+// The rebalancer (`Rebalancer.layer`): kept while one runs, exported when `Telemetry.layer` has metrics on.
+
+/** @since 0.2.0 */
+export const rebalancerMigrationsTotal = define("quark_rebalancer_migrations_total", "counter", "1", ["outcome"], "Activations the rebalancer moved to another silo (moved) or tried to and could not (failed)")
+/** @since 0.2.0 */
+export const rebalancerSkew = define("quark_rebalancer_skew", "gauge", "1", [], "This silo's migratable activations over the cluster's mean, as a share of the mean (0.25: a quarter above it), at the rebalancer's last round. With several silos in one process (tests), the newest rebalancer's")
+/** @since 0.2.0 */
+export const rebalancerPaused = define("quark_rebalancer_paused", "gauge", "1", [], "1 while the rebalancer is paused, else 0. With several silos in one process (tests), the newest rebalancer's")
+/** @since 0.2.0 */
+export const rebalancerEvictionsTotal = define("quark_rebalancer_evictions_total", "counter", "1", [], "Silos that drained themselves because their health score stayed under the eviction threshold")
+
 /**
  * The catalog, in the order the docs list it.
  *
@@ -113,7 +124,11 @@ export const all: ReadonlyArray<MetricDefinition> = [
   reminderTicksTotal,
   reminderTickLag,
   eventLoopLag,
-  heapUsed
+  heapUsed,
+  rebalancerMigrationsTotal,
+  rebalancerSkew,
+  rebalancerPaused,
+  rebalancerEvictionsTotal
 ]
 
 /**

@@ -10,7 +10,7 @@
  * u32 byte length + UTF-8, `bytes` = u32 length + raw bytes):
  *
  * - request: u8 kind=1 | u32 requestId | u32 timeoutMillis | u8 flags (1: context.requestId,
- *   2: trace, 4: one-way, 8: forwarded) | str type | str id | str tag | str correlationId | [str context.requestId] |
+ *   2: trace, 4: one-way, 8: forwarded, 16: forwarded twice) | str type | str id | str tag | str correlationId | [str context.requestId] |
  *   [str trace] | u32 n + n × (str key, str value) metadata | u32 n + n × (str type, str id)
  *   chain | bytes payload
  * - reply: u8 kind=2 | u32 requestId | u8 outcome (0 Success, 1 Failure, 2 Defect,
@@ -62,7 +62,12 @@ export const RequestEnvelope = Schema.Struct({
   /** A one-way message: the receiver sends no reply. */
   oneWay: Schema.optional(Schema.Boolean),
   /** Already forwarded once by a silo that did not own the target: the receiver must not forward again. */
-  forwarded: Schema.optional(Schema.Boolean)
+  forwarded: Schema.optional(Schema.Boolean),
+  /**
+   * Forwarded a second time (by a silo that left the ring, or that released the target to
+   * the silo it asked for it): the receiver serves or refuses it, whatever it is.
+   */
+  forwardedTwice: Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -222,6 +227,7 @@ export interface OutgoingRequest {
   readonly chain: ReadonlyArray<ActorAddress>
   readonly trace?: string | undefined
   readonly forwarded?: boolean | undefined
+  readonly forwardedTwice?: boolean | undefined
 }
 
 /**
@@ -274,7 +280,7 @@ export const writeRequestWith = (
   buf.writeUInt32BE(requestId >>> 0, pos + 1)
   buf.writeUInt32BE(Math.min(timeoutMillis, 0xffffffff) >>> 0, pos + 5)
   buf[pos + 9] = (ctx.requestId !== undefined ? 1 : 0) | (req.trace !== undefined ? 2 : 0) |
-    (oneWay ? 4 : 0) | (req.forwarded === true ? 8 : 0)
+    (oneWay ? 4 : 0) | (req.forwarded === true ? 8 : 0) | (req.forwardedTwice === true ? 16 : 0)
   pos += 10
   pos = writeString(buf, pos, target.type)
   pos = writeString(buf, pos, target.id)
@@ -393,6 +399,7 @@ export const readRequestIn = (buf: Buffer, start: number, end: number): RequestE
   if (trace !== undefined) req.trace = trace
   if ((flags & 4) !== 0) req.oneWay = true
   if ((flags & 8) !== 0) req.forwarded = true
+  if ((flags & 16) !== 0) req.forwardedTwice = true
   return req
 }
 

@@ -78,6 +78,11 @@ export interface Server {
   readonly port: number
   /** Open connections. */
   readonly connections: Effect.Effect<number>
+  /**
+   * Completes once no connection is open (at once if none is). A draining silo waits for
+   * it: every peer that dropped the silo from its view closes its idle connection to it.
+   */
+  readonly disconnected: Effect.Effect<void>
   /** Handlers running, across connections (including those whose connection closed). */
   readonly running: Effect.Effect<number>
   /** Bytes of replies waiting to be sent, across connections (encoded, or held by the sockets). */
@@ -131,6 +136,8 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
     // Handlers that did not finish while starting; the scope's close interrupts them.
     const fibers = new Set<Fiber.Fiber<ReplyOutcome>>()
     let drained: Deferred.Deferred<void> | undefined = undefined
+    /** Waiting for the last connection to close (`disconnected`). */
+    let lastClosed: Array<() => void> = []
     const log = (message: string, annotations: Record<string, unknown>) =>
       void runFork(Effect.logWarning(message).pipe(Effect.annotateLogs(annotations)))
 
@@ -285,6 +292,11 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         ProcessMetrics.connectionsInbound.value--
         conn.open = false
         conns.delete(conn)
+        if (conns.size === 0 && lastClosed.length > 0) {
+          const waiters = lastClosed
+          lastClosed = []
+          for (const wake of waiters) wake()
+        }
         writer.detach()
         // Running handlers go on: cutting a turn half-way could leave its work half done.
         if (drained !== undefined) checkDrained()
@@ -336,6 +348,14 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       host,
       port,
       connections: Effect.sync(() => conns.size),
+      disconnected: Effect.callback<void>((resume) => {
+        if (conns.size === 0) return resume(Effect.void)
+        const wake = () => resume(Effect.void)
+        lastClosed.push(wake)
+        return Effect.sync(() => {
+          lastClosed = lastClosed.filter((waiter) => waiter !== wake)
+        })
+      }),
       running: Effect.sync(() => fibers.size),
       bufferedBytes: Effect.sync(() => {
         let total = 0

@@ -339,6 +339,13 @@ export const median = (values: ReadonlyArray<number>): number | undefined => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
+/** The `q` quantile (nearest rank) of `values`, rounded to 0.1; `null` when there are none. */
+export const percentile = (values: ReadonlyArray<number>, q: number): number | null => {
+  if (values.length === 0) return null
+  const sorted = [...values].sort((a, b) => a - b)
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10
+}
+
 // ---------------------------------------------------------------------------------------
 // 1c. Activation lifecycle
 // ---------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ import {
   type Overlap,
   overlapCandidates,
   type Pause,
+  percentile,
   type ServingSpan,
   type WriteProblem
 } from "./Analysis.ts"
@@ -85,7 +86,7 @@ import { timingMillisOf, timingsOf, type TimingsName } from "./timings.ts"
 // Options and results
 // ---------------------------------------------------------------------------------------
 
-export type FaultKind = "kill" | "pause" | "graceful" | "registry-5s" | "registry-20s"
+export type FaultKind = "kill" | "pause" | "graceful" | "rolling" | "registry-5s" | "registry-20s"
 
 export const allFaults: ReadonlyArray<FaultKind> = ["kill", "pause", "graceful", "registry-5s", "registry-20s"]
 
@@ -100,7 +101,7 @@ export interface ChaosOptions {
    * aborted, so a misbehaving cluster cannot make the run exceed its caller's timeout.
    */
   readonly deadlineMs?: number | undefined
-  /** The faults of a cycle, in order (default all five). */
+  /** The faults of a cycle, in order (default the five of `allFaults`; `rolling` is run on its own). */
   readonly faults?: ReadonlyArray<FaultKind> | undefined
   readonly silos?: number | undefined
   readonly accounts?: number | undefined
@@ -111,6 +112,8 @@ export interface ChaosOptions {
   readonly stateRedisUrl?: string | undefined
   /** Progress lines (default: none). */
   readonly log?: ((line: string) => void) | undefined
+  /** Keep every call's latency in the fault results (`latenciesMs`), for benchmarks. */
+  readonly keepLatencies?: boolean | undefined
   /** Keep the run's directory (turn logs, silo logs) even if every check passes. */
   readonly keepFiles?: boolean | undefined
 }
@@ -175,7 +178,13 @@ export interface FaultResult {
   readonly failureReasons: ReadonlyArray<string>
   /** Silos replaced after this fault: declared dead and not rejoined, no member any more, or exited on their own. */
   readonly replaced: ReadonlyArray<string>
-  /** For `graceful`: how the stopped process ended, and how long after the SIGTERM. */
+  /** Silos stopped with SIGTERM that did not exit 0 within 25 s (`graceful`, `rolling`). */
+  readonly uncleanStops: ReadonlyArray<string>
+  /** The 99th percentile of the window's call latencies (ms). */
+  readonly latencyP99Ms: number | null
+  /** Every call's latency (ms), with `keepLatencies`. */
+  readonly latenciesMs?: ReadonlyArray<number> | undefined
+  /** For `graceful` (and the last stop of `rolling`): how the stopped process ended, and how long after the SIGTERM. */
   readonly gracefulExit?: { readonly code: number | null; readonly signal: string | null; readonly ms: number } | undefined
   /** Overlaps that break single activation. */
   readonly overlaps: number
@@ -198,7 +207,12 @@ export interface ChaosResult {
   readonly cycles: number
   readonly faults: ReadonlyArray<FaultResult>
   /** Calls and failures before the first fault. */
-  readonly baseline: { readonly calls: number; readonly failuresByTag: Readonly<Record<string, number>> }
+  readonly baseline: {
+    readonly calls: number
+    readonly failuresByTag: Readonly<Record<string, number>>
+    /** Of the calls once the cluster had settled at the start (steady state). */
+    readonly latencyP99Ms: number | null
+  }
   /** Overlaps that break single activation. */
   readonly overlaps: ReadonlyArray<OverlapReport>
   /** Overlaps that are only a turn frozen across a SIGSTOP, with the new owner activated after the death (not violations). */
@@ -376,6 +390,8 @@ interface WindowSummary {
   readonly allSucceededMs: number | null
   readonly calls: number
   readonly failuresByTag: Readonly<Record<string, number>>
+  readonly latencyP99Ms: number | null
+  readonly latenciesMs: ReadonlyArray<number> | undefined
 }
 
 interface Window {
@@ -392,6 +408,7 @@ interface Window {
   summary: WindowSummary | undefined
   readonly replaced: Array<string>
   gracefulExit: { code: number | null; signal: string | null; ms: number } | undefined
+  readonly uncleanStops: Array<string>
 }
 
 /** Key prefix of this harness's runs on the main Redis; runs older than `abandonedAfterMs` are deleted. */
@@ -572,7 +589,8 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
 
   // --- Silo processes -------------------------------------------------------------------
   const silos: Array<SiloProcess> = []
-  const spawnSilo = () => {
+  /** A new silo process, on `port` (default: any free port). */
+  const spawnSilo = (port = 0) => {
     const index = silos.length
     const child = spawn(nodeBinary, [
       siloMain,
@@ -587,7 +605,9 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
       "--log-dir",
       directory,
       "--timings",
-      timingsName
+      timingsName,
+      "--port",
+      String(port)
     ], { stdio: ["pipe", "pipe", "pipe"] })
     // A silo exits when its stdin closes, but not while it is stopped (SIGSTOP): the watchdog kills it then.
     if (child.pid !== undefined) watchdog.stdin!.write(`${child.pid}\n`)
@@ -708,9 +728,12 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
     reasons: new Map(),
     summary: undefined,
     replaced: [],
-    gracefulExit: undefined
+    gracefulExit: undefined,
+    uncleanStops: []
   })
   const baseline = newWindow("baseline", undefined, 1)
+  /** When the cluster had settled at the start. */
+  let settledAt = Infinity
   const windows: Array<Window> = [baseline]
   let window = baseline
   const windowAt = (t: number): Window => {
@@ -720,6 +743,8 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
   /** Ends the current window: summarizes its calls (per step, when every account answered again) and drops them. */
   const closeWindow = () => {
     const w = window
+    // The baseline's latency is the steady state's: from when the cluster had settled at the start.
+    const latencies = w.calls.filter((c) => w !== baseline || c.start >= settledAt).map((c) => c.end - c.start)
     w.end = nowMillis()
     const windowAccounts = accountsOf(w.cycle)
     const failed = failures(w.calls, w.start, w.end)
@@ -737,7 +762,9 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
       lastFailureMs: failed.last === undefined ? null : Math.round(failed.last - w.start),
       allSucceededMs: allSucceeded === undefined ? null : Math.round(allSucceeded - w.start),
       calls: w.calls.length,
-      failuresByTag: failed.byTag
+      failuresByTag: failed.byTag,
+      latencyP99Ms: percentile(latencies, 0.99),
+      latenciesMs: options.keepLatencies === true ? latencies : undefined
     }
     w.calls = []
   }
@@ -1031,6 +1058,36 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
           yield* joinNewSilo("joining")
           return
         }
+        case "rolling": {
+          // Every silo in turn, twice: SIGTERM, wait for its exit, start its successor on its port.
+          for (let round = 1; round <= 2; round++) {
+            for (const victim of serving()) {
+              victim.expectedExit = true
+              victim.replaced = true
+              const port = Number(victim.id!.slice(victim.id!.lastIndexOf(":") + 1, victim.id!.lastIndexOf("@")))
+              const at = nowMillis()
+              victim.child.kill("SIGTERM")
+              const stopped = yield* waitUntil(25_000, Effect.sync(() => victim.status === "exited"))
+              if (stopped === null) yield* stopSilo(victim, "SIGKILL")
+              window.gracefulExit = {
+                code: victim.exit?.code ?? null,
+                signal: victim.exit?.signal ?? null,
+                ms: Math.round((victim.exit?.at ?? nowMillis()) - at)
+              }
+              if (victim.exit?.code !== 0) {
+                window.uncleanStops.push(`silo #${victim.index} ${victim.id}: ${JSON.stringify(window.gracefulExit)}`)
+                say(`silo #${victim.index} did not stop cleanly: ${JSON.stringify(window.gracefulExit)}`)
+              }
+              const successor = spawnSilo(port)
+              if (Exit.isFailure(yield* Effect.exit(awaitReady(successor)))) {
+                say(`rolling: the successor of silo #${victim.index} did not start`)
+                return
+              }
+              yield* step(`rolling ${round}: silo #${victim.index} replaced by #${successor.index} ${successor.id}`, at)
+            }
+          }
+          return
+        }
         case "registry-5s":
         case "registry-20s": {
           const outageMs = fault === "registry-5s" ? 5_000 : 20_000
@@ -1050,6 +1107,7 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
   let aborted: string | undefined
   say("waiting for the cluster to settle")
   if (!(yield* repairAndSettle)) aborted = "the cluster did not settle at the start"
+  settledAt = nowMillis()
   let cyclesRun = 0
   while (aborted === undefined) {
     if (options.durationMs === undefined ? cyclesRun >= cyclesWanted : cyclesRun > 0 && nowMillis() - t0 >= options.durationMs) break
@@ -1176,7 +1234,7 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
 
   // --- Per fault --------------------------------------------------------------------------
   const faultResults: Array<FaultResult> = windows.filter((w) => w.fault !== undefined).map((w) => {
-    const { steps, lastFailureMs, allSucceededMs, calls, failuresByTag } = w.summary!
+    const { steps, lastFailureMs, allSucceededMs, calls, failuresByTag, latencyP99Ms, latenciesMs } = w.summary!
     const inWindow = (t: number) => t >= w.start && t < w.end
     const windowProblems = problems.filter((p) => p.window === w.name)
     // The registry's kill is not a step to recover from: the cluster should keep serving through it.
@@ -1189,9 +1247,12 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
       allSucceededMs,
       calls,
       failuresByTag,
+      latencyP99Ms,
+      latenciesMs,
       failureReasons: [...w.reasons].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([reason, n]) => `${reason} (${n})`),
       replaced: w.replaced,
       gracefulExit: w.gracefulExit,
+      uncleanStops: w.uncleanStops,
       overlaps: overlaps.filter((o) => inWindow(o.witness.second.start)).length,
       frozenTurnOverlaps: frozenTurnOverlaps.filter((o) => inWindow(o.witness.second.start)).length,
       earlyActivations: earlyActivations.filter((e) => inWindow(e.second.start)).length,
@@ -1221,7 +1282,11 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
     durationMs: Math.round(nowMillis() - t0),
     cycles: cyclesRun,
     faults: faultResults,
-    baseline: { calls: baseline.summary!.calls, failuresByTag: baseline.summary!.failuresByTag },
+    baseline: {
+      calls: baseline.summary!.calls,
+      failuresByTag: baseline.summary!.failuresByTag,
+      latencyP99Ms: baseline.summary!.latencyP99Ms
+    },
     overlaps,
     frozenTurnOverlaps,
     earlyActivations,

@@ -26,10 +26,10 @@ const value = (name: string) => {
 }
 const minutes = Number(value("minutes") ?? "10")
 if (!Number.isFinite(minutes) || minutes < 0) {
-  process.stderr.write("usage: npm run chaos -- --minutes N [--production-timings] [--faults kill,pause,graceful,registry-5s,registry-20s] [--keep] [--json path]\n")
+  process.stderr.write("usage: npm run chaos -- --minutes N [--production-timings] [--faults kill,pause,graceful,rolling,registry-5s,registry-20s] [--keep] [--json path]\n")
   process.exit(2)
 }
-const faults = value("faults")?.split(",").filter((f): f is FaultKind => (allFaults as ReadonlyArray<string>).includes(f))
+const faults = value("faults")?.split(",").filter((f): f is FaultKind => f === "rolling" || (allFaults as ReadonlyArray<string>).includes(f))
 const command = `npm run chaos -- ${argv.join(" ")}`.trim()
 
 const program = runChaos({

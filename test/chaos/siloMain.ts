@@ -2,9 +2,9 @@
  * One silo of the chaos test, as its own process:
  *
  *   node test/chaos/siloMain.ts --membership <redis url> --state <redis url> --prefix <key prefix>
- *     --cluster <name> --log-dir <dir> [--timings short|default]
+ *     --cluster <name> --log-dir <dir> [--timings short|default] [--port <port>]
  *
- * A `ClusterSilo` on 127.0.0.1 (any free port) hosting `ChaosAccount`. The membership and
+ * A `ClusterSilo` on 127.0.0.1 (`--port`, default any free port) hosting `ChaosAccount`. The membership and
  * the directory live on the `--membership` Redis (the test's own server, which it stops and
  * restarts empty); the accounts' state and the activation records live on the `--state`
  * Redis under `--prefix`. `--timings short` are the multi-process test's membership timings
@@ -56,12 +56,13 @@ const keyPrefix = args.get("prefix")
 const clusterName = args.get("cluster")
 const logDir = args.get("log-dir")
 const timingsName = args.get("timings") ?? "short"
+const port = Number(args.get("port") ?? "0")
 if (
   membershipUrl === undefined || stateUrl === undefined || keyPrefix === undefined || clusterName === undefined ||
-  logDir === undefined || (timingsName !== "short" && timingsName !== "default")
+  logDir === undefined || (timingsName !== "short" && timingsName !== "default") || !Number.isInteger(port)
 ) {
   process.stderr.write(
-    "usage: siloMain.ts --membership <url> --state <url> --prefix <p> --cluster <name> --log-dir <dir> [--timings short|default]\n"
+    "usage: siloMain.ts --membership <url> --state <url> --prefix <p> --cluster <name> --log-dir <dir> [--timings short|default] [--port <port>]\n"
   )
   process.exit(2)
 }
@@ -94,7 +95,7 @@ const RecorderLive = Layer.effect(
 )
 
 const SiloLive = ChaosAccountLive.pipe(
-  Layer.provideMerge(ClusterSilo.layer({ host: "127.0.0.1", port: 0 })),
+  Layer.provideMerge(ClusterSilo.layer({ host: "127.0.0.1", port })),
   Layer.provide(RedisMembership.layer({ url: membershipUrl, keyPrefix, cluster: clusterName, ...timings })),
   Layer.provide(RedisDirectory.layer({ url: membershipUrl, keyPrefix, cluster: clusterName })),
   Layer.provide(Stores.layer(RedisStore.make(storeName, { url: stateUrl, keyPrefix }))),

@@ -176,6 +176,72 @@ const suite = (subject: Subject) => {
         assert.deepStrictEqual(yield* directory.register(a1, silo(2), lease), { _tag: "Registered" })
       }).pipe(Effect.scoped))
 
+    test("transfer moves a live entry from its owner to another, lease and silo sets included", () =>
+      Effect.gen(function*() {
+        const directory = yield* subject.directory
+        const silo = silos()
+        const address = freshAddress()
+        yield* directory.register(address, silo(1), lease)
+        assert.isTrue(yield* directory.transfer(address, silo(1), silo(2), lease))
+        assert.strictEqual(yield* directory.lookup(address), silo(2))
+        // The new owner renews; the old one no longer can, nor unregister it.
+        assert.isFalse(yield* directory.renew(address, silo(1), lease))
+        yield* directory.unregister(address, silo(1))
+        assert.strictEqual(yield* directory.lookup(address), silo(2))
+        assert.isTrue(yield* directory.renew(address, silo(2), lease))
+        assert.deepStrictEqual(yield* directory.register(address, silo(3), lease), { _tag: "Taken", owner: silo(2) })
+        // The entry left the old owner's set and joined the new one's.
+        assert.strictEqual(yield* directory.removeSilo(silo(1)), 0)
+        assert.strictEqual(yield* directory.lookup(address), silo(2))
+        assert.strictEqual(yield* directory.removeSilo(silo(2)), 1)
+        assert.isUndefined(yield* directory.lookup(address))
+      }).pipe(Effect.scoped))
+
+    test("transfer by a non-owner, or of a free or expired entry, changes nothing", () =>
+      Effect.gen(function*() {
+        const directory = yield* subject.directory
+        const silo = silos()
+        const address = freshAddress()
+        assert.isFalse(yield* directory.transfer(address, silo(1), silo(2), lease))
+        assert.isUndefined(yield* directory.lookup(address))
+        yield* directory.register(address, silo(1), lease)
+        assert.isFalse(yield* directory.transfer(address, silo(3), silo(2), lease))
+        assert.strictEqual(yield* directory.lookup(address), silo(1))
+        yield* waitExpired(directory, address)
+        assert.isFalse(yield* directory.transfer(address, silo(1), silo(2), lease))
+        assert.isUndefined(yield* directory.lookup(address))
+      }).pipe(Effect.scoped))
+
+    test("transfer restarts the lease", () =>
+      Effect.gen(function*() {
+        const directory = yield* subject.directory
+        const silo = silos()
+        const address = freshAddress()
+        yield* directory.register(address, silo(1), lease)
+        yield* pass(lease / 2)
+        assert.isTrue(yield* directory.transfer(address, silo(1), silo(2), lease))
+        // Past the first lease, inside the one the transfer started.
+        yield* pass(lease / 2 + lease / 4)
+        assert.strictEqual(yield* directory.lookup(address), silo(2))
+        yield* waitExpired(directory, address)
+      }).pipe(Effect.scoped))
+
+    test("of 50 concurrent transfers from the owner to different silos exactly one wins", () =>
+      Effect.gen(function*() {
+        const directory = yield* subject.directory
+        const silo = silos()
+        const address = freshAddress()
+        yield* directory.register(address, silo(0), lease)
+        const results = yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => i + 1),
+          (i) => directory.transfer(address, silo(0), silo(i), lease),
+          { concurrency: "unbounded" }
+        )
+        const winners = results.flatMap((moved, i) => moved ? [silo(i + 1)] : [])
+        assert.strictEqual(winners.length, 1)
+        assert.strictEqual(yield* directory.lookup(address), winners[0])
+      }).pipe(Effect.scoped))
+
     test("an invalid lease or owner fails with DirectoryError", () =>
       Effect.gen(function*() {
         const directory = yield* subject.directory
@@ -188,7 +254,13 @@ const suite = (subject: Subject) => {
         }
         assert.instanceOf(yield* Effect.flip(directory.register(address, "", lease)), DirectoryError)
         assert.instanceOf(yield* Effect.flip(directory.renew(address, silo(1), 0)), DirectoryError)
-        assert.isUndefined(yield* directory.lookup(address))
+        yield* directory.register(address, silo(1), lease)
+        for (const [from, to, bad] of [[silo(1), silo(2), 0], ["", silo(2), lease], [silo(1), "", lease]] as const) {
+          const error = yield* Effect.flip(directory.transfer(address, from, to, bad))
+          assert.instanceOf(error, DirectoryError)
+          assert.strictEqual(error.operation, "transfer")
+        }
+        assert.strictEqual(yield* directory.lookup(address), silo(1))
       }).pipe(Effect.scoped))
   })
 }
@@ -241,7 +313,18 @@ describe("redis: directory specifics", () => {
       assert.isTrue(ttl > 4_000 && ttl <= 5_000, `entry ttl ${ttl}`)
       assert.deepStrictEqual(yield* Effect.promise(() => redis.smembers(set)), [entry])
       assert.isTrue((yield* Effect.promise(() => redis.pttl(set))) > 4_000)
-      yield* Effect.promise(() => redis.del(...stored))
+      // A transfer keeps the layout: the entry names the new owner and moves to its set.
+      const next = silo(8)
+      const nextSet = `${base}:silo:${encodeURIComponent(next)}`
+      assert.isTrue(yield* directory.transfer({ type: "Chat/Room", id: "a:b{c}" }, owner, next, 6_000))
+      assert.strictEqual(yield* Effect.promise(() => redis.get(entry)), next)
+      const moved = yield* Effect.promise(() => redis.pttl(entry))
+      assert.isTrue(moved > 5_000 && moved <= 6_000, `entry ttl after the transfer ${moved}`)
+      assert.deepStrictEqual(yield* Effect.promise(() => redis.smembers(set)), [])
+      assert.deepStrictEqual(yield* Effect.promise(() => redis.smembers(nextSet)), [entry])
+      assert.isTrue((yield* Effect.promise(() => redis.pttl(nextSet))) > 5_000)
+      const written = yield* Effect.promise(() => redis.keys(`${prefix}:*`))
+      yield* Effect.promise(() => redis.del(...written))
     }).pipe(Effect.scoped))
 
   it.live("an unreachable server fails make with DirectoryError promptly", () =>

@@ -41,7 +41,8 @@ describe("hostile input", () => {
         if (byTag._tag === "Failure") assert.strictEqual(quarkError(byTag.error)._tag, "UnknownMessage")
         const byType = yield* ask(name, "Get")
         assert.strictEqual(byType._tag, "Failure", `type ${name}`)
-        if (byType._tag === "Failure") assert.strictEqual(quarkError(byType.error)._tag, "UnknownActorType")
+        // No member announces such a type: no host for it.
+        if (byType._tag === "Failure") assert.strictEqual(quarkError(byType.error)._tag, "NoHostForType")
       }
       // Still serving, typed calls and untyped ones alike.
       assert.strictEqual(yield* silo!.run(Effect.flatMap(Counter.ref("x-1"), (ref) => ref.Increment({ by: 2 }))), 2)

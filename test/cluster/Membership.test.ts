@@ -18,6 +18,8 @@ import {
   type MembershipEvent,
   MembershipError,
   type MembershipShape,
+  type Metadata,
+  NotAMember,
   type Registration,
   SiloDeclaredDead
 } from "../../src/Cluster/Membership.ts"
@@ -28,9 +30,9 @@ import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
 
 type Tester = typeof it.effect
 
-/** One silo's membership, and how to make it crash (stop heartbeating without leaving). */
+/** One silo's membership (with faults of its view), and how to make it crash (stop heartbeating without leaving). */
 interface TestSilo {
-  readonly membership: MembershipShape
+  readonly membership: FreezableMembership.FreezableMembership
   readonly freeze: (id: string) => Effect.Effect<void>
 }
 
@@ -79,6 +81,13 @@ const memberIds = (membership: MembershipShape) =>
 
 const statusOf = (membership: MembershipShape, id: string) =>
   Effect.map(membership.members, (members) => members.find((m) => m.identity.id === id)?.status)
+
+const metadataOf = (membership: MembershipShape, id: string) =>
+  Effect.map(membership.members, (members) => members.find((m) => m.identity.id === id)?.metadata)
+
+/** The metadata of every `Updated` event about `id`, in order. */
+const updatesOf = (log: ReadonlyArray<Recorded>, id: string): Array<Metadata> =>
+  log.flatMap(({ event }) => event._tag === "Updated" && event.identity.id === id ? [event.metadata] : [])
 
 const isDone = (registration: Registration) => Effect.map(registration.status, (status) => status === "dead")
 
@@ -281,6 +290,138 @@ export const membershipSuite = (subject: Subject) => {
         assert.deepStrictEqual(members[0].metadata, { role: "frontend" })
         assert.strictEqual(members[0].identity.generation, idA.generation)
       }))
+
+    test("a metadata update reaches every view by its announcement, as an Updated event; heartbeats keep it", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const seenByB = yield* record(b.membership)
+        const idA = yield* freshIdentity()
+        const { registration } = yield* joinIn(a, idA, { zone: "eu-1" })
+        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+        // From here B's full reads fail: only the announcement can tell it.
+        yield* b.membership.faults.failReads(true)
+
+        const draining = { zone: "eu-1", "quark.status": "draining" }
+        yield* registration.updateMetadata(draining)
+        assert.deepStrictEqual(yield* metadataOf(a.membership, idA.id), draining, "the updater sees it at once")
+        yield* waitFor("B gets Updated", slack, check(() => has(seenByB, "Updated", idA.id)))
+        assert.deepStrictEqual(updatesOf(seenByB, idA.id), [draining])
+        assert.deepStrictEqual(yield* metadataOf(b.membership, idA.id), draining)
+
+        // The whole record is replaced, not merged.
+        yield* registration.updateMetadata({ load: "7" })
+        yield* waitFor(
+          "B sees the second update",
+          slack,
+          Effect.map(metadataOf(b.membership, idA.id), (metadata) => metadata?.load === "7")
+        )
+        assert.deepStrictEqual(yield* metadataOf(b.membership, idA.id), { load: "7" })
+
+        // Heartbeats and full reads afterwards agree: nothing reverts, no further event.
+        yield* b.membership.faults.failReads(false)
+        yield* pass(3 * timings.heartbeat)
+        yield* b.membership.refresh
+        assert.deepStrictEqual(yield* metadataOf(b.membership, idA.id), { load: "7" })
+        assert.deepStrictEqual(
+          seenByB.filter(({ event }) => event.identity.id === idA.id).map(({ event }) => event._tag),
+          ["Joined", "Updated", "Updated"]
+        )
+        assert.strictEqual(yield* registration.status, "alive")
+      }))
+
+    test("a lost Updated announcement is repaired by the next full read", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const seenByB = yield* record(b.membership)
+        const idA = yield* freshIdentity()
+        const { registration } = yield* joinIn(a, idA, { load: "0" })
+        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+        yield* b.membership.faults.loseAnnouncements(true)
+
+        yield* registration.updateMetadata({ load: "9" })
+        yield* waitFor(
+          "B's full read repairs it",
+          announced,
+          Effect.map(metadataOf(b.membership, idA.id), (metadata) => metadata?.load === "9")
+        )
+        assert.deepStrictEqual(updatesOf(seenByB, idA.id), [{ load: "9" }])
+        // The announcement did reach B, and was dropped: the full read is what told it.
+        yield* waitFor(
+          "the lost announcement is accounted for",
+          announced,
+          Effect.map(
+            b.membership.faults.received,
+            (notices) => notices.some((notice) => notice.kind === "Updated" && notice.member.identity.id === idA.id)
+          )
+        )
+      }))
+
+    test("a late announcement or a stale full read never undoes a newer update", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const b = yield* harness.silo
+        const seenByB = yield* record(b.membership)
+        const idA = yield* freshIdentity()
+        const { registration } = yield* joinIn(a, idA, { load: "0" })
+        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+        yield* b.membership.refresh
+        const before = yield* b.membership.faults.lastRead // has A with load 0
+        assert.isDefined(before)
+        // B learns only from announcements, so their order alone decides (no full read in between).
+        yield* b.membership.faults.failReads(true)
+        const loadOfA = Effect.map(metadataOf(b.membership, idA.id), (metadata) => metadata?.load)
+
+        yield* registration.updateMetadata({ load: "1" })
+        yield* registration.updateMetadata({ load: "2" })
+        yield* waitFor("B sees load 2", slack, Effect.map(loadOfA, (load) => load === "2"))
+        const first = (yield* b.membership.faults.received).find((notice) =>
+          notice.kind === "Updated" && notice.member.identity.id === idA.id && notice.member.metadata.load === "1"
+        )
+        assert.isDefined(first)
+        // The first update's announcement again, late; the third's comes after it, so once B
+        // shows load 3 the late one has been applied (or ignored).
+        yield* b.membership.faults.redeliver(first!)
+        yield* registration.updateMetadata({ load: "3" })
+        yield* waitFor("B sees load 3", slack, Effect.map(loadOfA, (load) => load === "3"))
+        assert.deepStrictEqual(updatesOf(seenByB, idA.id), [{ load: "1" }, { load: "2" }, { load: "3" }])
+
+        // A full read taken before the updates, applied after them.
+        yield* b.membership.faults.replayRead(before!)
+        yield* b.membership.faults.failReads(false)
+        yield* b.membership.refresh // applied by the time this returns (full reads run one at a time)
+        assert.strictEqual(yield* loadOfA, "3")
+        assert.deepStrictEqual(updatesOf(seenByB, idA.id), [{ load: "1" }, { load: "2" }, { load: "3" }])
+      }))
+
+    test("an update after leaving, or after being declared dead, fails with NotAMember", () =>
+      Effect.gen(function*() {
+        const harness = yield* subject.harness
+        const a = yield* harness.silo
+        const id = yield* freshIdentity()
+        const { leave, registration } = yield* joinIn(a, id)
+        yield* leave
+        const afterLeave = yield* Effect.flip(registration.updateMetadata({ load: "1" }))
+        assert.instanceOf(afterLeave, NotAMember)
+        assert.strictEqual(afterLeave._tag === "NotAMember" ? afterLeave.status : undefined, "left")
+
+        // Declared dead: its entry vanishes; the update (or a heartbeat before it) finds out.
+        const id2 = yield* freshIdentity()
+        const { registration: reg2 } = yield* joinIn(a, id2)
+        yield* harness.vanish(id2.id)
+        const afterDeath = yield* Effect.flip(reg2.updateMetadata({ load: "1" }))
+        assert.instanceOf(afterDeath, NotAMember)
+        assert.strictEqual(afterDeath._tag === "NotAMember" ? afterDeath.status : undefined, "dead")
+        assert.strictEqual((yield* reg2.declaredDead).reason, "removed", "it is told it is dead")
+        assert.strictEqual(yield* reg2.status, "dead")
+        // The update did not bring the entry back.
+        yield* a.membership.refresh
+        assert.notInclude(yield* memberIds(a.membership), id2.id)
+      }))
   })
 }
 
@@ -294,7 +435,7 @@ const memoryHarness = Effect.sync((): Harness & { readonly registry: MemoryMembe
   const registry = MemoryMembership.makeRegistry()
   return {
     registry,
-    silo: Effect.map(Effect.orDie(MemoryMembership.make(registry)), (membership) => ({
+    silo: Effect.map(Effect.orDie(FreezableMembership.withFreeze(MemoryMembership.make(registry))), (membership) => ({
       membership,
       freeze: (id: string) => registry.freeze(id)
     })),
@@ -390,6 +531,31 @@ describe("memory: specifics", () => {
       assert.isBelow(fencedAt, seen.find(({ event }) => event._tag === "Dead")!.at)
     }))
 
+  it.effect("a registry that started over empty gets a silo's latest metadata when it registers again, one set meanwhile too", () =>
+    Effect.gen(function*() {
+      const { registry, silo } = yield* memoryHarness
+      const a = yield* silo
+      const b = yield* silo
+      const seen = yield* record(b.membership)
+      const idA = yield* freshIdentity()
+      const { registration } = yield* joinIn(a, idA, { load: "0" })
+      yield* TestClock.adjust(1000)
+      yield* registration.updateMetadata({ load: "1" })
+      yield* registry.outage()
+      yield* TestClock.adjust(200) // the new epoch is a later registry time
+      yield* registry.restore({ empty: true })
+      // Before A's next heartbeat (at 1500) registers it again: the update finds another
+      // epoch, succeeds, and is published by that registration.
+      yield* registration.updateMetadata({ load: "2" })
+      assert.deepStrictEqual(yield* registry.ids, [])
+      yield* TestClock.adjust(1000)
+      assert.deepStrictEqual(yield* registry.ids, [idA.id])
+      assert.deepStrictEqual(yield* metadataOf(b.membership, idA.id), { load: "2" })
+      assert.deepStrictEqual(updatesOf(seen, idA.id), [{ load: "1" }, { load: "2" }])
+      assert.strictEqual(yield* registration.status, "alive")
+      assert.isFalse(has(seen, "Dead", idA.id) || has(seen, "Left", idA.id))
+    }))
+
   it.effect("timings must be ordered: heartbeat < suspect < dead", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
@@ -472,6 +638,21 @@ describe("redis: specifics", () => {
       assert.isNull(yield* Effect.promise(() => redis.hget(k.members, id.id)))
       assert.isNotNull(yield* Effect.promise(() => redis.zscore(k.gone, `left:${id.id}`)))
       assert.strictEqual(yield* Effect.promise(() => redis.get(k.version)), "2")
+    }))
+
+  it.live("an update is one script: the stored metadata is replaced and the version bumped once", () =>
+    Effect.gen(function*() {
+      const { keys: k, redis, silo } = yield* redisHarness
+      const a = yield* silo
+      const id = yield* freshIdentity()
+      const { registration } = yield* joinIn(a, id, { zone: "z" })
+      const version = Number(yield* Effect.promise(() => redis.get(k.version)))
+      yield* registration.updateMetadata({ "quark.status": "draining" })
+      assert.deepStrictEqual(JSON.parse((yield* Effect.promise(() => redis.hget(k.members, id.id)))!), {
+        identity: { host: id.host, port: id.port, generation: id.generation },
+        metadata: { "quark.status": "draining" }
+      })
+      assert.strictEqual(Number(yield* Effect.promise(() => redis.get(k.version))), version + 1)
     }))
 
   it.live("a join nobody announced is found by the next full read", () =>

@@ -47,6 +47,26 @@ describe("placement policies", () => {
       assert.isTrue(Placement.preferLocal.usesDirectory)
     }))
 
+  it.effect("directory placements prefer the view's preferred hosts (the caller's version), and fall back to every host", () =>
+    Effect.gen(function*() {
+      const ring = yield* HashRing.make(silos.map((id) => ({ id })))
+      const preferred = yield* HashRing.make([{ id: "b:1@1" }, { id: "d:1@1" }])
+      const view = { self: "client:0@1", ring, preferred, random: sequence([0, 0.3, 0.6, 0.99]) }
+      const placed = Array.from({ length: 4 }, () => Placement.random.place({ type: "T", id: "x" }, view))
+      assert.deepStrictEqual(placed, ["b:1@1", "b:1@1", "d:1@1", "d:1@1"])
+      fc.assert(fc.property(address, (addr) => {
+        // From a caller that does not host the type: the owner among the preferred hosts.
+        assert.strictEqual(Placement.preferLocal.place(addr, view), preferred.owner(HashRing.actorKey(addr)))
+        // A host places on itself, whatever the preference.
+        assert.strictEqual(Placement.preferLocal.place(addr, { ...view, self: "a:1@1" }), "a:1@1")
+        // Hashed: the owner on the ring of all hosts, never version-preferring.
+        assert.strictEqual(Placement.consistentHash.place(addr, view), ring.owner(HashRing.actorKey(addr)))
+      }))
+      // Preferred hosts that take no activations (weight 0): any host.
+      const drained = yield* HashRing.make([{ id: "b:1@1", weight: 0 }])
+      assert.strictEqual(Placement.random.place({ type: "T", id: "x" }, { ...view, preferred: drained, random: () => 0 }), "a:1@1")
+    }))
+
   it.effect("with no silo alive there is nowhere to place", () =>
     Effect.gen(function*() {
       const ring = yield* HashRing.make([])

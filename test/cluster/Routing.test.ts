@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Schema, SchemaGetter } from "effect"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
-import { Actor, ActorDefect, ActorUnavailable, CallTimeout, Deadlock, PayloadTooLarge, RequestContext, Silo, UnknownActorType } from "../../src/index.ts"
+import { Actor, ActorDefect, ActorUnavailable, CallTimeout, Deadlock, NoHostForType, PayloadTooLarge, RequestContext, Silo } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as Placement from "../../src/Cluster/Placement.ts"
 import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
@@ -153,8 +153,9 @@ describe("cluster routing", () => {
       assert.instanceOf(defect, ActorDefect)
       assert.include((defect as ActorDefect).defect, "boom")
 
+      // No silo hosts it: the client fails the call at once, without sending it.
       const unknown = yield* client.run(Effect.flip(Effect.flatMap(Unhosted.ref("u"), (u) => u.Where())))
-      assert.instanceOf(unknown, UnknownActorType)
+      assert.instanceOf(unknown, NoHostForType)
 
       slowGate = Deferred.makeUnsafe<void>()
       const timeout = yield* client.run(Effect.flip(Effect.flatMap(Probe.ref("slow"), (p) => p.Slow({ timeout: "30 millis" }))))

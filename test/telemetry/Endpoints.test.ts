@@ -4,14 +4,14 @@
  * counting known asks; /quark/actors paging a known set; 400s for bad queries; redaction
  * in /quark/config (and `redact`'s properties); /ready passing, failing on a check, on a
  * store and on a fenced cluster member; /quark/cluster's ring shares (exact, against the
- * ring's own `owner`).
+ * ring's own `owner`); POST /quark/drain draining a cluster member (and 404 on a local silo).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Metric, Schedule, Schema } from "effect"
 import * as fc from "fast-check"
 import * as fs from "node:fs"
 import { Silo, Telemetry } from "../../src/index.ts"
-import { Directory, HashRing } from "../../src/Cluster/index.ts"
+import { Cluster, Directory, HashRing } from "../../src/Cluster/index.ts"
 import { StoreError } from "../../src/Persistence/PersistenceError.ts"
 import * as Stores from "../../src/Persistence/Stores.ts"
 import { Diagnostics, Endpoints, Profiler } from "../../src/Telemetry/node.ts"
@@ -289,6 +289,52 @@ describe("Endpoints on a cluster member", () => {
         assert.isFalse(fenced.checks.find((check) => check.name === "draining")!.ok)
       }).pipe(Effect.provide(Context.merge(first.context, endpoints)))
     }).pipe(Effect.scoped), 20_000)
+})
+
+describe("POST /quark/drain", () => {
+  const post = (url: string) =>
+    Effect.promise(async () => {
+      const response = await fetch(url, { method: "POST" })
+      return { status: response.status, text: await response.text() }
+    })
+
+  it.live("drains a cluster member: 202 at once, /ready 503 (draining), then the silo has left and holds nothing", () =>
+    Effect.gen(function*() {
+      const cluster = yield* TestCluster.make({ silos: 2, implementations: counterLayer() })
+      const [first, second] = cluster.silos
+      const endpoints = yield* Layer.build(Endpoints.layer().pipe(Layer.provide(Layer.succeedContext(first!.context))))
+      const { url } = Context.get(endpoints, Endpoints.Endpoints)
+      for (let i = 0; i < 20; i++) yield* first!.run(Effect.flatMap(Counter.ref(`drain-${i}`), (counter) => counter.Increment({ by: 1 })))
+      const held = (yield* first!.run(Effect.flatMap(Silo.Silo, (silo) => silo.activations()))).map((row) => row.address.id)
+      assert.isAbove(held.length, 0)
+
+      const accepted = yield* post(url + "/quark/drain")
+      assert.strictEqual(accepted.status, 202, accepted.text)
+      assert.deepStrictEqual(
+        yield* Schema.decodeUnknownEffect(Diagnostics.DrainResponse)(JSON.parse(accepted.text)),
+        { silo: first!.id, status: "draining" }
+      )
+      const ready = yield* get(url + "/ready")
+      assert.strictEqual(ready.status, 503)
+      assert.include(ready.text, `"name":"draining","ok":false`)
+
+      yield* first!.run(Effect.flatMap(Cluster, (c) => c.drained))
+      assert.deepStrictEqual(yield* first!.run(Effect.flatMap(Silo.Silo, (silo) => silo.activations())), [])
+      assert.deepStrictEqual(yield* second!.run(Effect.flatMap(Cluster, (c) => c.members)), [second!.id])
+      // What the first silo held is served by the second now (a new activation: the counter keeps no durable state).
+      assert.strictEqual(yield* second!.run(Effect.flatMap(Counter.ref(held[0]!), (counter) => counter.Increment({ by: 1 }))), 1)
+      assert.include((yield* second!.run(Effect.flatMap(Silo.Silo, (silo) => silo.activations()))).map((row) => row.address.id), held[0])
+      // Asked again: the same drain, already done.
+      assert.strictEqual((yield* post(url + "/quark/drain")).status, 202)
+    }).pipe(Effect.scoped), 20_000)
+
+  it.live("a local silo has nothing to drain: 404 NotClustered", () =>
+    Effect.gen(function*() {
+      const { url } = yield* Endpoints.Endpoints
+      const reply = yield* post(url + "/quark/drain")
+      assert.strictEqual(reply.status, 404)
+      assert.include(reply.text, "NotClustered")
+    }).pipe(Effect.provide(local())))
 })
 
 describe("HashRing.shares (what /quark/cluster reports)", () => {

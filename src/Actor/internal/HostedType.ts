@@ -33,6 +33,8 @@ export interface HostedType {
   readonly options: ActorTypeOptions
   /** The contract's placement (children have none). */
   readonly placement?: Placement | undefined
+  /** The contract's version (default 1), which a cluster silo announces with the type. */
+  readonly version?: number | undefined
 }
 
 /**

@@ -19,6 +19,7 @@ import { ActorContext, type ActorContextShape } from "../ActorContext.ts"
 import { ActivationFailed, type CallError } from "../ActorError.ts"
 import { Activation } from "./Activation.ts"
 import { closeIfEmpty } from "./ActivationScope.ts"
+import * as Handover from "./Handover.ts"
 import { ActivationState } from "./ActivationState.ts"
 import type { Handlers, HostedType, MessageEntry } from "./HostedType.ts"
 import { siloShuttingDown } from "./Refusals.ts"
@@ -280,6 +281,22 @@ const finishNow = (act: Activation): void => {
 const afterStop = (act: Activation): void => {
   // Stopped meanwhile: the silo's shutdown gave up waiting for the finalizers.
   if (act.phase === ActivationState.Stopped) return
+  // A live migration takes over here: it dehydrates, moves the address, then finishes; so
+  // does a clustered silo's hand-over of the state of an address that moved elsewhere.
+  const handover = Handover.hookOf(act)
+  if (handover !== undefined) return handover(act)
+  if (act.router.remote !== undefined && Handover.movedAway(act)) return
+  finishStop(act)
+}
+
+/**
+ * The end of a stop, once the finalizers ran: the activation leaves its type's table and
+ * what waits in its mailbox goes where the address lives now (see `afterStop`).
+ *
+ * @internal
+ */
+export const finishStop = (act: Activation): void => {
+  if (act.phase === ActivationState.Stopped) return
   remove(act)
   const waiting = act.takeQueued().filter((turn) =>
     turn.state === TurnState.Queued && turn.kind !== TurnKind.Tick
@@ -308,7 +325,8 @@ const afterStop = (act: Activation): void => {
   act.stopped()
 }
 
-const redirect = (act: Activation, waiting: ReadonlyArray<Turn>): void => {
+/** Routes `waiting` (taken from `act`'s mailbox) again, in order: to where the address lives now. @internal */
+export const redirect = (act: Activation, waiting: ReadonlyArray<Turn>): void => {
   const router = act.router
   for (const turn of waiting) {
     turn.state = TurnState.Cancelled

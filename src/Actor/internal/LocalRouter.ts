@@ -66,6 +66,11 @@ export class LocalRouter implements ActivationHost {
   /** Holds the watchdog timers of activations and deactivations; the silo closes it last. */
   readonly timers: Scope.Closeable = Scope.makeUnsafe()
   shuttingDown = false
+  /**
+   * A clustered silo that is draining: it still serves what it holds while it hands it over,
+   * but reports itself not ready and takes no new placements.
+   */
+  draining = false
   /** Set by a clustered silo or client. */
   remote: RemoteRouting | undefined = undefined
   /**
@@ -94,6 +99,11 @@ export class LocalRouter implements ActivationHost {
   deactivatingScheduled = false
   /** Told of every activation that stops for good (the silo's shutdown counts them). */
   stopListener: ((act: Activation) => void) | undefined = undefined
+  /**
+   * Run after each type is registered; the registration completes with it. A cluster silo
+   * announces the types it hosts there, so that its layer is built only once they are published.
+   */
+  registered: ((registration: HostedType) => Effect.Effect<void>) | undefined = undefined
 
   /** The silo's start: activation times are kept relative to it (see `Activation.createdAt`). */
   readonly startedAtMillis: number
@@ -216,7 +226,7 @@ export class LocalRouter implements ActivationHost {
       slot.maxWorkers = registration.placement?.maxLocalActivations ?? 1
       slot.options = resolveOptions(registration.options, this.defaults)
       slot.turnContext = this.turnContextOf(registration)
-      return Effect.void
+      return this.registered === undefined ? Effect.void : this.registered(registration)
     })
   }
 

@@ -10,7 +10,11 @@
  *   silo still alive (a join or a graceful leave changed the ring) asks the previous owner
  *   before it activates the address; the previous owner deactivates its activation (the
  *   running turn finishes, state is written) and answers once it is gone, so the two never
- *   hold the address at the same time.
+ *   hold the address at the same time. Asked of an older incarnation at this silo's own
+ *   `host:port` (a silo restarted in place, asked by a peer whose view still has its
+ *   predecessor), it answers at once that nothing is held there: the port is this
+ *   process's, so the predecessor's process is gone, or (a silo that joined again in the
+ *   same process) deactivated everything before joining.
  *
  * @internal
  */
@@ -19,6 +23,7 @@ import { ActorUnavailable } from "../../Actor/ActorError.ts"
 import type { ActorAddress } from "../../Actor/ActorAddress.ts"
 import type { Connection } from "../../Transport/Connection.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../../Transport/Envelope.ts"
+import { parseId } from "../SiloIdentity.ts"
 import { encodeQuarkError } from "./MessageCodec.ts"
 
 /** The reserved actor type of control requests. @internal */
@@ -31,9 +36,16 @@ export type RegistryStatus = "reachable" | "unreachable" | "gone"
 export interface ControlHost {
   /** This silo's current id (it changes when the silo joins again with a new generation). */
   readonly self: () => string | undefined
+  /** The `host:port` this silo listens at: every incarnation that listened there before is gone. */
+  readonly address: string
   readonly reachesRegistry: () => boolean
-  /** Deactivates the activation of `address` here, if any, and serves it no more until the ring changes. */
-  readonly release: (address: ActorAddress) => Effect.Effect<void>
+  /**
+   * Deactivates the activation of `address` here, if any, and serves it no more until the
+   * ring changes: calls for it go to `to`, the silo that asked (when the request says).
+   */
+  readonly release: (address: ActorAddress, to: string | undefined) => Effect.Effect<Uint8Array | void>
+  /** Answers a live migration's `MigratePrepare` / `MigrateCommit`, and a drain's `MigrateAdopt` (see `Migration`, `Parking`). */
+  readonly migrate?: ((tag: string, payload: Uint8Array) => Effect.Effect<ReplyOutcome>) | undefined
 }
 
 const statusBytes: Record<RegistryStatus, Uint8Array> = {
@@ -45,7 +57,8 @@ const empty = new Uint8Array(0)
 const noChain: ReadonlyArray<ActorAddress> = []
 const noContext = { correlationId: "", metadata: {} }
 
-const AddressJson = Schema.fromJsonString(Schema.Tuple([Schema.String, Schema.String]))
+/** `[type, id]`, or `[type, id, the asking silo]`. */
+const AddressJson = Schema.fromJsonString(Schema.Array(Schema.String))
 const decodeAddress = Schema.decodeUnknownExit(AddressJson)
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -54,6 +67,17 @@ const failure = (target: ActorAddress, reason: string): ReplyOutcome => ({
   _tag: "Failure",
   error: encodeQuarkError(new ActorUnavailable({ address: target, reason }))
 })
+
+const released: ReplyOutcome = { _tag: "Success", value: empty }
+
+/** Whether `id` is an older incarnation at this silo's `host:port`. */
+const isPredecessor = (host: ControlHost, id: string): boolean => {
+  const target = parseId(id)
+  if (target === undefined || target.address !== host.address) return false
+  const self = host.self()
+  const current = self === undefined ? undefined : parseId(self)
+  return current === undefined || target.generation < current.generation
+}
 
 /** Answers a control request (`request.target.type === controlType`). @internal */
 export const handle = (host: ControlHost, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
@@ -65,21 +89,40 @@ export const handle = (host: ControlHost, request: RequestEnvelope): Effect.Effe
         value: statusBytes[!mine ? "gone" : host.reachesRegistry() ? "reachable" : "unreachable"]
       })
     case "Release": {
-      if (!mine) return Effect.succeed(failure(request.target, "not this silo: it was restarted or joined again"))
+      if (!mine) {
+        return Effect.succeed(
+          isPredecessor(host, request.target.id) ?
+            released :
+            failure(request.target, "not this silo: it was restarted or joined again")
+        )
+      }
       const exit = decodeAddress(decoder.decode(request.payload))
-      if (exit._tag === "Failure") return Effect.succeed(failure(request.target, "a Release without a readable address"))
-      const [type, id] = exit.value
-      return Effect.as(host.release({ type, id }), { _tag: "Success", value: empty } as ReplyOutcome)
+      if (exit._tag === "Failure" || exit.value.length < 2) {
+        return Effect.succeed(failure(request.target, "a Release without a readable address"))
+      }
+      const [type, id, to] = exit.value
+      // The reply carries the state the released activation handed over, if any (see `Migration`).
+      return Effect.map(host.release({ type: type!, id: id! }, to), (state) =>
+        state instanceof Uint8Array && state.length > 0 ? { _tag: "Success", value: state } : released)
     }
+    case "MigratePrepare":
+    case "MigrateCommit":
+    case "MigrateAdopt":
+      if (!mine || host.migrate === undefined) {
+        return Effect.succeed(failure(request.target, "not this silo: it was restarted or joined again"))
+      }
+      return host.migrate(request.tag, request.payload)
     default:
       return Effect.succeed(failure(request.target, `unknown control request "${request.tag}"`))
   }
 }
 
 /**
- * Asks silo `silo` (over `connection`) whether it reaches the registry. A peer that cannot be
- * reached at all (refused: nothing listens there any more) counts as `gone`; one that does
- * not answer in time gives `undefined`.
+ * Asks silo `silo` (over `connection`) whether it reaches the registry. `gone` only when
+ * another incarnation answers at its address (its process is gone); a peer that cannot be
+ * reached at all, or does not answer in time, gives `undefined`: a refused connection may be
+ * a partition that rejects packets, behind which the peer still reaches the registry and
+ * may declare this silo dead (`test/cluster/SplitBrain.test.ts`).
  *
  * @internal
  */
@@ -93,7 +136,7 @@ export const askRegistryStatus = (
     { timeout: timeoutMillis },
     (outcome) => Effect.succeed(statusOf(outcome))
   ).pipe(
-    Effect.catch((error) => Effect.map(isGone(connection, error), (gone) => (gone ? "gone" as const : undefined)))
+    Effect.catch(() => Effect.succeed(undefined))
   )
 
 const statusOf = (outcome: ReplyOutcome): RegistryStatus | undefined =>
@@ -116,10 +159,13 @@ const isGone = (connection: Connection, error: { readonly _tag: string }): Effec
     Effect.map(connection.status, (status) => status === "disconnected" || status === "closed")
 
 /**
- * Asks silo `silo` to release `address`; succeeds once it no longer hosts it. `gone` when
- * the silo refuses connections (nothing listens there any more) or answers that it is
- * draining (a stopping silo drains only after all its activations stopped), so nothing
- * hosts the address. A request lost with its connection (the silo exiting as it answered)
+ * Asks silo `silo` to release `address` to `requester` (where it sends the calls for it it
+ * still gets); succeeds once it no longer hosts it. `gone` when it answers that it is
+ * draining (a stopping silo drains only after all its activations stopped), or refuses
+ * connections while it is no member any more (`refusedMeansGone`: it left or was declared
+ * dead), so nothing hosts the address. A member that refuses connections may be behind a
+ * partition that rejects packets, still serving: that is a failure (`ActorUnavailable`),
+ * not a release. A request lost with its connection (the silo exiting as it answered)
  * is asked once more, which then finds out which.
  *
  * @internal
@@ -128,13 +174,18 @@ export const askRelease = (
   connection: Connection,
   silo: string,
   address: ActorAddress,
-  timeoutMillis: number
+  timeoutMillis: number,
+  requester: string | undefined,
+  refusedMeansGone: boolean,
+  onState?: ((state: Uint8Array) => void) | undefined
 ): Effect.Effect<"released" | "gone", ActorUnavailable> => {
   const ask = connection.call(
     {
       target: { type: controlType, id: silo },
       tag: "Release",
-      payload: encoder.encode(JSON.stringify([address.type, address.id])),
+      payload: encoder.encode(
+        JSON.stringify(requester === undefined ? [address.type, address.id] : [address.type, address.id, requester])
+      ),
       context: noContext,
       chain: noChain
     },
@@ -142,7 +193,7 @@ export const askRelease = (
     (outcome) =>
       Effect.succeed(
         outcome._tag === "Success" ?
-          "released" as const :
+          (outcome.value.length > 0 && onState?.(outcome.value), "released" as const) :
           outcome._tag === "TransportError" && outcome.error === "Draining" ?
           "gone" as const :
           "refused" as const
@@ -156,7 +207,7 @@ export const askRelease = (
           Effect.fail(new ActorUnavailable({ address, reason: `its previous owner ${silo} did not release it` })),
       onFailure: (error) =>
         Effect.flatMap(isGone(connection, error), (gone) =>
-          gone ?
+          gone && refusedMeansGone ?
             Effect.succeed("gone" as const) :
             Effect.fail(
               error._tag === "OutcomeUnknown" ?

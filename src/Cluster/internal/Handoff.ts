@@ -4,14 +4,16 @@
  * has released it, so no address is hosted by two silos at once, not even for the
  * milliseconds a deactivation takes.
  *
- * For `handoffMillis` after each ring change, the replaced ring is kept. Before a silo
- * activates a hashed address, it looks up the address's owner under each kept ring; every
+ * For `handoffMillis` after each ring change, the replaced rings are kept (one per actor
+ * type: a type's ring holds only the silos that host it, see `TypeRings`). Before a silo
+ * activates a hashed address, it looks up the address's owner under each kept type ring; every
  * such owner that is another silo and not declared dead is asked to `Release` it (see
  * `Control`), concurrently, and the activation waits for all of them. A silo that refuses
  * connections is gone, and so holds nothing. Concurrent first calls share one release.
  *
  * On the other side, a silo asked to release an address that its own (older) ring still
- * gives it marks it released: it refuses calls for it (`ActorUnavailable`, not run) until
+ * gives it marks it released: it sends the calls for it on to the silo that asked (whose
+ * ring already gives it the address), or refuses them (`ActorUnavailable`, not run) until
  * its ring changes.
  *
  * Numbers: nothing at all outside the window; inside it, one round trip on the first call
@@ -27,8 +29,8 @@ import { Deferred, Effect } from "effect"
 import type { ActorUnavailable } from "../../Actor/ActorError.ts"
 import type { TypeSlot } from "../../Actor/internal/TypeSlot.ts"
 import * as Control from "./Control.ts"
-import type { HashRing } from "../HashRing.ts"
 import type { Peers } from "./Peers.ts"
+import type { TypeRings } from "./TypeRings.ts"
 
 /** @internal */
 export interface HandoffOptions {
@@ -45,23 +47,33 @@ export class Handoff {
   readonly options: HandoffOptions
   readonly peers: Peers
   /** Rings replaced less than `handoffMillis` ago, oldest first, with when each stops counting. */
-  private rings: Array<{ readonly ring: HashRing; readonly until: number }> = []
+  private rings: Array<{ readonly ring: TypeRings; readonly until: number }> = []
   /** Silos declared dead (this one's former incarnations too), with when: nothing to release from them. */
   readonly deadSilos = new Map<string, number>()
-  /** Addresses (`Type/id`) this silo released although its ring still gives them to it, until the ring changes. */
-  private readonly released = new Set<string>()
+  /**
+   * Addresses (`Type/id`) this silo released although its ring still gives them to it, until
+   * the ring changes, with the silo they were released to (when it said).
+   */
+  private readonly released = new Map<string, string | undefined>()
   /** Releases in progress, so that concurrent first calls ask once. */
   private readonly releasing = new Map<string, Deferred.Deferred<void, ActorUnavailable>>()
 
-  constructor(options: HandoffOptions, peers: Peers) {
+  /** Told of the state a previous owner handed over with its release (see `Migration.received`). */
+  received: ((slot: TypeSlot, id: string, state: Uint8Array) => void) | undefined = undefined
+
+  /** Whether a silo is a member of this silo's current ring (a member that refuses connections is not gone). */
+  readonly isMember: (id: string) => boolean
+
+  constructor(options: HandoffOptions, peers: Peers, isMember: (id: string) => boolean) {
     this.options = options
     this.peers = peers
+    this.isMember = isMember
   }
 
   /** The ring changed from `previous`: keep it for the window; forget what was released. */
-  ringReplaced(previous: HashRing): void {
+  ringReplaced(previous: TypeRings): void {
     this.released.clear()
-    if (previous.members.length === 0) return
+    if (previous.all.members.length === 0) return
     const now = this.options.now()
     this.rings = this.rings.filter(({ until }) => until > now)
     this.rings.push({ ring: previous, until: now + this.options.handoffMillis })
@@ -72,8 +84,13 @@ export class Handoff {
     return this.released.size !== 0 && this.released.has(`${slot.name}/${id}`)
   }
 
-  markReleased(slot: TypeSlot, id: string): void {
-    this.released.add(`${slot.name}/${id}`)
+  /** The silo this one released the address to, if it said. */
+  releasedTo(slot: TypeSlot, id: string): string | undefined {
+    return this.released.get(`${slot.name}/${id}`)
+  }
+
+  markReleased(slot: TypeSlot, id: string, to: string | undefined): void {
+    this.released.set(`${slot.name}/${id}`, to)
   }
 
   /** A silo was declared dead: nothing to release from it. */
@@ -92,7 +109,7 @@ export class Handoff {
     slot: TypeSlot,
     id: string,
     self: string | undefined,
-    ownerIn: (ring: HashRing) => string | undefined = (ring) => ring.owner(`${slot.name}/${id}`)
+    ownerIn: (rings: TypeRings) => string | undefined = (rings) => rings.ringOf(slot.name).owner(`${slot.name}/${id}`)
   ): Effect.Effect<void, ActorUnavailable> | undefined {
     if (this.rings.length === 0) return undefined
     const now = this.options.now()
@@ -119,7 +136,7 @@ export class Handoff {
       this.releasing.set(key, done)
       return Effect.forEach(
         from,
-        (silo) => Control.askRelease(this.peers.get(silo), silo, address, this.options.releaseTimeoutMillis),
+        (silo) => Control.askRelease(this.peers.get(silo), silo, address, this.options.releaseTimeoutMillis, self, !this.isMember(silo), this.received === undefined ? undefined : (state) => this.received!(slot, id, state)),
         { concurrency: "unbounded", discard: true }
       ).pipe(
         Effect.onExit((exit) => {

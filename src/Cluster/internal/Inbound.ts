@@ -7,7 +7,13 @@
  * The call runs under a `RemoteFrame` carrying the caller's request context and call
  * chain, and under the caller's trace span when the envelope names one, so a handler sees
  * the same context, deadlock detection and tracing as it would locally. A call this silo
- * does not own is forwarded once, bytes untouched.
+ * does not own is forwarded once, bytes untouched; one forwarded here that this silo's view
+ * gives to yet another silo waits for this silo's ring to change (up to `settleMillis`, see
+ * `Drain`: one of the two views is behind) and is decided again, then fails if it still
+ * finds no owner here. Three exceptions forward it a second time, never a third: a silo
+ * that is draining (it left the ring, so its view is the news), one that released the
+ * address to the silo that asked for it (see `Handoff`), and one that just read a
+ * directory-placed address's owner from the directory (it moved on the way, see `Migration`).
  *
  * There is no timeout on this side: the caller's connection times the call out.
  *
@@ -21,6 +27,7 @@ import {
   type CallTimeout,
   InvalidActorId,
   MessageDecodeError,
+  NoHostForType,
   OutcomeUnknown,
   PayloadTooLarge,
   UnknownActorType,
@@ -47,7 +54,7 @@ export const handler = (remote: RemoteRouter, control: ControlHost) => (request:
   const { id, type } = request.target
   if (type === controlType) return Control.handle(control, request)
   const slot = remote.router.slots.get(type)
-  if (slot?.registration === undefined || !slot.virtual) return failWith(new UnknownActorType({ type }))
+  if (slot?.registration === undefined || !slot.virtual) return unhosted(remote, request)
   const entry = messageEntry(slot.registration, request.tag)
   if (entry === undefined) return failWith(new UnknownMessage({ type, tag: request.tag }))
   const reason = invalidIdReason(id)
@@ -61,12 +68,49 @@ export const handler = (remote: RemoteRouter, control: ControlHost) => (request:
       new ActorUnavailable({ address: request.target, reason: "the receiving silo cannot show it is still a member; not run" })
     )
   }
-  const owner = remote.resolveInbound(slot, id)
+  return resolve(remote, slot, entry, request, undefined)
+}
+
+/**
+ * A call for a type this silo does not host: the caller's view of who hosts what differs
+ * from this silo's (one of them is behind). It goes once to the owner this silo's view
+ * names (a call already forwarded once fails with `ActorUnavailable`, safe to retry); with
+ * no live host in this view either, it fails with `NoHostForType` (safe to retry once one
+ * joins); `UnknownActorType` when this silo's own view says it hosts the type.
+ */
+const unhosted = (remote: RemoteRouter, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
+  const { id, type } = request.target
+  const ring = remote.rings.ringOf(type)
+  if (ring.members.length === 0) return failWith(new NoHostForType({ address: request.target }))
+  const self = remote.self
+  if (self === undefined || ring.has(self)) return failWith(new UnknownActorType({ type }))
+  if (request.forwarded === true) return failWith(new ActorUnavailable({ address: request.target, reason: moving }))
+  const reason = invalidIdReason(id)
+  if (reason !== undefined) return failWith(new InvalidActorId({ type, id, reason }))
+  // A ref made here knows the type's placement; otherwise it is hashed, or the host forwards.
+  const known = remote.router.slots.get(type)
+  const placement = known?.placement
+  const owner = placement === undefined ?
+    ring.owner(`${type}/${id}`) :
+    placement.usesDirectory ?
+    placement.place(request.target, remote.viewOf(type)) :
+    remote.ownerOf(known!, id)
+  return owner === undefined || owner === self ? failWith(new UnknownActorType({ type })) : forward(remote, owner, request)
+}
+
+const resolve = (
+  remote: RemoteRouter,
+  slot: TypeSlot,
+  entry: MessageEntry,
+  request: RequestEnvelope,
+  settleUntil: number | undefined
+): Effect.Effect<ReplyOutcome> => {
+  const owner = remote.resolveInbound(slot, request.target.id)
   return typeof owner === "string" ?
-    route(remote, slot, entry, request, owner) :
+    route(remote, slot, entry, request, owner, settleUntil) :
     Effect.flatMap(
       Effect.catch(owner, (error) => Effect.succeed(error)),
-      (owner) => typeof owner === "string" ? route(remote, slot, entry, request, owner) : failWith(owner)
+      (owner) => typeof owner === "string" ? route(remote, slot, entry, request, owner, settleUntil) : failWith(owner)
     )
 }
 
@@ -75,17 +119,47 @@ const route = (
   slot: TypeSlot,
   entry: MessageEntry,
   request: RequestEnvelope,
-  owner: string
+  owner: string,
+  /** For a forwarded call: until when this silo waits for its view to change (see `resolve`). */
+  settleUntil: number | undefined
 ): Effect.Effect<ReplyOutcome> => {
   if (owner === remote.self) {
-    if (remote.isReleased(slot, request.target.id)) return failWith(new ActorUnavailable({ address: request.target, reason: moving }))
+    if (remote.isReleased(slot, request.target.id)) {
+      // To the silo it was released to, whose ring gives it the address: even a call forwarded
+      // once already (two hops at most: that silo serves it or refuses it, never forwards it).
+      const to = remote.handoff.releasedTo(slot, request.target.id)
+      return to === undefined || to === remote.self || request.forwardedTwice === true ?
+        failWith(new ActorUnavailable({ address: request.target, reason: `${moving} (released here)` })) :
+        forward(remote, to, request)
+    }
     const handoff = remote.handoffBefore(slot, request.target.id)
     return handoff === undefined ?
       serve(remote, slot, entry, request) :
       Effect.matchEffect(handoff, { onFailure: failWith, onSuccess: () => serve(remote, slot, entry, request) })
   }
+  // A draining silo left the ring: its own view of where the address went is the news the
+  // forwarding silo lacks, so it sends the call on (a second hop; the next silo never forwards it).
+  if (request.forwarded === true && remote.router.draining && request.forwardedTwice !== true) return forward(remote, owner, request)
+  // A directory placement's owner here was just read from the directory, not from a view that
+  // may lag: the actor moved while the call was on its way (a live migration), so it follows.
+  if (request.forwarded === true && slot.placement?.usesDirectory === true && request.forwardedTwice !== true) {
+    return forward(remote, owner, request)
+  }
   if (request.forwarded === true) {
-    return failWith(new ActorUnavailable({ address: request.target, reason: moving }))
+    const settleMillis = remote.options.settleMillis ?? 0
+    const now = remote.options.now()
+    // Half the caller's timeout at most: a refusal it can retry beats a timeout it cannot read.
+    const until = settleUntil ?? now + Math.min(settleMillis, request.timeoutMillis > 0 ? request.timeoutMillis / 2 : settleMillis)
+    if (now >= until) {
+      return Effect.andThen(
+        Effect.logWarning("a call forwarded here is refused: this silo's view gives its address to another silo").pipe(
+          Effect.annotateLogs({ address: `${request.target.type}/${request.target.id}`, owner, members: remote.ring.members.map((m) => m.id).join(",") })
+        ),
+        failWith(new ActorUnavailable({ address: request.target, reason: `${moving} (views differ)` }))
+      )
+    }
+    // Each ring change may be the one that agrees (a leave and a join can follow each other).
+    return Effect.andThen(remote.nextRing(until - now), Effect.suspend(() => resolve(remote, slot, entry, request, until)))
   }
   return forward(remote, owner, request)
 }
@@ -154,7 +228,8 @@ const failure = (entry: MessageEntry, error: unknown): ReplyOutcome => {
 /** Sends the call on to its owner, once; the reply comes back as it is. */
 const forward = (remote: RemoteRouter, owner: string, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
   const connection = remote.peers.get(owner)
-  const onward = { ...request, forwarded: true }
+  // A second hop is the last: the receiver will not send it on again.
+  const onward = request.forwarded === true ? { ...request, forwardedTwice: true } : { ...request, forwarded: true }
   const sent: Effect.Effect<ReplyOutcome | void, ActorUnavailable | PayloadTooLarge | CallTimeout | OutcomeUnknown> =
     request.oneWay === true ?
       connection.send(onward) :

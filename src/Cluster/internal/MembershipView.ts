@@ -1,7 +1,8 @@
 /**
- * The logic both membership implementations share: the local view, heartbeats, the
- * periodic full read and self-fencing (see the rule in `Membership.ts`), over a small
- * `Backend` interface that says where the registry lives.
+ * The logic both membership implementations share: the local view, the announcement
+ * listener and the periodic full read (see the rule in `Membership.ts`), over a small
+ * `Backend` interface that says where the registry lives. A silo's own registration (its
+ * heartbeats, lease and self-fencing, metadata updates) is in `Registration.ts`.
  *
  * Metrics (process-wide, see `MetricCatalog`): `quark_cluster_silos{status}` counts the
  * members of the view by status (alive, suspected; a dead member leaves the view), read at
@@ -11,12 +12,11 @@
  *
  * @internal
  */
-import { Clock, Deferred, Duration, Effect, Layer, Option, PubSub, Scope, Semaphore, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Option, PubSub, Scope, Semaphore, Stream } from "effect"
 import {
   Dead,
   type DeathReason,
   type DuplicateSilo,
-  type JoinOptions,
   Joined,
   Left,
   Member,
@@ -27,15 +27,14 @@ import {
   type MembershipShape,
   Metadata,
   Recovered,
-  type Registration,
   type ResolvedTimings,
-  type SelfStatus,
-  SiloDeclaredDead,
-  Suspected
+  Suspected,
+  Updated
 } from "../Membership.ts"
 import { SiloIdentity } from "../SiloIdentity.ts"
 import { clusterSilos } from "../../Telemetry/MetricCatalog.ts"
 import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
+import { bounded, fence, makeJoin, markFenced, type RegistrationState, serving } from "./Registration.ts"
 import { MembershipBackendHook } from "./TestHooks.ts"
 
 /**
@@ -67,6 +66,7 @@ export type GoneReason = "left" | "timeout" | "superseded"
 export type Notice =
   | { readonly kind: "Joined"; readonly member: MemberRecord; readonly version: number; readonly at: number; readonly epoch: number }
   | { readonly kind: "Left"; readonly member: MemberRecord; readonly version: number; readonly at: number; readonly epoch: number }
+  | { readonly kind: "Updated"; readonly member: MemberRecord; readonly version: number; readonly at: number; readonly epoch: number }
   | {
     readonly kind: "Dead"
     readonly reason: "timeout" | "superseded"
@@ -105,6 +105,18 @@ export interface Snapshot {
 export type HeartbeatResult = "ok" | "gone" | "reset"
 
 /**
+ * What a metadata update found: the version it produced (and the registry time and epoch),
+ * or, as a heartbeat's, `"gone"` / `"reset"`.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export type UpdateResult =
+  | { readonly version: number; readonly at: number; readonly epoch: number }
+  | "gone"
+  | "reset"
+
+/**
  * The storage side of membership. Each operation is atomic in the registry.
  *
  * @since 0.1.0
@@ -121,6 +133,11 @@ export interface Backend {
    * empty, so the member must register again).
    */
   readonly heartbeat: (id: string, epoch: number) => Effect.Effect<HeartbeatResult, MembershipError>
+  /**
+   * Replaces the metadata of a member registered in `epoch` with `record`'s and announces
+   * `Updated` (the whole record); `"gone"` / `"reset"` as for `heartbeat`. Never creates an entry.
+   */
+  readonly update: (record: MemberRecord, epoch: number) => Effect.Effect<UpdateResult, MembershipError>
   /** Removes the member with a `left` tombstone and announces `Left`; the new version, or `undefined` if it was not a member. */
   readonly leave: (id: string) => Effect.Effect<number | undefined, MembershipError>
   /** Declares members without a heartbeat for `deadAfter` dead (announcing each), then reads everything. */
@@ -135,7 +152,9 @@ export interface Backend {
 
 interface ViewEntry {
   readonly identity: SiloIdentity
-  readonly metadata: Metadata
+  metadata: Metadata
+  /** The registry version `metadata` is known current at: an older announcement or full read does not replace it. */
+  metadataAt: number
   lastHeartbeat: number
   status: MemberStatus
   /** The registry version this entry was learned at: a full read older than that does not remove it. */
@@ -147,32 +166,20 @@ interface ViewEntry {
   orphanedUntil: number | undefined
 }
 
-interface RegistrationState {
-  readonly identity: SiloIdentity
-  readonly record: MemberRecord
-  /** The registry epoch and version it (last) registered at. */
-  epoch: number
-  version: number
-  status: SelfStatus
-  /** Monotonic millis at which the last acknowledged heartbeat (or the registration) was sent. */
-  lastAcknowledged: number
-  /** Monotonic millis until which a confirmed registry outage extends the lease. */
-  extendedUntil: number
-  /** The last heartbeat failed (the registry did not answer). */
-  failing: boolean
-  readonly dead: Deferred.Deferred<SiloDeclaredDead>
-}
+/**
+ * One change of the view (see `makeWithBackend`'s `locked`): the events it publishes and
+ * the registrations it declares dead, fenced once the events are published.
+ *
+ * @internal
+ */
+export type Step = { readonly events: Array<MembershipEvent>; readonly fenced: Array<[RegistrationState, DeathReason]> }
 
 const reasonOf = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
-/** Bounds a registry call: a call that takes longer than `millis` fails. */
-const bounded = <A, E>(operation: string, millis: number, effect: Effect.Effect<A, E>) =>
-  Effect.timeoutOrElse(effect, {
-    duration: Duration.millis(millis),
-    orElse: () => Effect.fail(new MembershipError({ operation, reason: `no answer within ${millis} ms` }))
-  })
-
-const serving = (reg: RegistrationState) => reg.status === "alive" || reg.status === "suspected"
+const sameMetadata = (a: Metadata, b: Metadata): boolean => {
+  const keys = Object.keys(a)
+  return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && a[key] === b[key])
+}
 
 /** The views open in this process, oldest first: the metrics follow the last. */
 const openViews: Array<Map<string, ViewEntry>> = []
@@ -208,7 +215,6 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
   // Read synchronously by `leaseValid` before every turn, so captured once.
   const clock = yield* Clock.Clock
   const monotonicNow = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
-  const monotonicMillis = Effect.sync(monotonicNow)
 
   const view = new Map<string, ViewEntry>()
   openViews.push(view)
@@ -227,20 +233,8 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
   let snapshotVersion = -1
   const registrations = new Map<string, RegistrationState>()
 
-  // Self-fencing: no acknowledged heartbeat for deadAfter − heartbeatInterval, unless a
-  // registry outage confirmed by every other member extends it (see the module doc).
-  const fenceAfter = timings.deadMillis - timings.heartbeatMillis
-  /**
-   * How far one confirmation of an outage extends the lease from when it was asked: a peer's
-   * "I cannot reach the registry either" may be up to two heartbeat intervals old (its
-   * interval plus its attempt's bound), so a third of margin is taken off `fenceAfter`.
-   */
-  const outageExtension = fenceAfter - 2 * timings.heartbeatMillis
-  const leaseExpiry = (reg: RegistrationState) => Math.max(reg.lastAcknowledged + fenceAfter, reg.extendedUntil)
-
   // Every change of the view runs under `lock` and publishes its events before releasing it,
   // so subscribers see changes in the order they were made.
-  type Step = { readonly events: Array<MembershipEvent>; readonly fenced: Array<[RegistrationState, DeathReason]> }
   const locked = (change: (step: Step) => void): Effect.Effect<void> =>
     lock.withPermits(1)(Effect.suspend(() => {
       const step: Step = { events: [], fenced: [] }
@@ -254,19 +248,14 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
       )
     }))
 
-  const markFenced = (step: Step, reg: RegistrationState, reason: DeathReason) => {
-    if (!serving(reg)) return
-    reg.status = "dead"
-    step.fenced.push([reg, reason])
+  /** Takes `metadata` as the member's unless the view holds metadata of a newer version. */
+  const adoptMetadata = (step: Step, entry: ViewEntry, metadata: Metadata, version: number) => {
+    if (version <= entry.metadataAt) return
+    entry.metadataAt = version
+    if (sameMetadata(entry.metadata, metadata)) return
+    entry.metadata = metadata
+    step.events.push(new Updated({ identity: entry.identity, metadata }))
   }
-
-  const fence = (reg: RegistrationState, reason: DeathReason) =>
-    Effect.andThen(
-      Deferred.succeed(reg.dead, new SiloDeclaredDead({ id: reg.identity.id, reason })),
-      Effect.logWarning("silo declared dead: it must stop serving").pipe(
-        Effect.annotateLogs({ silo: reg.identity.id, reason })
-      )
-    )
 
   /** A notice of a later epoch than this view's means the registry started over: read it whole. */
   const applyNotice = (notice: Notice): Effect.Effect<void> =>
@@ -274,24 +263,29 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
       if (notice.epoch < epoch || notice.version <= snapshotVersion) return // stale, or already reflected
       const identity = notice.member.identity
       const id = identity.id
-      if (notice.kind === "Joined") {
+      if (notice.kind === "Joined" || notice.kind === "Updated") {
         if (gone.has(id)) return
+        const metadata = notice.member.metadata
         const entry = view.get(id)
         if (entry !== undefined) {
-          // Registered again after the registry started over.
-          entry.knownAt = notice.version
+          // An update, or registered again after the registry started over (with the metadata
+          // of its last update): a member at this version either way.
+          entry.knownAt = Math.max(entry.knownAt, notice.version)
           entry.orphanedUntil = undefined
+          adoptMetadata(step, entry, metadata, notice.version)
           return
         }
+        // An update of a member whose Joined this view missed: a member all the same.
         view.set(id, {
           identity,
-          metadata: notice.member.metadata,
+          metadata,
+          metadataAt: notice.version,
           lastHeartbeat: notice.at,
           status: "alive",
           knownAt: notice.version,
           orphanedUntil: undefined
         })
-        step.events.push(new Joined({ identity, metadata: notice.member.metadata }))
+        step.events.push(new Joined({ identity, metadata }))
         return
       }
       gone.set(id, notice.version)
@@ -316,6 +310,7 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
         gone.clear()
         for (const entry of view.values()) {
           entry.knownAt = -1
+          entry.metadataAt = -1
           if (!first) entry.orphanedUntil = readAt + timings.outageGraceMillis + timings.deadMillis
         }
       }
@@ -332,6 +327,7 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
           view.set(id, {
             identity,
             metadata: record.metadata,
+            metadataAt: snapshot.version,
             lastHeartbeat,
             status,
             knownAt: snapshot.version,
@@ -340,6 +336,8 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
           step.events.push(new Joined({ identity, metadata: record.metadata }))
           if (status === "suspected") step.events.push(new Suspected({ identity, lastHeartbeat }))
         } else {
+          // Repairs a lost `Updated`; metadata of a newer announcement stays.
+          adoptMetadata(step, entry, record.metadata, snapshot.version)
           entry.lastHeartbeat = lastHeartbeat
           entry.orphanedUntil = undefined
           if (entry.status !== status) {
@@ -392,156 +390,7 @@ export const makeWithBackend = Effect.fnUntraced(function*(registry: Backend, ti
     )
   )
 
-  /** The registry started over empty: register again under the same identity, if the lease still holds. */
-  const registerAgain = (reg: RegistrationState, sentAt: number) =>
-    Effect.gen(function*() {
-      if (sentAt >= leaseExpiry(reg)) {
-        // Others may have dropped this silo meanwhile: it must not come back as itself.
-        return yield* locked((step) => markFenced(step, reg, "unreachable"))
-      }
-      const result = yield* Effect.result(bounded("register again", timings.heartbeatMillis, backend.register(reg.record)))
-      if (result._tag === "Failure") {
-        if (result.failure._tag === "DuplicateSilo") return yield* locked((step) => markFenced(step, reg, "removed"))
-        reg.failing = true
-        return
-      }
-      const { at, epoch: registeredIn, version } = result.success
-      reg.epoch = registeredIn
-      reg.version = version
-      reg.lastAcknowledged = Math.max(reg.lastAcknowledged, sentAt)
-      reg.failing = false
-      yield* Effect.logInfo("membership: the registry started over; registered again").pipe(
-        Effect.annotateLogs({ silo: reg.identity.id })
-      )
-      yield* applyNotice({ kind: "Joined", member: reg.record, version, at, epoch: registeredIn })
-    })
-
-  const heartbeatLoop = (reg: RegistrationState) =>
-    Effect.gen(function*() {
-      while (true) {
-        yield* Effect.sleep(Duration.millis(timings.heartbeatMillis))
-        if (!serving(reg)) return
-        const sentAt = monotonicNow()
-        const result = yield* Effect.result(
-          bounded("heartbeat", timings.heartbeatMillis, backend.heartbeat(reg.identity.id, reg.epoch))
-        )
-        if (result._tag === "Failure") {
-          if (!reg.failing) {
-            yield* Effect.logWarning("membership heartbeat failed", result.failure).pipe(
-              Effect.annotateLogs({ silo: reg.identity.id })
-            )
-          }
-          reg.failing = true
-          continue
-        }
-        if (result.success === "ok") {
-          if (reg.failing) yield* Effect.logInfo("membership heartbeats succeed again").pipe(Effect.annotateLogs({ silo: reg.identity.id }))
-          reg.failing = false
-          reg.lastAcknowledged = Math.max(reg.lastAcknowledged, sentAt)
-        } else if (result.success === "reset") {
-          yield* registerAgain(reg, sentAt)
-        } else {
-          // Not a member any more: read why (the tombstone), then make sure it is known.
-          yield* Effect.ignore(refresh)
-          yield* locked((step) => markFenced(step, reg, "removed"))
-          return
-        }
-      }
-    })
-
-  /** While heartbeats fail, asks the other members every interval whether the registry is down for them too. */
-  const outageLoop = (reg: RegistrationState, confirmOutage: Effect.Effect<boolean>) =>
-    Effect.gen(function*() {
-      while (true) {
-        yield* Effect.sleep(Duration.millis(timings.heartbeatMillis))
-        if (!serving(reg)) return
-        if (!reg.failing) continue
-        const askedAt = monotonicNow()
-        const limit = reg.lastAcknowledged + timings.outageGraceMillis
-        if (askedAt >= limit || askedAt >= leaseExpiry(reg)) continue
-        const confirmed = yield* Effect.timeoutOrElse(confirmOutage, {
-          duration: Duration.millis(timings.heartbeatMillis),
-          orElse: () => Effect.succeed(false)
-        })
-        if (confirmed && reg.failing) reg.extendedUntil = Math.max(reg.extendedUntil, Math.min(askedAt + outageExtension, limit))
-      }
-    })
-
-  const watchdog = (reg: RegistrationState) =>
-    Effect.gen(function*() {
-      while (true) {
-        if (!serving(reg)) return
-        const now = monotonicNow()
-        const deadline = leaseExpiry(reg)
-        if (now >= deadline) {
-          yield* Effect.logWarning("membership: no acknowledged heartbeat and no confirmed registry outage within the lease").pipe(
-            Effect.annotateLogs({ silo: reg.identity.id })
-          )
-          return yield* locked((step) => markFenced(step, reg, "unreachable"))
-        }
-        yield* Effect.sleep(Duration.millis(deadline - now))
-      }
-    })
-
-  const leave = (reg: RegistrationState) =>
-    Effect.gen(function*() {
-      if (reg.status !== "dead") reg.status = "left"
-      // Also when dead: a silo that fenced itself (unreachable) removes its entry if it can.
-      const left = yield* bounded("leave", timings.deadMillis, backend.leave(reg.identity.id)).pipe(
-        Effect.catch((error) =>
-          Effect.as(
-            Effect.logWarning("membership leave failed; the entry will time out", error).pipe(
-              Effect.annotateLogs({ silo: reg.identity.id })
-            ),
-            undefined
-          )
-        )
-      )
-      if (left !== undefined) yield* applyNotice({ kind: "Left", member: reg.record, version: left, at: 0, epoch: reg.epoch })
-      registrations.delete(reg.identity.id)
-    })
-
-  const join = (self: SiloIdentity, options?: JoinOptions) =>
-    Effect.gen(function*() {
-      const record: MemberRecord = { identity: self, metadata: options?.metadata ?? {} }
-      // Registered and the leave finalizer in place, uninterruptibly; the leave runs after the
-      // heartbeat fibers (forked below, so interrupted first) have stopped.
-      const reg = yield* Effect.acquireRelease(
-        Effect.gen(function*() {
-          const sentAt = yield* monotonicMillis
-          const { at, epoch: registeredIn, version } = yield* bounded("register", timings.deadMillis, backend.register(record))
-          const reg: RegistrationState = {
-            identity: self,
-            record,
-            epoch: registeredIn,
-            version,
-            status: "alive",
-            lastAcknowledged: sentAt,
-            extendedUntil: 0,
-            failing: false,
-            dead: yield* Deferred.make<SiloDeclaredDead>()
-          }
-          registrations.set(self.id, reg)
-          yield* applyNotice({ kind: "Joined", member: record, version, at, epoch: registeredIn })
-          return reg
-        }),
-        leave
-      )
-      yield* Effect.forkScoped(heartbeatLoop(reg))
-      yield* Effect.forkScoped(watchdog(reg))
-      const confirmOutage = options?.confirmOutage
-      if (confirmOutage !== undefined && outageExtension > 0 && timings.outageGraceMillis > 0) {
-        yield* Effect.forkScoped(outageLoop(reg, confirmOutage))
-      }
-      const registration: Registration = {
-        identity: self,
-        status: Effect.sync(() => reg.status),
-        declaredDead: Deferred.await(reg.dead),
-        leaseValid: () => serving(reg) && monotonicNow() < leaseExpiry(reg),
-        reachesRegistry: () => serving(reg) && !reg.failing
-      }
-      return registration
-    })
+  const join = makeJoin({ applyNotice, backend, locked, monotonicNow, refresh, registrations, timings })
 
   const members = Effect.sync(() =>
     [...view.values()]

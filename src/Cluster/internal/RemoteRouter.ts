@@ -14,6 +14,12 @@
  * older or newer than its own) forwards it once, bytes untouched; a forwarded call that
  * still finds no owner fails with `ActorUnavailable`, which is safe to retry.
  *
+ * Silos may host different actor types (see `TypeRings`): every placement chooses among the
+ * silos that host the address's type. A hashed address is owned by the ring of its type's
+ * hosts (built once per membership change, so the owner lookup stays one cached map read);
+ * directory placements also prefer the hosts that run the caller's application version. A
+ * call for a type that no live member hosts fails at once with `NoHostForType`.
+ *
  * When the ring changes, activations of hashed addresses this silo no longer owns are
  * deactivated (hooks run, state is written); messages that reach them meanwhile follow the
  * address to its new owner; the new owner activates a moved address only once the previous
@@ -23,7 +29,7 @@
  */
 import { Effect, type Fiber } from "effect"
 import type { ActorAddress } from "../../Actor/ActorAddress.ts"
-import { ActorUnavailable, type SendError } from "../../Actor/ActorError.ts"
+import { ActorUnavailable, NoHostForType, type SendError } from "../../Actor/ActorError.ts"
 import type { Activation } from "../../Actor/internal/Activation.ts"
 import type { CallOptions } from "../../Actor/CallOptions.ts"
 import type { LocalRouter } from "../../Actor/internal/LocalRouter.ts"
@@ -36,6 +42,8 @@ import type { HashRing } from "../HashRing.ts"
 import * as Outbound from "./Outbound.ts"
 import type { Peers } from "./Peers.ts"
 import type { Placement, PlacementView } from "../Placement.ts"
+import type { TypeRings } from "./TypeRings.ts"
+import { LoadTable } from "./LoadReport.ts"
 
 /** @internal */
 export interface RemoteRouterOptions extends HandoffOptions {
@@ -43,6 +51,11 @@ export interface RemoteRouterOptions extends HandoffOptions {
   readonly leaseMillis: number
   /** The source of randomness for placements. */
   readonly random: () => number
+  /**
+   * How long a silo that was forwarded a call for an address its view gives to another silo
+   * waits for its ring to change before deciding again (see `Drain`). Default 0: no wait.
+   */
+  readonly settleMillis?: number | undefined
 }
 
 const unavailable = (slot: TypeSlot, id: string, reason: string) =>
@@ -57,7 +70,12 @@ export class RemoteRouter implements RemoteRouting {
   readonly peers: Peers
   readonly directory: DirectoryShape | undefined
   readonly options: RemoteRouterOptions
+  /** The ring of every member (`rings.all`). */
   ring: HashRing
+  /** The rings per actor type: each holds the members that host the type. */
+  rings: TypeRings
+  /** The placement view of each type, built on first use after each ring change. */
+  private readonly views = new Map<string, PlacementView>()
   /** This silo's id; `undefined` for a client, which hosts nothing. */
   self: string | undefined = undefined
   /** Declared dead: serves nothing more. */
@@ -70,18 +88,52 @@ export class RemoteRouter implements RemoteRouting {
   /** Directory-placed addresses this silo holds a lease on (`Type/id` → slot and id). */
   readonly leases = new Map<string, { readonly slot: TypeSlot; readonly id: string }>()
   readonly handoff: Handoff
+  /** Waiting for the next ring change (see `nextRing`). */
+  private ringWaiters: Array<() => void> = []
+  /** The load each member last reported, refreshed with the membership; placements read it (`PlacementView.loadOf`). */
+  readonly loads = new LoadTable()
 
-  constructor(router: LocalRouter, peers: Peers, directory: DirectoryShape | undefined, ring: HashRing, options: RemoteRouterOptions) {
+  /** `rings`: the first (empty) rings, which say the hasher and the caller's version (see `TypeRings`). */
+  constructor(router: LocalRouter, peers: Peers, directory: DirectoryShape | undefined, rings: TypeRings, options: RemoteRouterOptions) {
     this.router = router
     this.peers = peers
     this.directory = directory
-    this.ring = ring
+    this.ring = rings.all
+    this.rings = rings
     this.options = options
-    this.handoff = new Handoff(options, peers)
+    this.handoff = new Handoff(options, peers, (id) => this.ring.has(id))
   }
 
-  get view(): PlacementView {
-    return { self: this.self ?? "", ring: this.ring, random: this.options.random }
+  /** What a placement sees for `type`: the ring of the silos that host it. */
+  viewOf(type: string): PlacementView {
+    const self = this.self ?? ""
+    let view = this.views.get(type)
+    if (view === undefined || view.self !== self) {
+      view = this.viewIn(this.rings, type)
+      this.views.set(type, view)
+    }
+    return view
+  }
+
+  /** The placement view of `type` under `rings` (the current ones, or replaced ones during a handoff). */
+  viewIn(rings: TypeRings, type: string): PlacementView {
+    return {
+      self: this.self ?? "",
+      ring: rings.ringOf(type),
+      preferred: rings.preferredOf(type),
+      random: this.options.random,
+      loadOf: this.loads.get
+    }
+  }
+
+  /**
+   * Why there is no silo to send a call to: no silo at all (retry once one is up), or none
+   * of the live ones hosts the type.
+   */
+  noOwner(slot: TypeSlot, id: string): ActorUnavailable | NoHostForType {
+    return this.ring.members.length === 0 ?
+      unavailable(slot, id, "no silo is alive") :
+      new NoHostForType({ address: { type: slot.name, id } })
   }
 
   // ---------------------------------------------------------------------------
@@ -90,13 +142,13 @@ export class RemoteRouter implements RemoteRouting {
   /** The owner of a non-directory placement as this silo's view says. */
   ownerOf(slot: TypeSlot, id: string): string | undefined {
     const placement = slot.placement
-    if (placement !== undefined) return placement.place({ type: slot.name, id }, this.view)
+    if (placement !== undefined) return placement.place({ type: slot.name, id }, this.viewOf(slot.name))
     // Hashing costs more than a lookup, and an address is called again and again.
     let owners = this.owners.get(slot)
     if (owners === undefined) this.owners.set(slot, owners = new Map())
     let owner = owners.get(id)
     if (owner === undefined) {
-      owner = this.ring.owner(`${slot.name}/${id}`)
+      owner = this.rings.ringOf(slot.name).owner(`${slot.name}/${id}`)
       if (owner === undefined) return undefined
       if (++this.ownersCached > maxLocations) this.forgetOwners()
       owners.set(id, owner)
@@ -118,7 +170,7 @@ export class RemoteRouter implements RemoteRouting {
     if (directory === undefined) {
       // A client without a directory sends to the placement's choice, which claims or forwards.
       return this.self === undefined ?
-        Effect.succeed(placement.place({ type: slot.name, id }, this.view)) :
+        Effect.succeed(placement.place({ type: slot.name, id }, this.viewOf(slot.name))) :
         Effect.fail(noDirectory(slot, id, placement))
     }
     return directory.lookup({ type: slot.name, id }).pipe(
@@ -128,7 +180,7 @@ export class RemoteRouter implements RemoteRouting {
           this.remember(key, owner)
           return owner
         }
-        return placement.place({ type: slot.name, id }, this.view)
+        return placement.place({ type: slot.name, id }, this.viewOf(slot.name))
       })
     )
   }
@@ -138,6 +190,7 @@ export class RemoteRouter implements RemoteRouting {
     const self = this.self!
     const key = `${slot.name}/${id}`
     if (this.leases.has(key)) return Effect.succeed(self)
+    if (this.router.draining) return Effect.fail(unavailable(slot, id, draining))
     const directory = this.directory
     if (directory === undefined) return Effect.fail(noDirectory(slot, id, slot.placement!))
     return directory.register({ type: slot.name, id }, self, this.options.leaseMillis).pipe(
@@ -166,7 +219,16 @@ export class RemoteRouter implements RemoteRouting {
     const self = this.self!
     if (slot.activations.has(id) || slot.maxWorkers > 1) return self
     const placement = slot.placement
-    if (placement?.usesDirectory === true) return this.claim(slot, id)
+    if (placement?.usesDirectory === true) {
+      // A draining silo takes no new activation: the address goes where the others would place it.
+      return this.router.draining ?
+        Effect.flatMap(this.locate(slot, placement, id), (owner) => {
+          if (owner !== undefined && owner !== self) return Effect.succeed(owner)
+          const elsewhere = placement.place({ type: slot.name, id }, this.viewIn(this.rings.without(self), slot.name))
+          return elsewhere === undefined ? Effect.fail(unavailable(slot, id, draining)) : Effect.succeed(elsewhere)
+        }) :
+        this.claim(slot, id)
+    }
     return this.ownerOf(slot, id) ?? self
   }
 
@@ -185,13 +247,21 @@ export class RemoteRouter implements RemoteRouting {
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      if (owner === undefined || owner !== this.self) return Outbound.send(this.peers, fiber, owner, slot, id, info, payload, options)
-      if (this.isReleased(slot, id)) return Effect.fail(unavailable(slot, id, moving))
+      if (owner === undefined) return Effect.fail(this.noOwner(slot, id))
+      if (owner !== this.self) return Outbound.send(this.peers, fiber, owner, slot, id, info, payload, options)
+      if (this.isReleased(slot, id)) {
+        const to = this.handoff.releasedTo(slot, id)
+        return to === undefined ?
+          Effect.fail(unavailable(slot, id, moving)) :
+          Outbound.send(this.peers, fiber, to, slot, id, info, payload, options)
+      }
       const handoff = this.handoffBefore(slot, id)
       return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.askLocal(slot, id, info, payload, options)))
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
-      owner === this.self ?
+      owner === undefined ?
+        Effect.fail(this.noOwner(slot, id)) :
+        owner === this.self ?
         this.router.askLocal(slot, id, info, payload, options) :
         Outbound.send(this.peers, fiber, owner, slot, id, info, payload, options))
   }
@@ -207,13 +277,21 @@ export class RemoteRouter implements RemoteRouting {
     const placement = slot.placement
     if (placement?.usesDirectory !== true) {
       const owner = this.ownerOf(slot, id)
-      if (owner === undefined || owner !== this.self) return Outbound.sendOneWay(this.peers, fiber, owner, slot, id, info, payload)
-      if (this.isReleased(slot, id)) return Effect.fail(unavailable(slot, id, moving))
+      if (owner === undefined) return Effect.fail(this.noOwner(slot, id))
+      if (owner !== this.self) return Outbound.sendOneWay(this.peers, fiber, owner, slot, id, info, payload)
+      if (this.isReleased(slot, id)) {
+        const to = this.handoff.releasedTo(slot, id)
+        return to === undefined ?
+          Effect.fail(unavailable(slot, id, moving)) :
+          Outbound.sendOneWay(this.peers, fiber, to, slot, id, info, payload)
+      }
       const handoff = this.handoffBefore(slot, id)
       return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.tellLocal(slot, id, info, payload)))
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
-      owner === this.self ?
+      owner === undefined ?
+        Effect.fail(this.noOwner(slot, id)) :
+        owner === this.self ?
         this.router.tellLocal(slot, id, info, payload) :
         Outbound.sendOneWay(this.peers, fiber, owner, slot, id, info, payload))
   }
@@ -237,26 +315,27 @@ export class RemoteRouter implements RemoteRouting {
 
   /** Before activating a hashed address here: what to wait for first (see `Handoff.before`). */
   handoffBefore(slot: TypeSlot, id: string): Effect.Effect<void, ActorUnavailable> | undefined {
-    if (slot.activations.has(id) || !slot.virtual || slot.maxWorkers > 1) return undefined
-    // Directory placements never get here (their claim decides). Any other placement is
+    if (slot.activations.has(id) || !slot.virtual || slot.maxWorkers > 1 || slot.placement?.usesDirectory === true) return undefined
+    // Directory placements: their claim decides (an inbound call for one that this silo just
+    // claimed gets here; asking a "previous owner" that a random placement names would
+    // release, and deactivate, an activation that is the directory's). Any other placement is
     // deterministic, so the previous owner is what it answered on the previous ring: named
     // or custom, it must wait for that owner's release like the default does.
     const placement = slot.placement
     if (placement === undefined) return this.handoff.before(slot, id, this.self)
     const address = { type: slot.name, id }
-    const view = this.view
-    return this.handoff.before(slot, id, this.self, (ring) => placement.place(address, { ...view, ring }))
+    return this.handoff.before(slot, id, this.self, (rings) => placement.place(address, this.viewIn(rings, slot.name)))
   }
 
   /**
    * A newer owner asks this silo to give `address` up: no new turns for it here until the
    * ring changes, and the answer once its activation (if any) has stopped.
    */
-  release(address: ActorAddress): Effect.Effect<void> {
+  release(address: ActorAddress, to: string | undefined): Effect.Effect<void> {
     return Effect.suspend(() => {
       const slot = this.router.slots.get(address.type)
       if (slot === undefined || !slot.virtual) return Effect.void
-      if (this.self !== undefined && this.ownerOf(slot, address.id) === this.self) this.handoff.markReleased(slot, address.id)
+      if (this.self !== undefined && this.ownerOf(slot, address.id) === this.self) this.handoff.markReleased(slot, address.id, to)
       const act = slot.activations.get(address.id)
       if (act === undefined) return Effect.void
       act.deactivate()
@@ -283,12 +362,25 @@ export class RemoteRouter implements RemoteRouting {
   // ---------------------------------------------------------------------------
   // Ring changes and leases
 
-  /** Installs a new ring and deactivates the hashed activations this silo no longer owns. */
+  /** Installs a ring of these members, keeping what the current view says they host. */
   setRing(ring: HashRing): void {
+    this.setRings(this.rings.matching(ring))
+  }
+
+  /** Installs new rings and deactivates the hashed activations this silo no longer owns. */
+  setRings(rings: TypeRings): void {
+    const ring = rings.all
     // A silo's first ring replaces the same ring without it: what it takes over was owned by others.
-    const previous = this.ring.members.length === 0 && this.self !== undefined ? ring.remove(this.self) : this.ring
+    const previous = this.ring.members.length === 0 && this.self !== undefined ? rings.without(this.self) : this.rings
     this.ring = ring
+    this.rings = rings
+    this.views.clear()
     this.forgetOwners()
+    if (this.ringWaiters.length > 0) {
+      const waiters = this.ringWaiters
+      this.ringWaiters = []
+      for (const wake of waiters) wake()
+    }
     if (this.self !== undefined) this.handoff.ringReplaced(previous)
     for (const [key, owner] of this.locations) if (!ring.has(owner)) this.locations.delete(key)
     if (this.self === undefined) return
@@ -298,6 +390,18 @@ export class RemoteRouter implements RemoteRouting {
         if (this.ownerOf(slot, act.id) !== this.self) act.deactivate()
       }
     }
+  }
+
+  /** Completes at the next ring change, or after `millis`, whichever comes first. */
+  nextRing(millis: number): Effect.Effect<void> {
+    return Effect.callback<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      this.ringWaiters.push(wake)
+      return Effect.sync(() => {
+        const i = this.ringWaiters.indexOf(wake)
+        if (i >= 0) this.ringWaiters.splice(i, 1)
+      })
+    }).pipe(Effect.timeoutOrElse({ duration: millis, orElse: () => Effect.void }))
   }
 
   /**
@@ -332,6 +436,9 @@ export class RemoteRouter implements RemoteRouting {
     slot.activations.get(id)?.deactivate()
   }
 }
+
+/** Why a draining silo refuses to place an address on itself: it did not run. */
+const draining = "this silo is draining: it takes no new activation; retry"
 
 /** Why a call for an address this silo released (or is releasing) fails: it did not run. @internal */
 export const moving = "its ownership is moving between silos; retry"
