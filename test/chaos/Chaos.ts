@@ -79,6 +79,8 @@ import {
   type ServingSpan,
   type WriteProblem
 } from "./Analysis.ts"
+import { freePort, isStopped, pollUntil, type SiloChild, spawnSiloChild, startWatchdog } from "../support/processes.ts"
+import { deleteAbandonedRuns, deleteKeys, newRunId } from "../support/redisKeys.ts"
 import { type ActivationStart, activationKeys, ChaosAccount, nowMillis, outcomeOf, parseTurn, type TurnRecord } from "./ChaosAccount.ts"
 import { timingMillisOf, timingsOf, type TimingsName } from "./timings.ts"
 
@@ -265,54 +267,23 @@ export class ChaosSetupError extends Schema.TaggedError<ChaosSetupError>()("Chao
 // Processes
 // ---------------------------------------------------------------------------------------
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.join(here, "siloMain.ts")
+const siloMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "siloMain.ts")
 
-/**
- * The silos run TypeScript directly, which needs Node ≥ 22.18 (or ≥ 23.6). Vitest may run
- * on an older node (`node_modules/.bin/vitest` starts the machine's `node`): then the
- * `node` devDependency runs them.
- */
-export const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.resolve(here, "..", "..", "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
-
-interface SiloProcess {
+interface SiloProcess extends SiloChild {
   readonly index: number
-  readonly child: ChildProcess
   /** Every id it served under (`ready` lines), in order. */
   readonly ids: Array<string>
-  /** Its current silo id. */
-  id: string | undefined
   /** `dead`: it said its current incarnation was declared dead and has not rejoined yet. */
   status: "starting" | "serving" | "dead" | "stopping" | "exited"
   paused: boolean
-  /** Its ring as last printed. */
-  members: ReadonlyArray<string> | undefined
   deadAt: number | undefined
   readonly deaths: Array<string>
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly at: number } | undefined
   /** The harness stopped or killed it on purpose. */
   expectedExit: boolean
   /** A new process was started in its place. */
   replaced: boolean
-  readonly stderrTail: Array<string>
   readonly exited: Promise<void>
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 /** Whether a Redis server answers PING on the port. */
 const pingRedis = (port: number): Promise<boolean> =>
@@ -344,32 +315,6 @@ const reasonOf = (cause: Cause.Cause<unknown>): string => {
 }
 
 const sleepMs = (ms: number) => Effect.sleep(`${Math.max(0, Math.round(ms))} millis`)
-
-/** Whether Linux says the process is stopped (`T` in /proc/<pid>/stat); `undefined` without /proc. */
-const isStopped = (pid: number): boolean | undefined => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * A small process that SIGKILLs the processes it was told about (and not told were gone)
- * when this process goes away, however it goes (its stdin closes then): a killed test
- * leaves no redis-server behind, nor a silo it had stopped with SIGSTOP (running silos
- * also stop by themselves when their stdin closes).
- */
-const startWatchdog = (): ChildProcess => {
-  const script = `const pids = new Set()
-let buf = ''
-process.stdin.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { const l = buf.slice(0, i); buf = buf.slice(i + 1); if (l.startsWith('-')) pids.delete(l.slice(1)); else pids.add(l) } })
-process.stdin.on('close', () => { for (const p of pids) { try { process.kill(Number(p), 'SIGKILL') } catch {} } process.exit(0) })`
-  const child = spawn(nodeBinary, ["-e", script], { stdio: ["pipe", "ignore", "ignore"] })
-  child.stdin!.on("error", () => {})
-  return child
-}
 
 // ---------------------------------------------------------------------------------------
 // The run
@@ -455,7 +400,7 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
   /** A paused silo stays paused at least this long: well past the death timeout. */
   const minPauseMs = 2 * timings.dead + timings.refresh
 
-  const runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+  const runId = newRunId()
   const keyPrefix = `${runPrefix}${runId}`
   const clusterName = "chaos"
   const directory = Fs.mkdtempSync(Path.join(Os.tmpdir(), "quark-chaos-"))
@@ -482,27 +427,13 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
     }),
     (redis) => Effect.promise(() => redis.quit().then(() => undefined, () => redis.disconnect()))
   )
-  const deleteKeys = (pattern: string, doomed: (key: string) => boolean = () => true) =>
-    Effect.promise(async () => {
-      let cursor = "0"
-      do {
-        const [next, keys] = await stateRedis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-        cursor = next
-        const picked = keys.filter(doomed)
-        if (picked.length > 0) await stateRedis.del(...picked)
-      } while (cursor !== "0")
-    })
   // Runs killed before their cleanup leave keys without expiry behind.
-  yield* deleteKeys(`${runPrefix}*`, (key) => {
-    const started = parseInt(key.slice(runPrefix.length).split("-")[0]!, 36)
-    return Number.isFinite(started) && Date.now() - started > abandonedAfterMs
-  })
-  yield* Effect.addFinalizer(() => deleteKeys(`${keyPrefix}*`))
+  yield* deleteAbandonedRuns(stateRedis, runPrefix, abandonedAfterMs)
+  yield* Effect.addFinalizer(() => deleteKeys(stateRedis, `${keyPrefix}*`))
 
   // --- The registry's Redis -------------------------------------------------------------
-  const watchdog = startWatchdog()
-  yield* Effect.addFinalizer(() => Effect.sync(() => watchdog.stdin!.end()))
-  const registryPort = yield* Effect.promise(freePort)
+  const watchdog = yield* startWatchdog
+  const registryPort = yield* freePort()
   const registryUrl = `redis://127.0.0.1:${registryPort}`
   let registry: ChildProcess | undefined
   const registryLog = Fs.openSync(Path.join(directory, "registry-redis.log"), "a")
@@ -517,10 +448,8 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
       child.once("error", (error) => resolve(String(error)))
       child.once("exit", (code, signal) => resolve(`exited (${signal ?? code}) before answering`))
     })
-    if (child.pid !== undefined) {
-      watchdog.stdin!.write(`${child.pid}\n`)
-      child.once("exit", () => watchdog.stdin!.write(`-${child.pid}\n`))
-    }
+    watchdog.watch(child.pid)
+    child.once("exit", () => watchdog.forget(child.pid))
     registry = child
     const started = nowMillis()
     while (true) {
@@ -592,8 +521,8 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
   /** A new silo process, on `port` (default: any free port). */
   const spawnSilo = (port = 0) => {
     const index = silos.length
-    const child = spawn(nodeBinary, [
-      siloMain,
+    let exited!: () => void
+    const silo = spawnSiloChild<SiloProcess>(siloMain, [
       "--membership",
       registryUrl,
       "--state",
@@ -608,61 +537,46 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
       timingsName,
       "--port",
       String(port)
-    ], { stdio: ["pipe", "pipe", "pipe"] })
-    // A silo exits when its stdin closes, but not while it is stopped (SIGSTOP): the watchdog kills it then.
-    if (child.pid !== undefined) watchdog.stdin!.write(`${child.pid}\n`)
-    let exited!: () => void
-    const silo: SiloProcess = {
+    ], {
       index,
-      child,
       ids: [],
-      id: undefined,
       status: "starting",
       paused: false,
-      members: undefined,
       deadAt: undefined,
       deaths: [],
-      exit: undefined,
       expectedExit: false,
       replaced: false,
-      stderrTail: [],
       exited: new Promise<void>((resolve) => (exited = resolve))
-    }
-    const stderrFile = Fs.createWriteStream(Path.join(directory, `silo-${index}.stderr.log`))
-    Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-      const at = nowMillis()
-      if (line.startsWith("ready ")) {
-        silo.id = line.slice(6)
-        silo.ids.push(silo.id)
-        if (silo.status !== "stopping" && silo.status !== "exited") silo.status = "serving"
-        silo.deadAt = undefined
-        say(`silo #${index} (pid ${child.pid}) serves as ${silo.id}`)
-      } else if (line.startsWith("members ")) {
-        silo.members = line.slice(8).split(",").filter((id) => id !== "")
-      } else if (line.startsWith("dead ")) {
-        void findDeath(line.split(" ")[1]!)
-        silo.deaths.push(`${line.slice(5)} (at ${rel(at)} ms)`)
-        if (silo.status === "serving") silo.status = "dead"
-        silo.deadAt = at
-        say(`silo #${index} declared dead: ${line.slice(5)}`)
-      } else if (line === "stopping") {
-        silo.status = "stopping"
+    }, {
+      stderrLines: 30,
+      stderrFile: Path.join(directory, `silo-${index}.stderr.log`),
+      now: nowMillis,
+      onLine: (line, silo) => {
+        const at = nowMillis()
+        if (line.startsWith("ready ")) {
+          silo.ids.push(silo.id!)
+          if (silo.status !== "stopping" && silo.status !== "exited") silo.status = "serving"
+          silo.deadAt = undefined
+          say(`silo #${index} (pid ${silo.child.pid}) serves as ${silo.id}`)
+        } else if (line.startsWith("dead ")) {
+          void findDeath(line.split(" ")[1]!)
+          silo.deaths.push(`${line.slice(5)} (at ${rel(at)} ms)`)
+          if (silo.status === "serving") silo.status = "dead"
+          silo.deadAt = at
+          say(`silo #${index} declared dead: ${line.slice(5)}`)
+        } else if (line === "stopping") {
+          silo.status = "stopping"
+        }
+      },
+      onExit: (silo) => {
+        watchdog.forget(silo.child.pid)
+        silo.status = "exited"
+        if (!silo.expectedExit) say(`silo #${index} exited on its own (${silo.exit?.signal ?? silo.exit?.code})`)
+        exited()
       }
     })
-    Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-      stderrFile.write(`${line}\n`)
-      silo.stderrTail.push(line)
-      if (silo.stderrTail.length > 30) silo.stderrTail.shift()
-    })
-    child.on("exit", (code, signal) => {
-      if (child.pid !== undefined) watchdog.stdin!.write(`-${child.pid}\n`)
-      silo.exit = { code, signal, at: nowMillis() }
-      silo.status = "exited"
-      stderrFile.end()
-      if (!silo.expectedExit) say(`silo #${index} exited on its own (${signal ?? code})`)
-      exited()
-    })
-    child.stdin!.on("error", () => {}) // writing to a killed child's stdin
+    // A silo exits when its stdin closes, but not while it is stopped (SIGSTOP): the watchdog kills it then.
+    watchdog.watch(silo.child.pid)
     silos.push(silo)
     return silo
   }
@@ -685,19 +599,15 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
   const describeSilos = () =>
     silos.map((s) =>
       `silo #${s.index} pid ${s.child.pid} ${s.status} ${s.id ?? "(no id)"} exit=${JSON.stringify(s.exit ?? null)}\n    ${
-        s.stderrTail.slice(-8).join("\n    ")
+        s.stderr.slice(-8).join("\n    ")
       }`
     ).join("\n")
 
   /** Waits for a started silo's first `ready`; one that exits or takes too long fails. */
   const awaitReady = (silo: SiloProcess) =>
     Effect.gen(function*() {
-      const start = nowMillis()
-      while (silo.status === "starting") {
-        if (nowMillis() - start > startupBoundMs) {
-          return yield* new ChaosSetupError({ reason: `silo #${silo.index} not ready after ${startupBoundMs} ms\n${describeSilos()}` })
-        }
-        yield* sleepMs(10)
+      if ((yield* pollUntil(startupBoundMs, Effect.sync(() => silo.status !== "starting"), { now: nowMillis })) === null) {
+        return yield* new ChaosSetupError({ reason: `silo #${silo.index} not ready after ${startupBoundMs} ms\n${describeSilos()}` })
       }
       if (silo.status === "exited") {
         return yield* new ChaosSetupError({ reason: `silo #${silo.index} exited while starting\n${describeSilos()}` })
@@ -920,16 +830,8 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
     if (!sameSet(yield* cluster.members, ids) || !serving().every((s) => sameSet(s.members, ids))) return false
     return sameSet(yield* registered, ids)
   })
-  /** Polls until `condition` holds; the ms it took, or `null` after `maxMs`. */
-  const waitUntil = (maxMs: number, condition: Effect.Effect<boolean>) =>
-    Effect.gen(function*() {
-      const start = nowMillis()
-      while (true) {
-        if (yield* condition) return nowMillis() - start
-        if (nowMillis() - start > maxMs) return null
-        yield* sleepMs(20)
-      }
-    })
+  /** Polls every 20 ms until `condition` holds; the ms it took, or `null` after `maxMs`. */
+  const waitUntil = (maxMs: number, condition: Effect.Effect<boolean>) => pollUntil(maxMs, condition, { every: 20, now: nowMillis })
   /** A step of the current fault: recorded, then the harness waits (bounded) for the views to agree and every account to answer. */
   const step = (name: string, at: number = nowMillis()) =>
     Effect.gen(function*() {
@@ -1007,6 +909,22 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
       yield* step(`${label}: silo #${silo.index} ${silo.id} ready`)
     })
 
+  /** SIGTERM, then its exit (SIGKILL past 25 s), recorded as the window's `gracefulExit`; when it was sent. */
+  const terminate = (victim: SiloProcess) =>
+    Effect.gen(function*() {
+      victim.expectedExit = true
+      const at = nowMillis()
+      victim.child.kill("SIGTERM")
+      const stopped = yield* waitUntil(25_000, Effect.sync(() => victim.status === "exited"))
+      if (stopped === null) yield* stopSilo(victim, "SIGKILL")
+      window.gracefulExit = {
+        code: victim.exit?.code ?? null,
+        signal: victim.exit?.signal ?? null,
+        ms: Math.round((victim.exit?.at ?? nowMillis()) - at)
+      }
+      return at
+    })
+
   const inject = (fault: FaultKind) =>
     Effect.gen(function*() {
       switch (fault) {
@@ -1044,16 +962,7 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
         }
         case "graceful": {
           const victim = yield* busiest
-          victim.expectedExit = true
-          const at = nowMillis()
-          victim.child.kill("SIGTERM")
-          const stopped = yield* waitUntil(25_000, Effect.sync(() => victim.status === "exited"))
-          if (stopped === null) yield* stopSilo(victim, "SIGKILL")
-          window.gracefulExit = {
-            code: victim.exit?.code ?? null,
-            signal: victim.exit?.signal ?? null,
-            ms: Math.round((victim.exit?.at ?? nowMillis()) - at)
-          }
+          const at = yield* terminate(victim)
           yield* step(`SIGTERM silo #${victim.index} ${victim.id} (exited ${JSON.stringify(window.gracefulExit)})`, at)
           yield* joinNewSilo("joining")
           return
@@ -1062,18 +971,9 @@ const run = Effect.fnUntraced(function*(options: ChaosOptions) {
           // Every silo in turn, twice: SIGTERM, wait for its exit, start its successor on its port.
           for (let round = 1; round <= 2; round++) {
             for (const victim of serving()) {
-              victim.expectedExit = true
               victim.replaced = true
               const port = Number(victim.id!.slice(victim.id!.lastIndexOf(":") + 1, victim.id!.lastIndexOf("@")))
-              const at = nowMillis()
-              victim.child.kill("SIGTERM")
-              const stopped = yield* waitUntil(25_000, Effect.sync(() => victim.status === "exited"))
-              if (stopped === null) yield* stopSilo(victim, "SIGKILL")
-              window.gracefulExit = {
-                code: victim.exit?.code ?? null,
-                signal: victim.exit?.signal ?? null,
-                ms: Math.round((victim.exit?.at ?? nowMillis()) - at)
-              }
+              const at = yield* terminate(victim)
               if (victim.exit?.code !== 0) {
                 window.uncleanStops.push(`silo #${victim.index} ${victim.id}: ${JSON.stringify(window.gracefulExit)}`)
                 say(`silo #${victim.index} did not stop cleanly: ${JSON.stringify(window.gracefulExit)}`)

@@ -27,29 +27,28 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Effect, Layer, Logger } from "effect"
-import type { Redis } from "ioredis"
+import { Effect, Layer } from "effect"
 import { Stores } from "../../src/index.ts"
 import { Cluster, type ClusterShape, ClusterSilo } from "../../src/Cluster/index.ts"
 import { RedisDirectory, RedisMembership } from "../../src/Cluster/redis.ts"
 import { RedisStore } from "../../src/Persistence/redis.ts"
-import { connect } from "../../src/Persistence/RedisConnection.ts"
+import {
+  connectRedis,
+  exitIfStopHangs,
+  flagArguments,
+  reportMembers,
+  runSilo,
+  stopRequests,
+  usage,
+  write
+} from "../cluster/process/siloProcess.ts"
 import { activationKeys, ChaosAccountLive, formatTurn, nowMillis, Recorder, storeName } from "./ChaosAccount.ts"
 import { timingsOf } from "./timings.ts"
 
-// A SIGTERM before the scope exists must not kill the process the default way.
-let terminate: (() => void) | undefined
-let terminateRequested = false
-process.on("SIGTERM", () => {
-  terminateRequested = true
-  terminate?.()
-})
+// First thing: a SIGTERM before the scope exists must not kill the process the default way.
+const stopRequested = stopRequests()
 
-const args = new Map<string, string>()
-{
-  const argv = process.argv.slice(2)
-  for (let i = 0; i + 1 < argv.length; i += 2) args.set(argv[i]!.replace(/^--/, ""), argv[i + 1]!)
-}
+const args = flagArguments()
 const membershipUrl = args.get("membership")
 const stateUrl = args.get("state")
 const keyPrefix = args.get("prefix")
@@ -61,21 +60,14 @@ if (
   membershipUrl === undefined || stateUrl === undefined || keyPrefix === undefined || clusterName === undefined ||
   logDir === undefined || (timingsName !== "short" && timingsName !== "default") || !Number.isInteger(port)
 ) {
-  process.stderr.write(
-    "usage: siloMain.ts --membership <url> --state <url> --prefix <p> --cluster <name> --log-dir <dir> [--timings short|default] [--port <port>]\n"
-  )
-  process.exit(2)
+  usage("siloMain.ts --membership <url> --state <url> --prefix <p> --cluster <name> --log-dir <dir> [--timings short|default] [--port <port>]")
 }
 const timings = timingsOf(timingsName)
 
 const RecorderLive = Layer.effect(
   Recorder,
   Effect.gen(function*() {
-    const redis = yield* connect<Redis, Error>(
-      stateUrl,
-      { connectionName: `quark-chaos-recorder:${clusterName}`, retry: { stepMillis: 50, capMillis: 500 } },
-      (reason) => new Error(`the activation records' Redis at ${stateUrl}: ${reason}`)
-    )
+    const redis = yield* connectRedis(stateUrl, `quark-chaos-recorder:${clusterName}`, "the activation records' Redis")
     const keys = activationKeys(keyPrefix)
     const fd = yield* Effect.acquireRelease(
       Effect.sync(() => Fs.openSync(Path.join(logDir, `turns-${process.pid}.log`), "a")),
@@ -102,48 +94,21 @@ const SiloLive = ChaosAccountLive.pipe(
   Layer.provide(RecorderLive)
 )
 
-const write = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
-
-/** Completes on SIGTERM, or when stdin closes (the test process ended it, or died). */
-const stopRequested = Effect.callback<string>((resume) => {
-  if (terminateRequested) return resume(Effect.succeed("SIGTERM"))
-  terminate = () => resume(Effect.succeed("SIGTERM"))
-  const closed = () => resume(Effect.succeed("stdin closed"))
-  process.stdin.once("end", closed)
-  process.stdin.once("close", closed)
-  process.stdin.resume()
-})
-
 /** The incarnations this process has reported dead. */
 const reportedDead = new Set<string>()
 
 /**
- * Prints the silo's id whenever it changes, and its ring whenever that changes. A new id
- * means the previous incarnation was declared dead and the silo joined again: if that death
- * was not reported yet (`Cluster.declaredDead` completes for the first death only), it is
- * reported first, as `dead <id> rejoined`.
+ * A new id means the previous incarnation was declared dead and the silo joined again: if
+ * that death was not reported yet (`Cluster.declaredDead` completes for the first death
+ * only), it is reported first, as `dead <id> rejoined`; then `ready <new id>`.
  */
-const report = (cluster: ClusterShape) =>
+const reportRejoin = (previous: string | undefined, id: string | undefined) =>
   Effect.gen(function*() {
-    let lastId = cluster.self?.id
-    let lastMembers = ""
-    while (true) {
-      const id = cluster.self?.id
-      if (id !== lastId) {
-        if (lastId !== undefined && !reportedDead.has(lastId)) {
-          reportedDead.add(lastId)
-          yield* write(`dead ${lastId} rejoined`)
-        }
-        lastId = id
-        yield* write(`ready ${id}`)
-      }
-      const members = (yield* cluster.members).join(",")
-      if (members !== lastMembers) {
-        lastMembers = members
-        yield* write(`members ${members}`)
-      }
-      yield* Effect.sleep("20 millis")
+    if (previous !== undefined && !reportedDead.has(previous)) {
+      reportedDead.add(previous)
+      yield* write(`dead ${previous} rejoined`)
     }
+    yield* write(`ready ${id}`)
   })
 
 /** Prints the death `Cluster.declaredDead` reports; the process stays up (see the module doc). */
@@ -159,28 +124,16 @@ const reportDeath = (cluster: ClusterShape) =>
 const main = Effect.gen(function*() {
   const cluster = yield* Cluster
   yield* write(`ready ${cluster.self!.id}`)
-  yield* Effect.forkScoped(report(cluster))
+  yield* Effect.forkScoped(reportMembers(cluster, { onIdChange: reportRejoin }))
   yield* Effect.forkScoped(reportDeath(cluster))
   const why = yield* stopRequested
   yield* write("stopping")
   yield* Effect.logInfo(`${why}: stopping gracefully`)
-  // A graceful stop that hangs must not keep the process alive.
-  setTimeout(() => {
-    process.stderr.write("graceful stop took over 20 s: exiting 4\n")
-    process.exit(4)
-  }, 20_000).unref()
+  exitIfStopHangs(20_000)
 }).pipe(
   Effect.annotateLogs({ pid: process.pid }),
   Effect.provide(SiloLive),
-  Effect.scoped,
-  Effect.provideService(Logger.LogToStderr, true)
+  Effect.scoped
 )
 
-Effect.runPromiseExit(main).then((exit) => {
-  if (exit._tag === "Failure") {
-    process.stderr.write(`silo failed: ${String(exit.cause)}\n`)
-    process.exit(1)
-  }
-  process.stderr.write(`stopped gracefully at ${nowMillis().toFixed(0)}\n`)
-  process.exit(0)
-})
+runSilo(main, () => process.stderr.write(`stopped gracefully at ${nowMillis().toFixed(0)}\n`))

@@ -9,7 +9,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, Ref, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { TestClock } from "effect/testing"
 import { Actor, ActorContext, ActorState, Migration, Silo, StateConflict, StoreError, Stores } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import { MigrationFailed, Migrator, NotMigratable } from "../../src/Cluster/Migrator.ts"
@@ -18,6 +17,7 @@ import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import { makeMemoryJournal, makeMemoryStateStore } from "../../src/Persistence/MemoryStore.ts"
 import * as MemoryReminderStore from "../../src/Reminders/MemoryReminderStore.ts"
 import * as Reminders from "../../src/Reminders/Reminders.ts"
+import { advance } from "../fixtures/ClusterClock.ts"
 import { eventually } from "../fixtures/Eventually.ts"
 
 // ---------------------------------------------------------------------------
@@ -163,16 +163,6 @@ const settleFor = (rounds: number) =>
   Effect.gen(function*() {
     for (let i = 0; i < rounds; i++) yield* Effect.yieldNow
     yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
-  })
-
-/** Moves the TestClock in steps, letting sockets and fibers run between them. */
-const advance = (millis: number, step = 100) =>
-  Effect.gen(function*() {
-    for (let t = 0; t < millis; t += step) {
-      yield* TestClock.adjust(`${step} millis`)
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
-    }
   })
 
 /** Addresses that were active on two silos at once, per the log. */

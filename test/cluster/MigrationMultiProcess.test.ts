@@ -11,98 +11,54 @@
  * the test (never skips).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Context, Effect, Fiber, Layer } from "effect"
 import type { Silo } from "../../src/index.ts"
 import { Cluster, ClusterClient } from "../../src/Cluster/index.ts"
 import { RedisDirectory, RedisMembership } from "../../src/Cluster/redis.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
-import { MigAccount, timings } from "./process/migrationSiloMain.ts"
+import { closeAndWait, type SiloChild, siloLogs, spawnSiloChild, waitFor as poll } from "../support/processes.ts"
+import { deleteKeys, newRunId } from "../support/redisKeys.ts"
+import { timings } from "./process/Account.ts"
+import { MigAccount } from "./process/migrationSiloMain.ts"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.join(here, "process", "migrationSiloMain.ts")
-const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.resolve(here, "..", "..", "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
+const siloMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "process", "migrationSiloMain.ts")
 
-const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-const keyPrefix = `quark-mig-${run}`
+const keyPrefix = `quark-mig-${newRunId()}`
 const clusterName = "mig"
 const accountIds = Array.from({ length: 40 }, (_, i) => `m-${i}`)
 
-interface SiloProcess {
-  readonly child: ChildProcess
-  id: string | undefined
-  members: ReadonlyArray<string>
+interface SiloProcess extends SiloChild {
+  /** Its `moved` lines, the answers to `share`. */
   readonly replies: Array<string>
-  readonly stderr: Array<string>
 }
 
+/** A silo for the life of the scope; on release its stdin is closed (graceful stop), SIGKILL after 5 s. */
 const spawnSilo = Effect.acquireRelease(
-  Effect.sync((): SiloProcess => {
-    const child = spawn(nodeBinary, [siloMain, keyPrefix, clusterName], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, QUARK_REDIS_URL: redisUrl }
+  Effect.sync(() =>
+    spawnSiloChild<SiloProcess>(siloMain, [keyPrefix, clusterName], { replies: [] }, {
+      env: { QUARK_REDIS_URL: redisUrl },
+      onLine: (line, silo) => {
+        if (line.startsWith("moved ")) silo.replies.push(line)
+      }
     })
-    const silo: SiloProcess = { child, id: undefined, members: [], replies: [], stderr: [] }
-    Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.startsWith("ready ")) silo.id = line.slice(6)
-      else if (line.startsWith("members ")) silo.members = line.slice(8).split(",").filter((id) => id !== "")
-      else if (line.startsWith("moved ")) silo.replies.push(line)
-    })
-    Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-      silo.stderr.push(line)
-      if (silo.stderr.length > 40) silo.stderr.shift()
-    })
-    child.stdin!.on("error", () => {})
-    return silo
-  }),
-  (silo) =>
-    Effect.callback<void>((resume) => {
-      if (silo.child.exitCode !== null || silo.child.signalCode !== null) return resume(Effect.void)
-      const timer = setTimeout(() => silo.child.kill("SIGKILL"), 5_000)
-      silo.child.once("exit", () => {
-        clearTimeout(timer)
-        resume(Effect.void)
-      })
-      silo.child.stdin!.end()
-    })
+  ),
+  (silo) => closeAndWait(silo.child, 5_000)
 )
 
 /** Polls `condition` every 10 ms; dies (with the silos' logs) past `maxMillis`. */
 const waitFor = (silos: ReadonlyArray<SiloProcess>, what: string, maxMillis: number, condition: () => boolean) =>
-  Effect.gen(function*() {
-    const start = Date.now()
-    while (!condition()) {
-      if (Date.now() - start > maxMillis) {
-        const logs = silos.map((s) => `${s.id ?? "(not ready)"}:\n  ${s.stderr.slice(-15).join("\n  ")}`).join("\n")
-        return yield* Effect.die(new Error(`${what}: not within ${maxMillis} ms\n${logs}`))
-      }
-      yield* Effect.sleep("10 millis")
-    }
-  })
+  poll(what, maxMillis, Effect.sync(condition), { describe: () => siloLogs(silos, (s) => `pid ${s.child.pid}`) })
 
 describe("live migration across processes", () => {
   it.live("two silos on Redis migrate half their accounts to each other, round after round, under load: zero failed calls", () =>
     Effect.gen(function*() {
       const redis = yield* Effect.orDie(rawRedis)
-      yield* Effect.addFinalizer(() =>
-        Effect.promise(async () => {
-          const keys = await redis.keys(`${keyPrefix}:*`)
-          if (keys.length > 0) await redis.del(...keys)
-        })
-      )
+      yield* Effect.addFinalizer(() => deleteKeys(redis, `${keyPrefix}:*`))
       const silos = [yield* spawnSilo, yield* spawnSilo]
       yield* waitFor(silos, "the silos start", 20_000, () => silos.every((s) => s.id !== undefined))
-      yield* waitFor(silos, "the silos see each other", 5_000, () => silos.every((s) => s.members.length === 2))
+      yield* waitFor(silos, "the silos see each other", 5_000, () => silos.every((s) => s.members?.length === 2))
 
       const client: Context.Context<Silo.Silo | Cluster> = yield* Layer.build(
         ClusterClient.layer({ requestTimeout: "10 seconds" }).pipe(

@@ -15,35 +15,20 @@
  * with bounds derived from the membership timings.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Clock, Context, Effect, Fiber, Layer } from "effect"
-import { Redis } from "ioredis"
+import type { Redis } from "ioredis"
 import { type Silo } from "../../src/index.ts"
 import { Cluster, ClusterClient } from "../../src/Cluster/index.ts"
 import { RedisMembership } from "../../src/Cluster/redis.ts"
 import { RedisStore } from "../../src/Persistence/redis.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
+import { signalAndWait, type SiloChild, siloLogs, spawnSiloChild, waitFor as poll } from "../support/processes.ts"
+import { cleanupRun, newRunId } from "../support/redisKeys.ts"
 import { Account, parseEntry, type RegistryEntry, registryKey, timingMillis, timings } from "./process/Account.ts"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.join(here, "process", "siloMain.ts")
-
-/**
- * The children run TypeScript directly, which needs Node ≥ 22.18 (or ≥ 23.6). Vitest may
- * run on an older node (`node_modules/.bin/vitest` starts the machine's `node`): then the
- * `node` devDependency runs them.
- */
-const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.resolve(here, "..", "..", "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
+const siloMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "process", "siloMain.ts")
 
 const { dead, refresh } = timingMillis
 /** Scheduling noise allowed on top of a documented time (three processes, a loaded CPU). */
@@ -65,8 +50,8 @@ const failoverBound = dead + refresh + slack
  */
 const failoverFloor = dead / 2
 
-const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-const keyPrefix = `quark-mp-${run}`
+const runPrefix = "quark-mp-"
+const keyPrefix = `${runPrefix}${newRunId()}`
 const clusterName = "mp"
 const membershipKeys = RedisMembership.keys(keyPrefix, clusterName)
 const accountIds = Array.from({ length: 30 }, (_, i) => `acct-${i}`)
@@ -76,84 +61,19 @@ const addressOf = (id: string) => `${Account.type}/${id}`
 // Processes
 // ---------------------------------------------------------------------------------------
 
-interface SiloProcess {
+interface SiloProcess extends SiloChild {
   readonly index: number
-  readonly child: ChildProcess
-  /** Its silo id, once it printed `ready`. */
-  id: string | undefined
-  /** Its ring as last printed. */
-  members: ReadonlyArray<string> | undefined
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly at: number } | undefined
-  readonly stderr: Array<string>
 }
 
 const spawnSilo = (index: number) =>
   Effect.acquireRelease(
-    Effect.sync((): SiloProcess => {
-      const child = spawn(nodeBinary, [siloMain, keyPrefix, clusterName], {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, QUARK_REDIS_URL: redisUrl }
-      })
-      const silo: SiloProcess = { index, child, id: undefined, members: undefined, exit: undefined, stderr: [] }
-      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-        if (line.startsWith("ready ")) silo.id = line.slice(6)
-        else if (line.startsWith("members ")) silo.members = line.slice(8).split(",").filter((id) => id !== "")
-      })
-      Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-        silo.stderr.push(line)
-        if (silo.stderr.length > 40) silo.stderr.shift()
-      })
-      child.on("exit", (code, signal) => {
-        silo.exit = { code, signal, at: Date.now() }
-      })
-      child.stdin!.on("error", () => {}) // writing to a killed child's stdin
-      return silo
-    }),
-    (silo) => kill(silo)
+    Effect.sync(() => spawnSiloChild<SiloProcess>(siloMain, [keyPrefix, clusterName], { index }, { env: { QUARK_REDIS_URL: redisUrl } })),
+    (silo) => signalAndWait(silo.child, "SIGKILL")
   )
-
-/** SIGKILL unless it has exited; waits for the exit. */
-const kill = (silo: SiloProcess) =>
-  Effect.callback<void>((resume) => {
-    if (silo.child.exitCode !== null || silo.child.signalCode !== null) return resume(Effect.void)
-    silo.child.once("exit", () => resume(Effect.void))
-    silo.child.kill("SIGKILL")
-  })
-
-const describeSilos = (silos: ReadonlyArray<SiloProcess>) =>
-  silos.map((s) =>
-    `silo #${s.index} ${s.id ?? "(not ready)"} exit=${JSON.stringify(s.exit ?? null)}\n  ${s.stderr.slice(-15).join("\n  ")}`
-  ).join("\n")
 
 // ---------------------------------------------------------------------------------------
 // Redis
 // ---------------------------------------------------------------------------------------
-
-
-/** Deletes the keys matching `pattern` that `doomed` picks. */
-const deleteKeys = (redis: Redis, pattern: string, doomed: (key: string) => boolean = () => true) =>
-  Effect.promise(async () => {
-    let cursor = "0"
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-      cursor = next
-      const picked = keys.filter(doomed)
-      if (picked.length > 0) await redis.del(...picked)
-    } while (cursor !== "0")
-  })
-
-/** Every key of this run. */
-const cleanup = (redis: Redis) => deleteKeys(redis, `${keyPrefix}:*`)
-
-/**
- * The keys of runs that started over ten minutes ago and never cleaned up (their process
- * was killed): state records and the registry have no expiry. Younger runs may be running.
- */
-const cleanupAbandoned = (redis: Redis) =>
-  deleteKeys(redis, "quark-mp-*", (key) => {
-    const started = parseInt(key.slice("quark-mp-".length).split("-")[0]!, 36)
-    return Number.isFinite(started) && Date.now() - started > 10 * 60_000
-  })
 
 /**
  * One consistent read (MULTI) of the members (by id) and the activation registry
@@ -207,28 +127,19 @@ describe("multi-process cluster", () => {
   it.live("three silo processes: calls land on the ring's owner; after kill -9 the actors move within the bound, never held twice, nothing acknowledged lost", () =>
     Effect.gen(function*() {
       const redis = yield* Effect.orDie(rawRedis)
-      yield* cleanupAbandoned(redis)
-      yield* Effect.addFinalizer(() => cleanup(redis))
+      yield* cleanupRun(redis, runPrefix, keyPrefix)
       const silos = [yield* spawnSilo(0), yield* spawnSilo(1), yield* spawnSilo(2)]
       let shuttingDown = false
       let victim: SiloProcess | undefined
 
-      /** Polls `condition` every 10 ms; the time it took, or a failure (with the silos' logs) past `maxMillis`. */
+      /** Polls `condition` every 10 ms; the time it took, or a failure (with the silos' logs) past `maxMillis` or once a silo exits unexpectedly. */
       const waitFor = (what: string, maxMillis: number, condition: Effect.Effect<boolean>) =>
-        Effect.gen(function*() {
-          const start = yield* Clock.currentTimeMillis
-          while (true) {
+        poll(what, maxMillis, condition, {
+          abort: () => {
             const unexpected = silos.find((s) => s !== victim && s.exit !== undefined && !shuttingDown)
-            if (unexpected !== undefined) {
-              return yield* Effect.die(new Error(`${what}: silo #${unexpected.index} exited\n${describeSilos(silos)}`))
-            }
-            const now = yield* Clock.currentTimeMillis
-            if (yield* condition) return now - start
-            if (now - start > maxMillis) {
-              return yield* Effect.die(new Error(`${what}: not within ${maxMillis} ms\n${describeSilos(silos)}`))
-            }
-            yield* Effect.sleep("10 millis")
-          }
+            return unexpected === undefined ? undefined : `silo #${unexpected.index} exited`
+          },
+          describe: () => siloLogs(silos, (s) => `silo #${s.index}`)
         })
 
       // Startup: Node, module loading and three Redis connections per process.

@@ -15,7 +15,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Context, Effect, Fiber, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { TestClock } from "effect/testing"
 import { Actor, Silo } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import type { RemoteRouter } from "../../src/Cluster/internal/RemoteRouter.ts"
@@ -24,6 +23,7 @@ import { Migrator } from "../../src/Cluster/Migrator.ts"
 import * as Placement from "../../src/Cluster/Placement.ts"
 import * as Rebalancer from "../../src/Cluster/Rebalancer.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
+import * as ClusterClock from "../fixtures/ClusterClock.ts"
 import { eventually } from "../fixtures/Eventually.ts"
 
 // ---------------------------------------------------------------------------------------
@@ -95,17 +95,15 @@ const count = (member: TestCluster.TestMember, type: string) =>
 const where = (contract: typeof Room | typeof Job, id: string) =>
   contract === Room ? Effect.flatMap(Room.refOrDie(id), (ref) => ref.Where()) : Effect.flatMap(Job.refOrDie(id), (ref) => ref.Where())
 
-/** Moves the TestClock in steps, letting sockets and fibers run between them. */
+/** Moves the TestClock in steps; a batch of moves under way finishes before the clock moves on. */
 const advance = (millis: number, step = 100) =>
-  Effect.gen(function*() {
-    for (let t = 0; t < millis; t += step) {
-      yield* TestClock.adjust(`${step} millis`)
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
-      // A batch of moves under way finishes before the clock moves on.
+  ClusterClock.advance(
+    millis,
+    step,
+    Effect.gen(function*() {
       while (inFlight > 0) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
-    }
-  })
+    })
+  )
 
 /** Starts `n` silos, each with its own load source. */
 const start = (n: number, config: Parameters<typeof TestCluster.make>[0]["config"], implementations: Layer.Layer<never, any, any>) =>

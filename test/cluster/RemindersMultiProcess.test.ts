@@ -28,11 +28,9 @@
  * fire (a hand-off), which mixes hand-off effects into what is measured here.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import { Cause, Clock, Context, Effect, Layer, Schedule } from "effect"
+import { Cause, Context, Effect, Layer, Schedule } from "effect"
 import type { Redis } from "ioredis"
 import { Reminders, type Silo } from "../../src/index.ts"
 import { Cluster, ClusterClient } from "../../src/Cluster/index.ts"
@@ -40,13 +38,13 @@ import { RedisMembership } from "../../src/Cluster/redis.ts"
 import { RedisReminderStore } from "../../src/Persistence/redis.ts"
 import { bucketType } from "../../src/Reminders/internal/ReminderBucket.ts"
 import { bucketOf } from "../../src/Reminders/internal/ReminderRecord.ts"
-import { nodeBinary } from "../chaos/Chaos.ts"
 import { timingMillisOf, timingsOf, type TimingsName } from "../chaos/timings.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
+import { signalAndWait, type SiloChild, siloLogs, spawnSiloChild, waitFor as poll } from "../support/processes.ts"
+import { cleanupRun, deleteKeys, newRunId } from "../support/redisKeys.ts"
 import { Beat, decodeTick, type TickRecord, ticksKey } from "./process/Beat.ts"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.join(here, "process", "reminderSiloMain.ts")
+const siloMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "process", "reminderSiloMain.ts")
 
 /**
  * The production membership timings (`Membership.defaultTimings`: heartbeat 500 ms, dead
@@ -81,7 +79,7 @@ const names = ["a", "b", "c", "d"] as const
 const reminderCount = actorCount * names.length
 const clusterName = "rem"
 
-const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+const run = newRunId()
 const runPrefix = "quark-rem-mp-"
 
 interface Reminder {
@@ -97,84 +95,45 @@ const reminders: ReadonlyArray<Reminder> = Array.from({ length: actorCount }, (_
 // Processes
 // ---------------------------------------------------------------------------------------
 
-interface SiloProcess {
+interface SiloProcess extends SiloChild {
   readonly index: number
-  readonly child: ChildProcess
-  id: string | undefined
-  members: ReadonlyArray<string> | undefined
   /** It printed `reminders`: its buckets and keeper run. */
   reminders: boolean
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly at: number } | undefined
   /** The test stopped or killed it on purpose. */
   expectedExit: boolean
-  readonly stderr: Array<string>
 }
 
 const spawnSilo = (index: number, keyPrefix: string) =>
   Effect.acquireRelease(
-    Effect.sync((): SiloProcess => {
-      const child = spawn(nodeBinary, [siloMain, keyPrefix, clusterName, timingsName], {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, QUARK_REDIS_URL: redisUrl }
+    Effect.sync(() =>
+      spawnSiloChild<SiloProcess>(siloMain, [keyPrefix, clusterName, timingsName], { index, reminders: false, expectedExit: false }, {
+        env: { QUARK_REDIS_URL: redisUrl },
+        onLine: (line, silo) => {
+          if (line === "reminders") silo.reminders = true
+        }
       })
-      const silo: SiloProcess = {
-        index,
-        child,
-        id: undefined,
-        members: undefined,
-        reminders: false,
-        exit: undefined,
-        expectedExit: false,
-        stderr: []
-      }
-      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-        if (line.startsWith("ready ")) silo.id = line.slice(6)
-        else if (line.startsWith("members ")) silo.members = line.slice(8).split(",").filter((id) => id !== "")
-        else if (line === "reminders") silo.reminders = true
-      })
-      Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-        silo.stderr.push(line)
-        if (silo.stderr.length > 40) silo.stderr.shift()
-      })
-      child.on("exit", (code, signal) => {
-        silo.exit = { code, signal, at: Date.now() }
-      })
-      child.stdin!.on("error", () => {}) // writing to a killed child's stdin
-      return silo
-    }),
+    ),
     (silo) => signal(silo, "SIGKILL")
   )
 
 /** Sends `sig` unless it has exited; waits for the exit. */
 const signal = (silo: SiloProcess, sig: NodeJS.Signals) =>
-  Effect.callback<void>((resume) => {
+  Effect.suspend(() => {
     silo.expectedExit = true
-    if (silo.child.exitCode !== null || silo.child.signalCode !== null) return resume(Effect.void)
-    silo.child.once("exit", () => resume(Effect.void))
-    silo.child.kill(sig)
+    return signalAndWait(silo.child, sig)
   })
 
-const describeSilos = (silos: ReadonlyArray<SiloProcess>) =>
-  silos.map((s) =>
-    `silo #${s.index} ${s.id ?? "(not ready)"} exit=${JSON.stringify(s.exit ?? null)}\n  ${s.stderr.slice(-15).join("\n  ")}`
-  ).join("\n")
+const describeSilos = (silos: ReadonlyArray<SiloProcess>) => siloLogs(silos, (s) => `silo #${s.index}`)
 
 /** Polls `condition` every 200 ms (a poll may read thousands of tick records); the time it took, or a failure with the silos' logs past `maxMillis` or if a silo exits unexpectedly. */
 const waitFor = (silos: () => ReadonlyArray<SiloProcess>, what: string, maxMillis: number, condition: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    while (true) {
+  poll(what, maxMillis, condition, {
+    every: 200,
+    abort: () => {
       const unexpected = silos().find((s) => s.exit !== undefined && !s.expectedExit)
-      if (unexpected !== undefined) {
-        return yield* Effect.die(new Error(`${what}: silo #${unexpected.index} exited\n${describeSilos(silos())}`))
-      }
-      const now = yield* Clock.currentTimeMillis
-      if (yield* condition) return now - start
-      if (now - start > maxMillis) {
-        return yield* Effect.die(new Error(`${what}: not within ${maxMillis} ms\n${describeSilos(silos())}`))
-      }
-      yield* Effect.sleep("200 millis")
-    }
+      return unexpected === undefined ? undefined : `silo #${unexpected.index} exited`
+    },
+    describe: () => describeSilos(silos())
   })
 
 const sameSet = (a: ReadonlyArray<string> | undefined, b: ReadonlyArray<string>) =>
@@ -205,25 +164,6 @@ const startSilos = (keyPrefix: string, from: number, count: number) =>
 // ---------------------------------------------------------------------------------------
 // Redis
 // ---------------------------------------------------------------------------------------
-
-/** Deletes the keys matching `pattern` that `doomed` picks. */
-const deleteKeys = (redis: Redis, pattern: string, doomed: (key: string) => boolean = () => true) =>
-  Effect.promise(async () => {
-    let cursor = "0"
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-      cursor = next
-      const picked = keys.filter(doomed)
-      if (picked.length > 0) await redis.del(...picked)
-    } while (cursor !== "0")
-  })
-
-/** The keys of runs that started over ten minutes ago and never cleaned up (their process was killed). */
-const cleanupAbandoned = (redis: Redis) =>
-  deleteKeys(redis, `${runPrefix}*`, (key) => {
-    const started = parseInt(key.slice(runPrefix.length).split("-")[0]!, 36)
-    return Number.isFinite(started) && Date.now() - started > 10 * 60_000
-  })
 
 /** The deliveries read so far, by reminder key (`<actor>/<name>`), in the order they were appended. */
 const tickReader = (redis: Redis, keyPrefix: string) => {
@@ -378,8 +318,7 @@ describe("reminders on a multi-process cluster", () => {
     Effect.gen(function*() {
       const keyPrefix = `${runPrefix}${run}-kill`
       const redis = yield* Effect.orDie(rawRedis)
-      yield* cleanupAbandoned(redis)
-      yield* Effect.addFinalizer(() => deleteKeys(redis, `${keyPrefix}:*`))
+      yield* cleanupRun(redis, runPrefix, keyPrefix)
       const { ids, silos, startupMs } = yield* startSilos(keyPrefix, 0, 3)
       const client = yield* buildClient(keyPrefix)
       const live = () => silos

@@ -15,10 +15,7 @@
  * Real processes need real time: every wait is a bounded poll of a condition (`waitFor`).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Clock, Context, Effect, Fiber, Layer } from "effect"
 import type { Redis } from "ioredis"
@@ -27,93 +24,37 @@ import { Cluster, ClusterClient, Placement } from "../../src/Cluster/index.ts"
 import { RedisMembership } from "../../src/Cluster/redis.ts"
 import { RedisStore } from "../../src/Persistence/redis.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
+import { signalAndWait, type SiloChild, siloLogs, spawnSiloChild, waitFor as poll } from "../support/processes.ts"
+import { cleanupRun, newRunId } from "../support/redisKeys.ts"
 import { timings } from "./process/Account.ts"
 import { AccountV1, AccountV2 } from "./process/UpgradeAccount.ts"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.join(here, "process", "upgradeSiloMain.ts")
+const siloMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "process", "upgradeSiloMain.ts")
 
-/** The children run TypeScript directly (Node ≥ 22.18); an older `node` uses the bundled one. */
-const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.resolve(here, "..", "..", "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
-
-const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-const keyPrefix = `quark-up-${run}`
+const runPrefix = "quark-up-"
+const keyPrefix = `${runPrefix}${newRunId()}`
 const clusterName = "up"
 const accountIds = Array.from({ length: 24 }, (_, i) => `up-${i}`)
 
 type Contract = "v1" | "v2"
 
-interface SiloProcess {
+interface SiloProcess extends SiloChild {
   readonly contract: Contract
-  readonly child: ChildProcess
-  id: string | undefined
-  members: ReadonlyArray<string> | undefined
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
-  readonly stderr: Array<string>
 }
 
 const spawnSilo = (contract: Contract, port: number) =>
   Effect.acquireRelease(
-    Effect.sync((): SiloProcess => {
-      const child = spawn(nodeBinary, [siloMain, keyPrefix, clusterName, String(port)], {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, QUARK_REDIS_URL: redisUrl, QUARK_UPGRADE_CONTRACT: contract }
+    Effect.sync(() =>
+      spawnSiloChild<SiloProcess>(siloMain, [keyPrefix, clusterName, String(port)], { contract }, {
+        env: { QUARK_REDIS_URL: redisUrl, QUARK_UPGRADE_CONTRACT: contract }
       })
-      const silo: SiloProcess = { contract, child, id: undefined, members: undefined, exit: undefined, stderr: [] }
-      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-        if (line.startsWith("ready ")) silo.id = line.slice(6)
-        else if (line.startsWith("members ")) silo.members = line.slice(8).split(",").filter((id) => id !== "")
-      })
-      Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-        silo.stderr.push(line)
-        if (silo.stderr.length > 40) silo.stderr.shift()
-      })
-      child.on("exit", (code, signal) => {
-        silo.exit = { code, signal }
-      })
-      child.stdin!.on("error", () => {}) // writing to a dead child's stdin
-      return silo
-    }),
-    (silo) => exited(silo, "SIGKILL")
+    ),
+    (silo) => signalAndWait(silo.child, "SIGKILL")
   )
-
-/** Sends `signal` unless the process has exited; waits for the exit. */
-const exited = (silo: SiloProcess, signal: NodeJS.Signals) =>
-  Effect.callback<void>((resume) => {
-    if (silo.child.exitCode !== null || silo.child.signalCode !== null) return resume(Effect.void)
-    silo.child.once("exit", () => resume(Effect.void))
-    silo.child.kill(signal)
-  })
 
 const portOf = (id: string) => Number(id.slice(id.lastIndexOf(":") + 1, id.indexOf("@")))
 
-const describeSilos = (silos: ReadonlyArray<SiloProcess>) =>
-  silos.map((s) => `${s.contract} ${s.id ?? "(not ready)"} exit=${JSON.stringify(s.exit ?? null)}\n  ${s.stderr.slice(-15).join("\n  ")}`)
-    .join("\n")
-
-const deleteKeys = (redis: Redis, pattern: string, doomed: (key: string) => boolean = () => true) =>
-  Effect.promise(async () => {
-    let cursor = "0"
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-      cursor = next
-      const picked = keys.filter(doomed)
-      if (picked.length > 0) await redis.del(...picked)
-    } while (cursor !== "0")
-  })
-
-/** Runs older than ten minutes that never cleaned up (their process was killed). */
-const cleanupAbandoned = (redis: Redis) =>
-  deleteKeys(redis, "quark-up-*", (key) => {
-    const started = parseInt(key.slice("quark-up-".length).split("-")[0]!, 36)
-    return Number.isFinite(started) && Date.now() - started > 10 * 60_000
-  })
+const describeSilos = (silos: ReadonlyArray<SiloProcess>) => siloLogs(silos, (s) => s.contract)
 
 const storedAccount = (redis: Redis, id: string) =>
   Effect.map(
@@ -132,24 +73,15 @@ describe("rolling upgrade", () => {
   it.live("three silos upgraded from v1 to v2 of a contract (an optional field added), in place, under load: zero failed calls, nothing lost", () =>
     Effect.gen(function*() {
       const redis = yield* Effect.orDie(rawRedis)
-      yield* cleanupAbandoned(redis)
-      yield* Effect.addFinalizer(() => deleteKeys(redis, `${keyPrefix}:*`))
+      yield* cleanupRun(redis, runPrefix, keyPrefix)
       const silos: Array<SiloProcess> = [yield* spawnSilo("v1", 0), yield* spawnSilo("v1", 0), yield* spawnSilo("v1", 0)]
       const stopping = new Set<SiloProcess>()
 
-      /** Polls `condition` every 10 ms; a failure with the silos' logs past `maxMillis`. */
+      /** Polls `condition` every 10 ms; a failure with the silos' logs past `maxMillis` or once a silo exits unexpectedly. */
       const waitFor = (what: string, maxMillis: number, condition: Effect.Effect<boolean>) =>
-        Effect.gen(function*() {
-          const start = yield* Clock.currentTimeMillis
-          while (true) {
-            const unexpected = silos.find((s) => s.exit !== undefined && !stopping.has(s))
-            if (unexpected !== undefined) return yield* Effect.die(new Error(`${what}: a silo exited\n${describeSilos(silos)}`))
-            if (yield* condition) return (yield* Clock.currentTimeMillis) - start
-            if ((yield* Clock.currentTimeMillis) - start > maxMillis) {
-              return yield* Effect.die(new Error(`${what}: not within ${maxMillis} ms\n${describeSilos(silos)}`))
-            }
-            yield* Effect.sleep("10 millis")
-          }
+        poll(what, maxMillis, condition, {
+          abort: () => silos.some((s) => s.exit !== undefined && !stopping.has(s)) ? "a silo exited" : undefined,
+          describe: () => describeSilos(silos)
         })
 
       yield* waitFor("the v1 silos start", 20_000, Effect.sync(() => silos.every((s) => s.id !== undefined)))
@@ -229,9 +161,13 @@ describe("rolling upgrade", () => {
         const port = portOf(old.id!)
         stopping.add(old)
         const stoppedAt = yield* Clock.currentTimeMillis
-        yield* exited(old, "SIGTERM")
+        yield* signalAndWait(old.child, "SIGTERM")
         const stopMillis = (yield* Clock.currentTimeMillis) - stoppedAt
-        assert.deepStrictEqual(old.exit, { code: 0, signal: null }, `the v1 silo on ${port} stopped cleanly\n${describeSilos(silos)}`)
+        assert.deepStrictEqual(
+          { code: old.exit?.code, signal: old.exit?.signal },
+          { code: 0, signal: null },
+          `the v1 silo on ${port} stopped cleanly\n${describeSilos(silos)}`
+        )
         silos[i] = yield* spawnSilo("v2", port)
         const upMillis = yield* waitFor(`the v2 silo on ${port} joins and every view sees it`, 20_000, converged)
         steps.push({ port, stopMillis, upMillis })

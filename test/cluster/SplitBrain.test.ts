@@ -44,12 +44,10 @@
  * own, and fails (never skips) if it cannot reach it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Context, Effect, Fiber, Layer } from "effect"
 import type { Redis } from "ioredis"
@@ -68,20 +66,20 @@ import {
 } from "../chaos/Analysis.ts"
 import { ChaosAccount, nowMillis, outcomeOf, parseTurn, type TurnRecord } from "../chaos/ChaosAccount.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
+import {
+  freePort,
+  isStopped,
+  signalAndWait,
+  type SiloChild,
+  spawnSiloChild,
+  startWatchdog,
+  waitFor as poll
+} from "../support/processes.ts"
+import { cleanupRun, newRunId } from "../support/redisKeys.ts"
 import { timingMillis, timings } from "./process/Account.ts"
 import { hostMapVariable, installHostMap } from "./process/hostMap.ts"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.join(here, "process", "partitionSiloMain.ts")
-
-/** The silos run TypeScript directly (Node ≥ 22.18); vitest may run on an older node. */
-const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.resolve(here, "..", "..", "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
+const siloMain = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "process", "partitionSiloMain.ts")
 
 const { dead, heartbeat, refresh } = timingMillis
 /** How long a silo serves after its last acknowledged heartbeat was sent (1,000 ms). */
@@ -195,65 +193,20 @@ const makeProxy = (host: string, port: number, target: { readonly host: string; 
     return { cut, heal } satisfies Proxy
   })
 
-/** A port free on every one of `hosts`. */
-const freePort = (hosts: ReadonlyArray<string>): Effect.Effect<number> =>
-  Effect.promise(async () => {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const port = await new Promise<number>((resolve, reject) => {
-        const server = Net.createServer()
-        server.once("error", reject)
-        server.listen(0, hosts[0], () => {
-          const port = (server.address() as Net.AddressInfo).port
-          server.close(() => resolve(port))
-        })
-      })
-      const free = await Promise.all(hosts.slice(1).map((host) =>
-        new Promise<boolean>((resolve) => {
-          const server = Net.createServer()
-          server.once("error", () => resolve(false))
-          server.listen(port, host, () => server.close(() => resolve(true)))
-        })
-      ))
-      if (free.every(Boolean)) return port
-    }
-    throw new Error(`no port free on ${hosts.join(", ")}`)
-  })
-
 // ---------------------------------------------------------------------------------------
 // Silo processes
 // ---------------------------------------------------------------------------------------
 
-interface SiloProcess {
+interface SiloProcess extends SiloChild {
   readonly index: number
-  readonly child: ChildProcess
   readonly logFile: string
   /** Every id it served under, in order, with when it said so. */
   readonly ids: Array<{ readonly id: string; readonly at: number }>
-  /** Its ring as last printed. */
-  members: ReadonlyArray<string>
   /** Each incarnation that stopped serving because it was declared dead (or fenced itself). */
   readonly deaths: Array<{ readonly id: string; readonly reason: string; readonly at: number }>
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
-  readonly stderr: Array<string>
 }
 
 const currentId = (silo: SiloProcess) => silo.ids.at(-1)?.id
-
-/**
- * A process that SIGKILLs the pids it was given when this process goes away however it
- * goes (its stdin closes then): a silo left stopped by SIGSTOP does not outlive the test.
- */
-const startWatchdog = Effect.acquireRelease(
-  Effect.sync(() => {
-    const script = `const pids = new Set(); let buf = ''
-process.stdin.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { pids.add(buf.slice(0, i)); buf = buf.slice(i + 1) } })
-process.stdin.on('close', () => { for (const p of pids) { try { process.kill(Number(p), 'SIGKILL') } catch {} } process.exit(0) })`
-    const child = spawn(nodeBinary, ["-e", script], { stdio: ["pipe", "ignore", "ignore"] })
-    child.stdin!.on("error", () => {})
-    return child
-  }),
-  (child) => Effect.sync(() => child.stdin!.end())
-)
 
 const describeSilos = (silos: ReadonlyArray<SiloProcess>) =>
   silos.map((s) =>
@@ -323,27 +276,6 @@ const readDeaths = (redis: Redis, gone: string) =>
     return deaths
   })
 
-const deleteKeys = (redis: Redis, pattern: string, doomed: (key: string) => boolean = () => true) =>
-  Effect.promise(async () => {
-    let cursor = "0"
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-      cursor = next
-      const picked = keys.filter(doomed)
-      if (picked.length > 0) await redis.del(...picked)
-    } while (cursor !== "0")
-  })
-
-/** Whether Linux says the process is stopped (`T` in /proc/<pid>/stat). */
-const isStopped = (pid: number): boolean => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T")
-  } catch {
-    return false
-  }
-}
-
 /**
  * Every error a call may end in during a partition, with what it says about a retry (the
  * table in docs/guarantees.md, and the account's declared errors).
@@ -376,16 +308,10 @@ interface Call {
 
 const scenario = (kind: PartitionKind) =>
   Effect.gen(function*() {
-    const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-    const keyPrefix = `${runPrefix}${run}`
+    const keyPrefix = `${runPrefix}${newRunId()}`
     const clusterName = `split-${kind}`
     const redis = yield* rawRedis
-    // Runs of this test killed before their cleanup left keys without expiry.
-    yield* deleteKeys(redis, `${runPrefix}*`, (key) => {
-      const started = parseInt(key.slice(runPrefix.length).split("-")[0]!, 36)
-      return Number.isFinite(started) && Date.now() - started > 10 * 60_000
-    })
-    yield* Effect.addFinalizer(() => deleteKeys(redis, `${keyPrefix}:*`))
+    yield* cleanupRun(redis, runPrefix, keyPrefix)
     const directory = Fs.mkdtempSync(Path.join(Os.tmpdir(), `quark-split-${kind}-`))
     const t0 = nowMillis()
     const rel = (t: number) => Math.round(t - t0)
@@ -421,8 +347,7 @@ const scenario = (kind: PartitionKind) =>
       Effect.acquireRelease(
         Effect.sync(() => {
           const logFile = Path.join(directory, `silo-${index}.log`)
-          const child = spawn(nodeBinary, [
-            siloMain,
+          const silo = spawnSiloChild<SiloProcess>(siloMain, [
             "--redis",
             index === minorityIndex ? proxiedRedis.toString() : redisUrl,
             "--prefix",
@@ -435,59 +360,36 @@ const scenario = (kind: PartitionKind) =>
             String(ports[index]),
             "--log",
             logFile
-          ], {
-            stdio: ["pipe", "pipe", "pipe"],
-            env: { ...process.env, [hostMapVariable]: JSON.stringify(hostMapOf(index)) }
-          })
-          if (child.pid !== undefined) watchdog.stdin!.write(`${child.pid}\n`)
-          const silo: SiloProcess = { index, child, logFile, ids: [], members: [], deaths: [], exit: undefined, stderr: [] }
-          Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-            const at = nowMillis()
-            if (line.startsWith("ready ")) silo.ids.push({ id: line.slice(6), at })
-            else if (line.startsWith("members ")) silo.members = line.slice(8).split(",").filter((id) => id !== "")
-            else if (line.startsWith("dead ")) {
-              const [, id, reason, when] = line.split(" ")
-              silo.deaths.push({ id: id!, reason: reason!, at: Number(when) })
+          ], { index, logFile, ids: [], deaths: [] }, {
+            env: { [hostMapVariable]: JSON.stringify(hostMapOf(index)) },
+            stderrLines: 60,
+            stderrFile: Path.join(directory, `silo-${index}.stderr.log`),
+            onLine: (line, silo) => {
+              const at = nowMillis()
+              if (line.startsWith("ready ")) silo.ids.push({ id: line.slice(6), at })
+              else if (line.startsWith("dead ")) {
+                const [, id, reason, when] = line.split(" ")
+                silo.deaths.push({ id: id!, reason: reason!, at: Number(when) })
+              }
             }
           })
-          const stderrFile = Fs.createWriteStream(Path.join(directory, `silo-${index}.stderr.log`))
-          Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-            stderrFile.write(`${line}\n`)
-            silo.stderr.push(line)
-            if (silo.stderr.length > 60) silo.stderr.shift()
-          })
-          child.on("exit", (code, signal) => {
-            silo.exit = { code, signal }
-            stderrFile.end()
-          })
-          child.stdin!.on("error", () => {})
+          watchdog.watch(silo.child.pid)
           silos.push(silo)
           return silo
         }),
-        (silo) =>
-          Effect.callback<void>((resume) => {
-            if (silo.child.exitCode !== null || silo.child.signalCode !== null) return resume(Effect.void)
-            silo.child.once("exit", () => resume(Effect.void))
-            silo.child.kill("SIGCONT")
-            silo.child.kill("SIGKILL")
-          })
+        // It may have been left stopped (SIGSTOP).
+        (silo) => signalAndWait(silo.child, "SIGKILL", { continueFirst: true })
       )
 
-    /** Polls `condition` every 10 ms; the time it took, or a failure with the silos' logs past `maxMillis`. */
+    /** Polls `condition` every 10 ms; the time it took, or a failure with the silos' logs past `maxMillis` or once a silo exits before the end. */
     const waitFor = (what: string, maxMillis: number, condition: () => boolean) =>
-      Effect.gen(function*() {
-        const start = nowMillis()
-        while (true) {
+      poll(`${kind}: ${what}`, maxMillis, Effect.sync(condition), {
+        now: nowMillis,
+        abort: () => {
           const exited = silos.find((s) => s.exit !== undefined)
-          if (exited !== undefined && !shuttingDown) {
-            return yield* Effect.die(new Error(`${kind}: ${what}: silo #${exited.index} exited\n${describeSilos(silos)}`))
-          }
-          if (condition()) return nowMillis() - start
-          if (nowMillis() - start > maxMillis) {
-            return yield* Effect.die(new Error(`${kind}: ${what}: not within ${maxMillis} ms\n${describeSilos(silos)}\nlogs in ${directory}`))
-          }
-          yield* Effect.sleep("10 millis")
-        }
+          return exited !== undefined && !shuttingDown ? `silo #${exited.index} exited` : undefined
+        },
+        describe: () => `${describeSilos(silos)}\nlogs in ${directory}`
       })
 
     for (let i = 0; i < 3; i++) yield* spawnSilo(i)
@@ -510,7 +412,7 @@ const scenario = (kind: PartitionKind) =>
           const members = yield* cluster.members
           const ids = silos.map(currentId)
           const same = (view: ReadonlyArray<string>) => view.length === 3 && ids.every((id) => id !== undefined && view.includes(id))
-          if (same(members) && silos.every((s) => same(s.members))) return nowMillis() - start
+          if (same(members) && silos.every((s) => same(s.members ?? []))) return nowMillis() - start
           if (nowMillis() - start > maxMillis) {
             return yield* Effect.die(
               new Error(`${kind}: ${what}: views disagree after ${maxMillis} ms (client: ${members.join(",")})\n${describeSilos(silos)}`)
@@ -607,14 +509,14 @@ const scenario = (kind: PartitionKind) =>
     const began = nowMillis()
     if (kind === "pause") {
       minority.child.kill("SIGSTOP")
-      yield* waitFor("the minority is stopped", 1_000, () => isStopped(pid))
+      yield* waitFor("the minority is stopped", 1_000, () => isStopped(pid) === true)
       stoppedSeen = nowMillis()
     } else {
       yield* Effect.forEach(proxies, (p) => p.cut(kind), { discard: true })
     }
     // The majority declares it dead and serves its accounts.
     yield* waitFor("the majority drops the minority from its ring", dead + refresh + slack, () =>
-      majority.every((s) => !s.members.includes(victimId)))
+      majority.every((s) => !s.members?.includes(victimId)))
     yield* waitFor("the minority's accounts answer from the majority", takeoverBound, servedSince(victimAccounts, began, (silo) => majorityIds.includes(silo)))
     yield* Effect.sleep(`${Math.max(0, Math.round(began + partitionMillis - nowMillis()))} millis`)
     const healed = nowMillis()

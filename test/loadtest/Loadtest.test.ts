@@ -23,19 +23,12 @@ import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
 import type { LoadtestResult } from "../../bench/loadtest/main.ts"
 import { redisUrl, unreachable } from "../persistence/services.ts"
+import { nodeBinary } from "../support/processes.ts"
+import { deleteMatching, newRunId } from "../support/redisKeys.ts"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const repo = Path.resolve(here, "..", "..")
 const main = Path.join(repo, "bench", "loadtest", "main.ts")
-
-/** Node ≥ 22.18 runs TypeScript; vitest may run on an older `node`, then the `node` devDependency runs the CLI. */
-const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.join(repo, "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
 
 const started = new Set<ChildProcess>()
 const spawnCli = (args: ReadonlyArray<string>): ChildProcess => {
@@ -130,7 +123,7 @@ describe("npm run loadtest", () => {
 
   it("against a cluster: a serve process on Redis, a client run with no errors, a run whose calls time out exits 1", async () => {
     // A key prefix of this run only: no other test's (or run's) silos are in this cluster.
-    const keyPrefix = `quark-lt-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+    const keyPrefix = `quark-lt-${newRunId()}`
     const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
     redis.on("error", () => {})
     await redis.connect().catch((cause) => Promise.reject(unreachable("Redis", redisUrl, cause)))
@@ -180,12 +173,7 @@ describe("npm run loadtest", () => {
       assert.deepStrictEqual(await exited, { code: 0, signal: null }, serverErr.join("\n"))
     } finally {
       if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL")
-      let cursor = "0"
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}:*`, "COUNT", 1000)
-        cursor = next
-        if (keys.length > 0) await redis.del(...keys)
-      } while (cursor !== "0")
+      await deleteMatching(redis, `${keyPrefix}:*`)
       redis.disconnect()
     }
   })

@@ -8,12 +8,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { TestClock } from "effect/testing"
 import { Actor, ActorContext, Silo } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
 import * as MemoryReminderStore from "../../src/Reminders/MemoryReminderStore.ts"
 import * as Reminders from "../../src/Reminders/Reminders.ts"
+import { advance } from "../fixtures/ClusterClock.ts"
 
 const Beat = Actor.make("Beat", [Rpc.make("Tick", { payload: { n: Schema.Int } })])
 
@@ -40,16 +40,6 @@ const implementations = Layer.mergeAll(
   BeatLive,
   Layer.effectDiscard(Layer.build(Reminders.layer({ store, bucketCount, keepInterval: "500 millis" })))
 )
-
-/** Moves the TestClock in steps, letting sockets and fibers run between them. */
-const advance = (millis: number, step = 100) =>
-  Effect.gen(function*() {
-    for (let t = 0; t < millis; t += step) {
-      yield* TestClock.adjust(`${step} millis`)
-      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
-    }
-  })
 
 const ids = Array.from({ length: 40 }, (_, i) => `b-${i}`)
 

@@ -22,38 +22,25 @@
  * Every wait is a bounded poll (spans are exported in batches every 100 ms).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import { Clock, Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { OtlpSerialization, OtlpTracer } from "effect/observability"
-import type { Redis } from "ioredis"
 import { Silo, Telemetry } from "../../src/index.ts"
 import { Cluster, ClusterClient } from "../../src/Cluster/index.ts"
 import { RedisMembership } from "../../src/Cluster/redis.ts"
 import { formatTraceTree } from "../../examples/support/traceTree.ts"
 import { timings, TraceBack, TraceFront } from "../fixtures/TracedRelay.ts"
 import { rawRedis, redisUrl, unreachable } from "../persistence/services.ts"
+import { closeAndWait, type SiloChild, siloLogs, spawnSiloChild, waitFor as poll } from "../support/processes.ts"
+import { deleteKeys, newRunId } from "../support/redisKeys.ts"
 import * as OtlpReceiver from "./otlpReceiver.ts"
 import { type ReceivedSpan, SpanKind, StatusCode } from "./otlpReceiver.ts"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-const siloMain = Path.resolve(here, "..", "fixtures", "tracedSiloMain.ts")
+const siloMain = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "tracedSiloMain.ts")
 
-/** The children run TypeScript directly (Node ≥ 22.18); on an older node, the `node` devDependency runs them. */
-const nodeBinary = (() => {
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
-  if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) return process.execPath
-  const bundled = Path.resolve(here, "..", "..", "node_modules", "node", "bin", "node")
-  if (!Fs.existsSync(bundled)) throw new Error(`node ${process.versions.node} cannot run TypeScript and ${bundled} is missing`)
-  return bundled
-})()
-
-const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
-const keyPrefix = `quark-otlp-${run}`
+const keyPrefix = `quark-otlp-${newRunId()}`
 const clusterName = "otlp"
 
 /** Bound on every wait for spans: batches leave every 100 ms; a loaded machine is slow. */
@@ -63,29 +50,9 @@ const spansBound = 20_000
 // Processes
 // ---------------------------------------------------------------------------------------
 
-interface SiloProcess {
+interface SiloProcess extends SiloChild {
   readonly service: string
-  readonly child: ChildProcess
-  id: string | undefined
-  members: ReadonlyArray<string> | undefined
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined
-  readonly stderr: Array<string>
 }
-
-const describeSilos = (silos: ReadonlyArray<SiloProcess>) =>
-  silos.map((s) => `${s.service} ${s.id ?? "(not ready)"} exit=${JSON.stringify(s.exit ?? null)}\n  ${s.stderr.slice(-15).join("\n  ")}`)
-    .join("\n")
-
-/** Waits for `child` to exit, at most `millis`; false if it did not. */
-const exited = (child: ChildProcess, millis: number) =>
-  Effect.callback<boolean>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.succeed(true))
-    const timer = setTimeout(() => resume(Effect.succeed(false)), millis)
-    child.once("exit", () => {
-      clearTimeout(timer)
-      resume(Effect.succeed(true))
-    })
-  })
 
 /**
  * A silo process for the life of the scope: on release, its stdin is closed (graceful
@@ -93,44 +60,13 @@ const exited = (child: ChildProcess, millis: number) =>
  */
 const spawnSilo = (service: string, tracesUrl: string) =>
   Effect.acquireRelease(
-    Effect.sync((): SiloProcess => {
-      const child = spawn(nodeBinary, [siloMain, keyPrefix, clusterName, service, tracesUrl], {
-        stdio: ["pipe", "pipe", "pipe"],
-        env: { ...process.env, QUARK_REDIS_URL: redisUrl }
+    Effect.sync(() =>
+      spawnSiloChild<SiloProcess>(siloMain, [keyPrefix, clusterName, service, tracesUrl], { service }, {
+        env: { QUARK_REDIS_URL: redisUrl }
       })
-      const silo: SiloProcess = { service, child, id: undefined, members: undefined, exit: undefined, stderr: [] }
-      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-        if (line.startsWith("ready ")) silo.id = line.slice(6)
-        else if (line.startsWith("members ")) silo.members = line.slice(8).split(",").filter((id) => id !== "")
-      })
-      Readline.createInterface({ input: child.stderr! }).on("line", (line) => {
-        silo.stderr.push(line)
-        if (silo.stderr.length > 40) silo.stderr.shift()
-      })
-      child.on("exit", (code, signal) => void (silo.exit = { code, signal }))
-      child.stdin!.on("error", () => {})
-      return silo
-    }),
-    (silo) =>
-      Effect.gen(function*() {
-        silo.child.stdin!.end()
-        if (!(yield* exited(silo.child, 5_000))) {
-          silo.child.kill("SIGKILL")
-          yield* exited(silo.child, 5_000)
-        }
-      })
+    ),
+    (silo) => closeAndWait(silo.child, 5_000)
   )
-
-/** Deletes every key of this run. */
-const cleanup = (redis: Redis) =>
-  Effect.promise(async () => {
-    let cursor = "0"
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${keyPrefix}:*`, "COUNT", 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== "0")
-  })
 
 // ---------------------------------------------------------------------------------------
 // Spans
@@ -200,23 +136,18 @@ describe("OTLP traces across silo processes", () => {
     Effect.gen(function*() {
       const receiver = yield* OtlpReceiver.scoped
       const redis = yield* Effect.orDie(rawRedis)
-      yield* Effect.addFinalizer(() => cleanup(redis))
+      yield* Effect.addFinalizer(() => deleteKeys(redis, `${keyPrefix}:*`))
       const a = yield* spawnSilo("silo-a", receiver.tracesUrl)
       const b = yield* spawnSilo("silo-b", receiver.tracesUrl)
       const silos = [a, b]
 
       const waitFor = (what: string, maxMillis: number, condition: Effect.Effect<boolean>) =>
-        Effect.gen(function*() {
-          const start = yield* Clock.currentTimeMillis
-          while (true) {
+        poll(what, maxMillis, condition, {
+          abort: () => {
             const dead = silos.find((s) => s.exit !== undefined)
-            if (dead !== undefined) return yield* Effect.die(new Error(`${what}: ${dead.service} exited\n${describeSilos(silos)}`))
-            if (yield* condition) return
-            if ((yield* Clock.currentTimeMillis) - start > maxMillis) {
-              return yield* Effect.die(new Error(`${what}: not within ${maxMillis} ms\n${describeSilos(silos)}`))
-            }
-            yield* Effect.sleep("10 millis")
-          }
+            return dead === undefined ? undefined : `${dead.service} exited`
+          },
+          describe: () => siloLogs(silos, (s) => s.service)
         })
 
       yield* waitFor("the silos start", 20_000, Effect.sync(() => a.id !== undefined && b.id !== undefined))

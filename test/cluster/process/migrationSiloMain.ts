@@ -3,25 +3,27 @@
  *
  *   node test/cluster/process/migrationSiloMain.ts <keyPrefix> <cluster>
  *
- * A `ClusterSilo` on 127.0.0.1 with Redis membership, directory and state, hosting
- * `MigAccount` (placed at random, its balance an `ActorState` record in Redis, plus a count
- * of its deposits handed over in memory). Each activation increments `live:<id>` in Redis
- * when it starts and decrements it when it ends; a start that finds another live one pushes
- * to `<keyPrefix>:overlaps`, so the test sees any moment an account was active twice.
+ * A `ClusterSilo` on 127.0.0.1 with Redis membership (the timings of `Account.ts`),
+ * directory and state, hosting `MigAccount` (placed at random, its balance an `ActorState`
+ * record in Redis, plus a count of its deposits handed over in memory). Each activation
+ * increments `live:<id>` in Redis when it starts and decrements it when it ends; a start
+ * that finds another live one pushes to `<keyPrefix>:overlaps`, so the test sees any moment
+ * an account was active twice.
  *
  * stdin takes commands, one a line: `share <fraction>` migrates that share of what this
  * silo holds and answers `moved <n> <failed>`. stdout also carries `ready <silo id>` and
  * `members <id>,...`. It shuts down gracefully when stdin closes.
  */
-import { Context, Effect, Layer, Logger, Option, Ref, Schema } from "effect"
-import * as Readline from "node:readline"
+import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import type { Redis } from "ioredis"
 import { Rpc } from "effect/rpc"
 import { Actor, ActorContext, ActorState, Migration, StateConflict, StoreError, Stores } from "../../../src/index.ts"
 import { Cluster, ClusterSilo, Migrator, Placement } from "../../../src/Cluster/index.ts"
 import { RedisDirectory, RedisMembership } from "../../../src/Cluster/redis.ts"
 import { RedisStore } from "../../../src/Persistence/redis.ts"
-import { connect } from "../../../src/Persistence/RedisConnection.ts"
+import { redisUrl as url } from "../../persistence/services.ts"
+import { timings } from "./Account.ts"
+import { connectRedis, reportMembers, runSilo, stdinClosed, usage, write } from "./siloProcess.ts"
 
 export const MigAccount = Actor.make("MigAccount", [
   Rpc.make("Deposit", { payload: { amount: Schema.Int }, success: Schema.Int, error: Schema.Union([StateConflict, StoreError]) }),
@@ -29,23 +31,12 @@ export const MigAccount = Actor.make("MigAccount", [
   Rpc.make("WhereAmI", { success: Schema.String })
 ], { placement: Placement.random })
 
-export const timings = {
-  heartbeatInterval: "200 millis",
-  suspectAfter: "600 millis",
-  deadAfter: "1200 millis",
-  refreshInterval: "200 millis"
-} as const
-
 /** A raw Redis connection for the overlap probe. */
 class Probe extends Context.Service<Probe, Redis>()("test/MigrationProbe") {}
 
 const main = () => {
   const [keyPrefix, clusterName] = process.argv.slice(2)
-  if (keyPrefix === undefined || clusterName === undefined) {
-    process.stderr.write("usage: migrationSiloMain.ts <keyPrefix> <cluster>\n")
-    process.exit(2)
-  }
-  const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+  if (keyPrefix === undefined || clusterName === undefined) usage("migrationSiloMain.ts <keyPrefix> <cluster>")
 
   const AccountLive = MigAccount.toLayer(Effect.gen(function*() {
     const { id } = (yield* ActorContext).address
@@ -75,52 +66,26 @@ const main = () => {
     Layer.provide(RedisMembership.layer({ url, keyPrefix, cluster: clusterName, ...timings })),
     Layer.provide(RedisDirectory.layer({ url, keyPrefix, cluster: clusterName })),
     Layer.provide(Stores.layer(RedisStore.make("redis", { url, keyPrefix }))),
-    Layer.provide(Layer.effect(Probe, connect<Redis, Error>(url, { connectionName: "quark-test-migration", retry: { stepMillis: 50, capMillis: 500 } }, (reason) => new Error(reason))))
+    Layer.provide(Layer.effect(Probe, connectRedis(url, "quark-test-migration", "the overlap probe's Redis")))
   )
-
-  const write = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
 
   const program = Effect.gen(function*() {
     const cluster = yield* Cluster
     const migrator = yield* Migrator
     yield* write(`ready ${cluster.self!.id}`)
-    yield* Effect.forkScoped(Effect.gen(function*() {
-      let last = ""
-      while (true) {
-        const members = (yield* cluster.members).join(",")
-        if (members !== last) {
-          last = members
-          yield* write(`members ${members}`)
-        }
-        yield* Effect.sleep("20 millis")
-      }
-    }))
-    const lines = Readline.createInterface({ input: process.stdin })
-    yield* Effect.callback<void>((resume) => {
-      lines.on("line", (line) => {
-        const [command, argument] = line.split(" ")
-        if (command !== "share") return
-        Effect.runFork(Effect.flatMap(migrator.migrateShare({ fraction: Number(argument) }), (report) =>
-          write(`moved ${report.moved.length} ${report.failed.length} ${report.failed.map((f) => f.message).join("; ")}`)))
-      })
-      lines.once("close", () => {
-        setTimeout(() => process.exit(4), 5_000).unref()
-        resume(Effect.void)
-      })
+    yield* Effect.forkScoped(reportMembers(cluster))
+    yield* stdinClosed((line) => {
+      const [command, argument] = line.split(" ")
+      if (command !== "share") return
+      Effect.runFork(Effect.flatMap(migrator.migrateShare({ fraction: Number(argument) }), (report) =>
+        write(`moved ${report.moved.length} ${report.failed.length} ${report.failed.map((f) => f.message).join("; ")}`)))
     })
   }).pipe(
     Effect.provide(SiloLive),
-    Effect.scoped,
-    Effect.provideService(Logger.LogToStderr, true)
+    Effect.scoped
   )
 
-  Effect.runPromiseExit(program).then((exit) => {
-    if (exit._tag === "Failure") {
-      process.stderr.write(`silo failed: ${String(exit.cause)}\n`)
-      process.exit(1)
-    }
-    process.exit(0)
-  })
+  runSilo(program)
 }
 
 if (process.argv[1]?.endsWith("migrationSiloMain.ts")) main()

@@ -37,7 +37,6 @@
  * call to `--log` (the silo that answered and the balance it read; `- -` on failure).
  */
 import * as Fs from "node:fs"
-import * as Readline from "node:readline"
 import { Effect, Layer, Logger, References } from "effect"
 import { Stores } from "../../../src/index.ts"
 import { Cluster, type ClusterShape, ClusterSilo } from "../../../src/Cluster/index.ts"
@@ -46,12 +45,9 @@ import { RedisStore } from "../../../src/Persistence/redis.ts"
 import { ChaosAccount, ChaosAccountLive, formatTurn, nowMillis, outcomeOf, Recorder, storeName } from "../../chaos/ChaosAccount.ts"
 import { installHostMapFromEnv } from "./hostMap.ts"
 import { timings } from "./Account.ts"
+import { flagArguments, reportMembers, runSilo, stdinClosed, usage, write } from "./siloProcess.ts"
 
-const args = new Map<string, string>()
-{
-  const argv = process.argv.slice(2)
-  for (let i = 0; i + 1 < argv.length; i += 2) args.set(argv[i]!.replace(/^--/, ""), argv[i + 1]!)
-}
+const args = flagArguments()
 const url = args.get("redis")
 const keyPrefix = args.get("prefix")
 const clusterName = args.get("cluster")
@@ -62,8 +58,7 @@ if (
   url === undefined || keyPrefix === undefined || clusterName === undefined || host === undefined ||
   logFile === undefined || !Number.isInteger(port)
 ) {
-  process.stderr.write("usage: partitionSiloMain.ts --redis <url> --prefix <p> --cluster <name> --host <name> --port <port> --log <file>\n")
-  process.exit(2)
+  usage("partitionSiloMain.ts --redis <url> --prefix <p> --cluster <name> --host <name> --port <port> --log <file>")
 }
 // Before anything listens or connects.
 installHostMapFromEnv()
@@ -88,24 +83,13 @@ const SiloLive = ChaosAccountLive.pipe(
   Layer.provide(RecorderLive)
 )
 
-const write = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
-
 /** The accounts a `read` command named (read by {@link localReader}). */
 let readAccounts: ReadonlyArray<string> = []
 
-/** Completes when stdin closes (the test process ended it, or died); takes the `read` command meanwhile. */
-const stdinClosed = Effect.callback<void>((resume) => {
-  const done = () => {
-    // A graceful stop that hangs must not keep the process alive.
-    setTimeout(() => process.exit(4), 5_000).unref()
-    resume(Effect.void)
-  }
-  const lines = Readline.createInterface({ input: process.stdin })
-  lines.on("line", (line) => {
-    if (line.startsWith("read ")) readAccounts = line.slice(5).split(",").filter((id) => id !== "")
-  })
-  lines.once("close", done)
-})
+/** Takes the `read` command (see the module doc). */
+const onCommand = (line: string) => {
+  if (line.startsWith("read ")) readAccounts = line.slice(5).split(",").filter((id) => id !== "")
+}
 
 /** Reads each account of the `read` command in a loop of its own, through this silo, logging every call. */
 const localReader = (cluster: ClusterShape) => Effect.gen(function*() {
@@ -124,26 +108,6 @@ const localReader = (cluster: ClusterShape) => Effect.gen(function*() {
     }))), { discard: true })
 })
 
-/** Prints the silo's id whenever it changes and its ring whenever that changes. */
-const report = (cluster: ClusterShape) =>
-  Effect.gen(function*() {
-    let lastId = cluster.self?.id
-    let lastMembers = ""
-    while (true) {
-      const id = cluster.self?.id
-      if (id !== lastId) {
-        lastId = id
-        yield* write(`ready ${id}`)
-      }
-      const members = (yield* cluster.members).join(",")
-      if (members !== lastMembers) {
-        lastMembers = members
-        yield* write(`members ${members}`)
-      }
-      yield* Effect.sleep("10 millis")
-    }
-  })
-
 /** The log line `ClusterSilo` writes when an incarnation stops serving because it was declared dead. */
 const stopsServing = "this silo was declared dead: it stops serving"
 
@@ -160,22 +124,16 @@ const DeathReporter = Logger.layer([
 const main = Effect.gen(function*() {
   const cluster = yield* Cluster
   yield* write(`ready ${cluster.self!.id}`)
-  yield* Effect.forkScoped(report(cluster))
+  // Its id too: declared dead, it joins again as a new generation.
+  yield* Effect.forkScoped(reportMembers(cluster, { every: "10 millis", onIdChange: (_, id) => write(`ready ${id}`) }))
   yield* Effect.forkScoped(localReader(cluster))
-  yield* stdinClosed
+  yield* stdinClosed(onCommand)
   yield* Effect.logInfo("stdin closed: stopping")
 }).pipe(
   Effect.annotateLogs({ pid: process.pid }),
   Effect.provide(SiloLive),
   Effect.scoped,
-  Effect.provide(DeathReporter),
-  Effect.provideService(Logger.LogToStderr, true)
+  Effect.provide(DeathReporter)
 )
 
-Effect.runPromiseExit(main).then((exit) => {
-  if (exit._tag === "Failure") {
-    process.stderr.write(`silo failed: ${String(exit.cause)}\n`)
-    process.exit(1)
-  }
-  process.exit(0)
-})
+runSilo(main)

@@ -22,40 +22,34 @@
  * gracefully (leaves, deactivates its actors and reminder buckets) and it exits 0; a stop
  * that hangs exits 4. It exits 3 at once if it is declared dead.
  */
-import * as Readline from "node:readline"
-import { Effect, Layer, Logger } from "effect"
-import type { Redis } from "ioredis"
+import { Effect, Layer } from "effect"
 import { Reminders } from "../../../src/index.ts"
-import { Cluster, ClusterSilo, type ClusterShape } from "../../../src/Cluster/index.ts"
+import { Cluster, ClusterSilo } from "../../../src/Cluster/index.ts"
 import { RedisMembership } from "../../../src/Cluster/redis.ts"
 import { RedisReminderStore } from "../../../src/Persistence/redis.ts"
-import { connect } from "../../../src/Persistence/RedisConnection.ts"
 import { timingsOf } from "../../chaos/timings.ts"
+import { redisUrl as url } from "../../persistence/services.ts"
 import { BeatLive, encodeTick, TickLog, ticksKey } from "./Beat.ts"
+import { connectRedis, exitIfStopHangs, reportMembers, runSilo, stopRequests, usage, write } from "./siloProcess.ts"
 
-// A SIGTERM before the scope exists must not kill the process the default way.
-let terminate: (() => void) | undefined
-let terminateRequested = false
-process.on("SIGTERM", () => {
-  terminateRequested = true
-  terminate?.()
+// First thing, since SIGTERM stops it too. stdin: the line `go`, then its end.
+let onGo: (() => void) | undefined
+let goReceived = false
+const stopRequested = stopRequests((line) => {
+  if (line.trim() !== "go") return
+  goReceived = true
+  onGo?.()
 })
 
 const [keyPrefix, clusterName, timingsName] = process.argv.slice(2)
 if (keyPrefix === undefined || clusterName === undefined || (timingsName !== "short" && timingsName !== "default")) {
-  process.stderr.write("usage: reminderSiloMain.ts <keyPrefix> <cluster> <short|default>\n")
-  process.exit(2)
+  usage("reminderSiloMain.ts <keyPrefix> <cluster> <short|default>")
 }
-const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
 
 const TickLogLive = Layer.effect(
   TickLog,
   Effect.gen(function*() {
-    const redis = yield* connect<Redis, Error>(
-      url,
-      { connectionName: `quark-test-ticks:${clusterName}`, retry: { stepMillis: 50, capMillis: 500 } },
-      (reason) => new Error(`the tick log's Redis at ${url}: ${reason}`)
-    )
+    const redis = yield* connectRedis(url, `quark-test-ticks:${clusterName}`, "the tick log's Redis")
     const key = ticksKey(keyPrefix)
     return TickLog.of({
       append: (record) => Effect.asVoid(Effect.orDie(Effect.tryPromise(() => redis.rpush(key, encodeTick(record)))))
@@ -71,53 +65,11 @@ const SiloLive = BeatLive.pipe(
 
 const RemindersLive = Reminders.layer({ store: RedisReminderStore.make("reminders", { url, keyPrefix }) })
 
-const write = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
-
-// stdin: the line `go`, then its end.
-let onGo: (() => void) | undefined
-let goReceived = false
-let onClosed: (() => void) | undefined
-let stdinClosed = false
-{
-  const lines = Readline.createInterface({ input: process.stdin })
-  lines.on("line", (line) => {
-    if (line.trim() !== "go") return
-    goReceived = true
-    onGo?.()
-  })
-  lines.on("close", () => {
-    stdinClosed = true
-    onClosed?.()
-  })
-}
-
 /** Completes when the test says `go`. */
 const go = Effect.callback<void>((resume) => {
   if (goReceived) return resume(Effect.void)
   onGo = () => resume(Effect.void)
 })
-
-/** Completes on SIGTERM, or when stdin closes (the test process ended it, or died). */
-const stopRequested = Effect.callback<string>((resume) => {
-  if (terminateRequested) return resume(Effect.succeed("SIGTERM"))
-  if (stdinClosed) return resume(Effect.succeed("stdin closed"))
-  terminate = () => resume(Effect.succeed("SIGTERM"))
-  onClosed = () => resume(Effect.succeed("stdin closed"))
-})
-
-/** Prints the ring whenever it changes. */
-const reportMembers = (cluster: ClusterShape) =>
-  Effect.gen(function*() {
-    let last = ""
-    while (true) {
-      const members = (yield* cluster.members).join(",")
-      if (members !== last) {
-        last = members
-        yield* write(`members ${members}`)
-      }
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 /**
  * The silo serves `Beat` at once; its reminders start on `go` (its own scope, inside the
@@ -142,22 +94,11 @@ const main = Effect.gen(function*() {
   }
   yield* write("stopping")
   yield* Effect.logInfo(`${outcome.why}: stopping gracefully`)
-  // A graceful stop that hangs must not keep the process alive.
-  setTimeout(() => {
-    process.stderr.write("graceful stop took over 15 s: exiting 4\n")
-    process.exit(4)
-  }, 15_000).unref()
+  exitIfStopHangs(15_000)
 }).pipe(
   Effect.scoped,
   Effect.annotateLogs({ pid: process.pid }),
-  Effect.provide(SiloLive),
-  Effect.provideService(Logger.LogToStderr, true)
+  Effect.provide(SiloLive)
 )
 
-Effect.runPromiseExit(main).then((exit) => {
-  if (exit._tag === "Failure") {
-    process.stderr.write(`silo failed: ${String(exit.cause)}\n`)
-    process.exit(1)
-  }
-  process.exit(0)
-})
+runSilo(main)

@@ -15,21 +15,17 @@
  * stdin closes, so it never outlives the test process; it exits 3 at once if it is
  * declared dead.
  */
-import { Effect, Layer, Logger } from "effect"
-import type { Redis } from "ioredis"
+import { Effect, Layer } from "effect"
 import { Stores } from "../../../src/index.ts"
-import { Cluster, ClusterSilo, type ClusterShape } from "../../../src/Cluster/index.ts"
+import { Cluster, ClusterSilo } from "../../../src/Cluster/index.ts"
 import { RedisDirectory, RedisMembership } from "../../../src/Cluster/redis.ts"
 import { RedisStore } from "../../../src/Persistence/redis.ts"
-import { connect } from "../../../src/Persistence/RedisConnection.ts"
+import { redisUrl as url } from "../../persistence/services.ts"
 import { AccountLive, ActivationRegistry, registryKey, storeName, timings } from "./Account.ts"
+import { connectRedis, reportMembers, runSilo, stdinClosed, usage, write } from "./siloProcess.ts"
 
 const [keyPrefix, clusterName] = process.argv.slice(2)
-if (keyPrefix === undefined || clusterName === undefined) {
-  process.stderr.write("usage: siloMain.ts <keyPrefix> <cluster>\n")
-  process.exit(2)
-}
-const url = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+if (keyPrefix === undefined || clusterName === undefined) usage("siloMain.ts <keyPrefix> <cluster>")
 
 /** Appends the server's time in ms to the entry and adds it to the set; answers the member. */
 const stampAndAdd = `local t = redis.call('TIME')
@@ -40,11 +36,7 @@ return member`
 const RegistryLive = Layer.effect(
   ActivationRegistry,
   Effect.gen(function*() {
-    const redis = yield* connect<Redis, Error>(
-      url,
-      { connectionName: `quark-test-registry:${clusterName}`, retry: { stepMillis: 50, capMillis: 500 } },
-      (reason) => new Error(`the activation registry's Redis at ${url}: ${reason}`)
-    )
+    const redis = yield* connectRedis(url, `quark-test-registry:${clusterName}`, "the activation registry's Redis")
     const key = registryKey(keyPrefix)
     return ActivationRegistry.of({
       add: (entry) =>
@@ -62,34 +54,6 @@ const SiloLive = AccountLive.pipe(
   Layer.provide(RegistryLive)
 )
 
-const write = (line: string) => Effect.sync(() => void process.stdout.write(`${line}\n`))
-
-/** Completes when stdin closes (the test process ended it, or died). */
-const stdinClosed = Effect.callback<void>((resume) => {
-  const done = () => {
-    // A graceful shutdown that hangs must not keep the process alive.
-    setTimeout(() => process.exit(4), 5_000).unref()
-    resume(Effect.void)
-  }
-  process.stdin.once("end", done)
-  process.stdin.once("close", done)
-  process.stdin.resume()
-})
-
-/** Prints the ring whenever it changes. */
-const reportMembers = (cluster: ClusterShape) =>
-  Effect.gen(function*() {
-    let last = ""
-    while (true) {
-      const members = (yield* cluster.members).join(",")
-      if (members !== last) {
-        last = members
-        yield* write(`members ${members}`)
-      }
-      yield* Effect.sleep("20 millis")
-    }
-  })
-
 const main = Effect.gen(function*() {
   const cluster = yield* Cluster
   const self = cluster.self!.id
@@ -97,7 +61,7 @@ const main = Effect.gen(function*() {
   yield* Effect.forkScoped(reportMembers(cluster))
   const outcome = yield* Effect.raceFirst(
     Effect.map(cluster.declaredDead, (dead) => ({ _tag: "dead" as const, reason: dead.reason })),
-    Effect.as(stdinClosed, { _tag: "stdin closed" as const })
+    Effect.as(stdinClosed(), { _tag: "stdin closed" as const })
   )
   if (outcome._tag === "dead") {
     yield* Effect.logError(`declared dead (${outcome.reason}): exiting`)
@@ -107,14 +71,7 @@ const main = Effect.gen(function*() {
 }).pipe(
   Effect.annotateLogs({ pid: process.pid }),
   Effect.provide(SiloLive),
-  Effect.scoped,
-  Effect.provideService(Logger.LogToStderr, true)
+  Effect.scoped
 )
 
-Effect.runPromiseExit(main).then((exit) => {
-  if (exit._tag === "Failure") {
-    process.stderr.write(`silo failed: ${String(exit.cause)}\n`)
-    process.exit(1)
-  }
-  process.exit(0)
-})
+runSilo(main)
