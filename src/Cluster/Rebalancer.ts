@@ -35,13 +35,15 @@
  *   proportional to what it lacks (so that several overloaded silos do not all fill the same
  *   one first). Reports are seconds old: what it sent a silo since that silo's last report
  *   counts as held there.
- * - It moves the cheapest first, by `cost` (default: idle activations before busy ones, then
- *   the least recently active, then the oldest): a busy activation's callers wait for its
- *   move; a cold one's callers are few. The size of an activation's in-memory state is not
- *   known before its move (its type's participants run after its last turn), so the default
- *   cost does not weigh it; a custom `cost` can (`handsState` says which types hand state
- *   over). Only the first 256 (or 32 per move of the batch) active activations found are
- *   ranked, so a round costs the same with a million activations.
+ * - It moves the cheapest first, by `cost` (default: idle activations before busy ones; then
+ *   a KiB of state weighs as much as one passivation sweep of idleness: a busy activation's
+ *   callers wait for its move, a cold one's callers are few, and a large state takes longer
+ *   to write or hand over). The state's size is its `ActorState` records' encoded size at
+ *   their last read or write (`stateBytes`); a type's own migration participants are not
+ *   known before they run (after its last turn), so a custom `cost` may weigh them
+ *   (`handsState` says which types hand state over). Only the first 256 (or 32 per move of
+ *   the batch) active activations found are ranked, so a round costs the same with a
+ *   million activations.
  * - `pause` stops it (moves and evictions) from the next batch on, `resume` starts it again;
  *   `status` says where it stands. Every round that moved something logs one line (how
  *   many, from where, to which silos, and the excess and mean that made it move); the
@@ -108,6 +110,11 @@ export interface Candidate {
   readonly idleSweeps: number
   /** Its activation registered migration participants: its in-memory state goes with it. */
   readonly handsState: boolean
+  /**
+   * The bytes of state a move would carry or make its next activation read: its `ActorState`
+   * records' encoded size at their last read or write; `undefined` when it has none.
+   */
+  readonly stateBytes: number | undefined
 }
 
 /**
@@ -190,12 +197,15 @@ export interface RebalancerShape {
 export class Rebalancer extends Context.Service<Rebalancer, RebalancerShape>()("quark/Rebalancer") {}
 
 /**
- * The default cost: idle before busy, then the least recently active (ties: table order,
- * the oldest first).
+ * The default cost: idle before busy; then each KiB of state (`stateBytes`) costs as much as
+ * one passivation sweep of idleness saves (`idleSweeps`), so a small, idle activation goes
+ * first and a large one only if it has been idle much longer (ties: table order, the oldest
+ * first).
  *
  * @since 0.2.0
  */
-export const defaultCost = (candidate: Candidate): number => (candidate.busy ? 1_000_000 : 0) - candidate.idleSweeps
+export const defaultCost = (candidate: Candidate): number =>
+  (candidate.busy ? 1_000_000_000 : 0) + (candidate.stateBytes ?? 0) / 1024 - candidate.idleSweeps
 
 // ---------------------------------------------------------------------------------------
 // Metrics

@@ -97,6 +97,10 @@ export const make = <S extends Schema.Top & { readonly DecodingServices: never; 
     let value: S["Type"] = options.initial()
     let version = 0
     let dirty = false
+    // Only a clustered silo moves activations: the size is what a move would carry (a rebalancer's cost).
+    const noteSize = act.router.remote === undefined ?
+      undefined :
+      (text: string) => Handover.noteSize(act, participant, text.length)
     const handed = yield* rehydrate(act, participant, codec)
     if (handed !== undefined) {
       ;({ dirty, value, version } = handed)
@@ -107,6 +111,7 @@ export const make = <S extends Schema.Top & { readonly DecodingServices: never; 
           Effect.mapError((error) => new StateDecodeError({ key: formatKey(key), reason: error.message }))
         )
         version = stored.version
+        noteSize?.(stored.data)
       }
     }
 
@@ -115,6 +120,7 @@ export const make = <S extends Schema.Top & { readonly DecodingServices: never; 
         Effect.map(store.state.write(key, data as string, version), (next) => {
           version = next
           dirty = false
+          noteSize?.(data as string)
         }))
     )
     const state: ActorState<S["Type"]> = {

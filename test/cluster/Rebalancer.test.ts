@@ -11,11 +11,14 @@
  *   the rebalancing succeeds.
  * - A silo whose score stays under the eviction threshold drains itself; a second one does
  *   not (it would leave fewer than two silos).
+ * - The default cost of a move weighs idleness against the state it carries, whose size a
+ *   clustered `ActorState` notes at each read and write.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Context, Effect, Fiber, Layer, Schema } from "effect"
 import { Rpc } from "effect/rpc"
-import { Actor, Silo } from "../../src/index.ts"
+import { Actor, ActorState, Silo } from "../../src/index.ts"
+import * as Handover from "../../src/Actor/internal/Handover.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import type { RemoteRouter } from "../../src/Cluster/internal/RemoteRouter.ts"
 import * as Load from "../../src/Cluster/Load.ts"
@@ -356,5 +359,41 @@ describe("the rebalancer", () => {
       assert.strictEqual(stays.score, 0)
       // Nothing was lost: c's rooms answer from the silos left.
       for (let i = 0; i < 6; i++) assert.include([a!.id, second!.id], yield* a!.run(where(Room, `c-${i}`)))
+    }).pipe(Effect.scoped))
+})
+
+describe("the cost of a move", () => {
+  const idle = (idleSweeps: number, stateBytes?: number): Rebalancer.Candidate => ({
+    address: { type: "T", id: `${idleSweeps}-${stateBytes}` },
+    busy: false,
+    idleSweeps,
+    handsState: false,
+    stateBytes
+  })
+
+  it("defaultCost: idle before busy, then a KiB of state weighs as one sweep of idleness", () => {
+    const busy = { ...idle(10), busy: true }
+    assert.isAbove(Rebalancer.defaultCost(busy), Rebalancer.defaultCost(idle(0, 10 * 1024 * 1024)))
+    assert.isBelow(Rebalancer.defaultCost(idle(2, 1024)), Rebalancer.defaultCost(idle(2, 64 * 1024)), "the smaller state first")
+    assert.isBelow(Rebalancer.defaultCost(idle(3, 2048)), Rebalancer.defaultCost(idle(0)), "much longer idle outweighs 2 KiB")
+    assert.isBelow(Rebalancer.defaultCost(idle(0)), Rebalancer.defaultCost(idle(3, 8 * 1024)), "8 KiB outweighs 3 sweeps")
+  })
+
+  const Saved = Actor.make("CostSaved", [Rpc.make("Save", { payload: { text: Schema.String } })])
+  const savedLayer = Saved.toLayer(Effect.gen(function*() {
+    const state = yield* ActorState.make("text", { schema: Schema.String, initial: () => "" })
+    return Saved.of({ Save: ({ text }) => Effect.orDie(Effect.andThen(state.set(text), state.write)) })
+  }))
+
+  it.effect("a clustered activation's state size is its records' encoded size at their last write", () =>
+    Effect.gen(function*() {
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: savedLayer })
+      const [silo] = cluster.silos
+      const text = "x".repeat(5000)
+      yield* silo!.run(Effect.flatMap(Saved.ref("s-1"), (saved) => saved.Save({ text })))
+      const act = yield* silo!.run(Effect.map(Silo.Silo, (s) => s.router.slots.get(Saved.type)!.activations.get("s-1")!))
+      assert.strictEqual(Handover.stateBytes(act), JSON.stringify(text).length)
+      yield* silo!.run(Effect.flatMap(Saved.ref("s-1"), (saved) => saved.Save({ text: "short" })))
+      assert.strictEqual(Handover.stateBytes(act), JSON.stringify("short").length)
     }).pipe(Effect.scoped))
 })

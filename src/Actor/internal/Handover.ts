@@ -53,6 +53,32 @@ export const participate = (act: Activation, name: string, dehydrate: Effect.Eff
   else list.push({ name, dehydrate })
 }
 
+/** The size in bytes of each participant's state, as last read or written (per incarnation scope). */
+const sizes = new WeakMap<object, Map<string, number>>()
+
+/**
+ * Notes that participant `name` of `act` holds about `bytes` of state (its record's encoded
+ * size at its last read or write): what moving the activation would carry (see
+ * `stateBytes`, the rebalancer's cost).
+ *
+ * @internal
+ */
+export const noteSize = (act: Activation, name: string, bytes: number): void => {
+  const scope = act.scope
+  let noted = sizes.get(scope)
+  if (noted === undefined) sizes.set(scope, noted = new Map())
+  noted.set(name, bytes)
+}
+
+/** The bytes of state noted for `act`'s current incarnation, or `undefined` when none was. @internal */
+export const stateBytes = (act: Activation): number | undefined => {
+  const noted = sizes.get(act.scope)
+  if (noted === undefined) return undefined
+  let total = 0
+  for (const bytes of noted.values()) total += bytes
+  return total
+}
+
 /** Whether `act`'s current incarnation has anything to hand over. @internal */
 export const hasParticipants = (act: Activation): boolean => (participants.get(act.scope)?.length ?? 0) > 0
 

@@ -47,7 +47,8 @@ export const cheapest = (router: LocalRouter, ranking: Ranking, limit: number): 
         address: act.address,
         busy: act.running > 0 || act.mailboxDepth > 0,
         idleSweeps: act.idleSweeps,
-        handsState: Handover.hasParticipants(act)
+        handsState: Handover.hasParticipants(act),
+        stateBytes: Handover.stateBytes(act)
       })
       if (found.length >= limit) break scan
     }
