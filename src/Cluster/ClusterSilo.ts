@@ -283,6 +283,8 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
       Effect.catch((error) => Effect.logWarning("draining: could not say so in the membership", error))
     ),
     handOver: Effect.suspend(() => {
+      // The last silo standing has nobody to hand to: its finalizers write what must survive.
+      if (remote.self === undefined || remote.ring.members.every((member) => member.id === remote.self)) return Effect.void
       const movable: Array<ActorAddress> = []
       for (const slot of silo.router.slots.values()) {
         if (!slot.virtual || slot.maxWorkers > 1 || slot.placement?.usesDirectory !== true) continue
