@@ -15,6 +15,7 @@ import { Actor, ActorContext, ActorUnavailable, Silo } from "../../src/index.ts"
 import * as Placement from "../../src/Cluster/Placement.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as TestCluster from "../../src/Cluster/TestCluster.ts"
+import { type ActivationEvent, hostedIds, overlapsIn, settleFor } from "../fixtures/ActivationLog.ts"
 import { eventually } from "../fixtures/Eventually.ts"
 
 const Where = Rpc.make("Where", { success: Schema.String })
@@ -33,13 +34,7 @@ const byReversedId: Placement.Placement = {
 }
 const HeldCustom = Actor.make("HeldCustom", [Where, WaitThenWhere, Count], { placement: byReversedId })
 
-interface Event {
-  readonly id: string
-  readonly silo: string
-  readonly kind: "start" | "end"
-}
-
-const log: Array<Event> = []
+const log: Array<ActivationEvent> = []
 let gate = Deferred.makeUnsafe<void>()
 let turnGate = Deferred.makeUnsafe<void>()
 let counted = 0
@@ -69,32 +64,10 @@ const where = whereIn(Held)
 const ownerOf = (member: TestCluster.TestMember, id: string, type = "Held") =>
   member.run(Effect.flatMap(Cluster, (cluster) => cluster.ownerOf({ type, id })))
 
-const hosted = (member: TestCluster.TestMember, type = "Held") =>
-  member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations(type)), (rows) => rows.map((row) => row.address.id)))
-
-/** Lets fibers (and sockets) run for a while, without moving the clock. */
-const settleFor = (rounds: number) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < rounds; i++) yield* Effect.yieldNow
-    yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
-  })
+const hosted = (member: TestCluster.TestMember, type = "Held") => hostedIds(member, type)
 
 /** No address has two activations alive at once in the log. */
-const overlaps = () => {
-  const live = new Map<string, Set<string>>()
-  const found: Array<string> = []
-  for (const event of log) {
-    const silos = live.get(event.id) ?? new Set<string>()
-    live.set(event.id, silos)
-    if (event.kind === "start") {
-      if (silos.size > 0) found.push(`${event.id} started on ${event.silo} while live on ${[...silos].join()}`)
-      silos.add(event.silo)
-    } else {
-      silos.delete(event.silo)
-    }
-  }
-  return found
-}
+const overlaps = () => overlapsIn(log)
 
 const ids = Array.from({ length: 24 }, (_, i) => `h-${i}`)
 

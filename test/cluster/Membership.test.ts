@@ -291,15 +291,22 @@ export const membershipSuite = (subject: Subject) => {
         assert.strictEqual(members[0].identity.generation, idA.generation)
       }))
 
-    test("a metadata update reaches every view by its announcement, as an Updated event; heartbeats keep it", () =>
+    /** Silos A and B, A joined with `metadata`, and B's recorded events once it has seen A join. */
+    const joinedAndSeen = (metadata: Record<string, string>) =>
       Effect.gen(function*() {
         const harness = yield* subject.harness
         const a = yield* harness.silo
         const b = yield* harness.silo
         const seenByB = yield* record(b.membership)
         const idA = yield* freshIdentity()
-        const { registration } = yield* joinIn(a, idA, { zone: "eu-1" })
+        const { registration } = yield* joinIn(a, idA, metadata)
         yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+        return { a, b, idA, registration, seenByB }
+      })
+
+    test("a metadata update reaches every view by its announcement, as an Updated event; heartbeats keep it", () =>
+      Effect.gen(function*() {
+        const { a, b, idA, registration, seenByB } = yield* joinedAndSeen({ zone: "eu-1" })
         // From here B's full reads fail: only the announcement can tell it.
         yield* b.membership.faults.failReads(true)
 
@@ -333,13 +340,7 @@ export const membershipSuite = (subject: Subject) => {
 
     test("a lost Updated announcement is repaired by the next full read", () =>
       Effect.gen(function*() {
-        const harness = yield* subject.harness
-        const a = yield* harness.silo
-        const b = yield* harness.silo
-        const seenByB = yield* record(b.membership)
-        const idA = yield* freshIdentity()
-        const { registration } = yield* joinIn(a, idA, { load: "0" })
-        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+        const { b, idA, registration, seenByB } = yield* joinedAndSeen({ load: "0" })
         yield* b.membership.faults.loseAnnouncements(true)
 
         yield* registration.updateMetadata({ load: "9" })
@@ -362,13 +363,7 @@ export const membershipSuite = (subject: Subject) => {
 
     test("a late announcement or a stale full read never undoes a newer update", () =>
       Effect.gen(function*() {
-        const harness = yield* subject.harness
-        const a = yield* harness.silo
-        const b = yield* harness.silo
-        const seenByB = yield* record(b.membership)
-        const idA = yield* freshIdentity()
-        const { registration } = yield* joinIn(a, idA, { load: "0" })
-        yield* waitFor("B sees A", announced, check(() => has(seenByB, "Joined", idA.id)))
+        const { b, idA, registration, seenByB } = yield* joinedAndSeen({ load: "0" })
         yield* b.membership.refresh
         const before = yield* b.membership.faults.lastRead // has A with load 0
         assert.isDefined(before)

@@ -18,19 +18,14 @@ import { makeMemoryJournal, makeMemoryStateStore } from "../../src/Persistence/M
 import * as MemoryReminderStore from "../../src/Reminders/MemoryReminderStore.ts"
 import * as Reminders from "../../src/Reminders/Reminders.ts"
 import { advance } from "../fixtures/ClusterClock.ts"
+import { type ActivationEvent, hostedIds, overlapsIn, settleFor } from "../fixtures/ActivationLog.ts"
 import { eventually } from "../fixtures/Eventually.ts"
 
 // ---------------------------------------------------------------------------
 // Fixtures
 
-interface Event {
-  readonly id: string
-  readonly silo: string
-  readonly kind: "start" | "end"
-}
-
 /** Every activation's start and end, in order, across the cluster. */
-const log: Array<Event> = []
+const log: Array<ActivationEvent> = []
 /** Timer ticks: which silo ran each. */
 const ticks: Array<{ readonly id: string; readonly silo: string }> = []
 /** Held by `Block` until a test opens it. */
@@ -155,32 +150,9 @@ const where = (id: string) => Effect.flatMap(room(id), (ref) => ref.Where())
 const migrate = (address: { readonly type: string; readonly id: string }, to?: string) =>
   Effect.flatMap(Migrator, (migrator) => migrator.migrate(address, { to }))
 
-const hosted = (member: TestCluster.TestMember, type: string) =>
-  member.run(Effect.map(Effect.flatMap(Silo.Silo, (silo) => silo.activations(type)), (rows) => rows.map((row) => row.address.id)))
-
-/** Lets fibers and sockets run for a while, without moving the clock. */
-const settleFor = (rounds: number) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < rounds; i++) yield* Effect.yieldNow
-    yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
-  })
 
 /** Addresses that were active on two silos at once, per the log. */
-const overlaps = () => {
-  const live = new Map<string, Set<string>>()
-  const found: Array<string> = []
-  for (const event of log) {
-    const silos = live.get(event.id) ?? new Set<string>()
-    live.set(event.id, silos)
-    if (event.kind === "start") {
-      if (silos.size > 0) found.push(`${event.id} started on ${event.silo} while live on ${[...silos].join()}`)
-      silos.add(event.silo)
-    } else {
-      silos.delete(event.silo)
-    }
-  }
-  return found
-}
+const overlaps = () => overlapsIn(log)
 
 /** The last activation of `id` started on `to` after one on `from` ended. */
 const startedAfterEnd = (id: string, from: string, to: string) => {
@@ -204,8 +176,8 @@ describe("live migration", () => {
       assert.strictEqual(moved.to, b!.id)
       assert.isTrue(moved.handedState)
       assert.strictEqual(yield* cluster.directory.lookup({ type: "Room", id: "r-1" }), b!.id)
-      assert.deepStrictEqual(yield* hosted(a!, "Room"), [])
-      assert.deepStrictEqual(yield* hosted(b!, "Room"), ["r-1"])
+      assert.deepStrictEqual(yield* hostedIds(a!, "Room"), [])
+      assert.deepStrictEqual(yield* hostedIds(b!, "Room"), ["r-1"])
       // Called from the old silo, from the new one, and from a client: all reach b, state intact.
       const client = yield* cluster.addClient
       for (const member of [a!, b!, client]) {
@@ -322,7 +294,7 @@ describe("live migration", () => {
       assert.strictEqual(half.moved.length, 3, "half of the six left, rounded up")
       const rest = yield* migrator.migrateType("Room", { concurrency: 2 })
       assert.strictEqual(rest.moved.length, 3)
-      assert.deepStrictEqual(yield* hosted(a!, "Room"), [])
+      assert.deepStrictEqual(yield* hostedIds(a!, "Room"), [])
       const all = [...two.moved, ...half.moved, ...rest.moved]
       assert.deepStrictEqual(all.map((m) => m.address.id).sort(), ids)
       for (const m of all) assert.include([b!.id, c!.id], m.to)
@@ -361,7 +333,7 @@ describe("live migration", () => {
       const refused = yield* Effect.flip(migrator.migrate({ type: "Room", id: "stay" }, { to: b!.id }))
       bRouter.draining = false
       assert.strictEqual((refused as MigrationFailed).failure, "Refused")
-      assert.deepStrictEqual(yield* hosted(a!, "Room"), ["stay"])
+      assert.deepStrictEqual(yield* hostedIds(a!, "Room"), ["stay"])
       assert.deepStrictEqual(yield* a!.run(Effect.flatMap(room("stay"), (ref) => ref.Items())), [4])
       assert.strictEqual(yield* cluster.directory.lookup({ type: "Room", id: "stay" }), a!.id)
       // A retry moves it.

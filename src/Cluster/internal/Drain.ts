@@ -44,7 +44,7 @@
  *
  * @internal
  */
-import { Deferred, Effect, Exit } from "effect"
+import { Clock, Deferred, Effect, Exit } from "effect"
 import type { LocalRouter } from "../../Actor/internal/LocalRouter.ts"
 import type { RemoteRouter } from "./RemoteRouter.ts"
 
@@ -124,12 +124,9 @@ const run = (host: DrainHost): Effect.Effect<void> =>
     yield* Effect.logDebug("drained").pipe(Effect.annotateLogs({ millis: Math.round(performance.now() - start) }))
   })
 
-/** Sleeps on the real clock. */
+/** Sleeps on the real clock (as `Silo`'s `shutdownOnRealTime` does), whatever clock the fiber has. */
 const sleep = (millis: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), millis)
-    return Effect.sync(() => clearTimeout(timer))
-  })
+  Effect.provideService(Effect.sleep(millis), Clock.Clock, Clock.Clock.defaultValue())
 
 const countActivations = (router: LocalRouter): number => {
   let n = 0
