@@ -81,6 +81,8 @@ export const reminderTicksTotal = define("quark_reminder_ticks_total", "counter"
 /** @since 0.2.0 */
 export const reminderTickLag = define("quark_reminder_tick_lag_seconds", "histogram", "seconds", [], "From a reminder tick's due time to its first attempt (jitter and catch-up included)")
 /** @since 0.2.0 */
+export const streamEventsTotal = define("quark_stream_events_total", "counter", "1", ["outcome"], "Stream events by what became of them: published (accepted by the provider), delivered (a subscriber's turn succeeded; one per subscriber), dropped (by a subscription's backpressure strategy), failed (not delivered after the retries)")
+/** @since 0.2.0 */
 export const eventLoopLag = define("quark_event_loop_lag_seconds", "gauge", "seconds", ["quantile"], "Event-loop delay over the profiler's window (p50, p99, max)")
 /** @since 0.2.0 */
 export const heapUsed = define("quark_heap_used_bytes", "gauge", "bytes", [], "V8 heap in use")
@@ -123,6 +125,7 @@ export const all: ReadonlyArray<MetricDefinition> = [
   clusterFailoversTotal,
   reminderTicksTotal,
   reminderTickLag,
+  streamEventsTotal,
   eventLoopLag,
   heapUsed,
   rebalancerMigrationsTotal,

@@ -18,6 +18,8 @@ import type { LocalRouter } from "./LocalRouter.ts"
 export interface PreparedMessage {
   readonly entry: MessageEntry
   readonly send: (id: unknown, payload: unknown) => Effect.Effect<unknown, DispatchError>
+  /** `send` for a valid id and a payload that is already the message's type (nothing to decode). */
+  readonly sendDecoded: (id: string, payload: unknown) => Effect.Effect<unknown, DispatchError>
 }
 
 /**
@@ -65,5 +67,5 @@ export const prepare = (
     )
     return Effect.flatMap(payload, (decoded) => ask(address.id, decoded))
   }
-  return Effect.succeed({ entry, send })
+  return Effect.succeed({ entry, send, sendDecoded: ask })
 }

@@ -29,8 +29,9 @@ import { type Cause, Clock, Deferred, Duration, Effect, Exit, FiberSet, Pull, Sc
 import { Rpc } from "effect/rpc"
 import * as Actor from "../../Actor/Actor.ts"
 import { ActorContext } from "../../Actor/ActorContext.ts"
-import { Cluster } from "../../Cluster/Cluster.ts"
+import { keepActive } from "../../Cluster/internal/KeepActive.ts"
 import type { DispatchError } from "../../Actor/ActorError.ts"
+import { describeCause, failureOf } from "../../Actor/internal/DispatchFailure.ts"
 import { systemContract } from "../../Actor/internal/SystemContract.ts"
 import { CurrentTurn, Turn } from "../../Actor/internal/Turn.ts"
 import { type PreparedMessage, prepare } from "../../Actor/internal/UntypedDispatch.ts"
@@ -93,28 +94,6 @@ const isUnavailable = (error: DispatchError): boolean => error._tag === "ActorUn
  */
 const unavailableWaitMillis = 30_000
 const unavailableRetryMillis = 250
-
-/** The error of a failed attempt; `undefined` for a defect or an interruption. */
-const failureOf = (cause: Cause.Cause<DispatchError>): DispatchError | undefined => {
-  for (const reason of cause.reasons) if (reason._tag === "Fail") return reason.error
-  return undefined
-}
-
-const describeCause = (cause: Cause.Cause<DispatchError>): string => {
-  for (const reason of cause.reasons) {
-    if (reason._tag === "Fail") return describe(reason.error)
-    if (reason._tag === "Die") return `defect: ${String(reason.defect)}`
-  }
-  return "interrupted"
-}
-
-const describe = (error: DispatchError): string => {
-  if (error._tag === "DeclaredError") {
-    const declared = error.error as { readonly _tag?: unknown }
-    return `declared error ${typeof declared?._tag === "string" ? declared._tag : JSON.stringify(declared)}`
-  }
-  return `${error._tag}: ${error.message}`
-}
 
 export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   const runtime = yield* ReminderRuntime
@@ -481,31 +460,9 @@ export const BucketLive = Bucket.toLayer(Effect.gen(function*() {
   })
 }), { idleTimeout: "never", whenFull: "suspend" })
 
-/**
- * Keeps every bucket activated: the ring takes each `Touch` to the bucket's owner. In a
- * cluster it also touches them all as soon as this silo's view of the members changes, so a
- * dead silo's buckets start on their new owners when the death is declared, not up to an
- * interval later; the interval is the backstop (a bucket whose activation failed).
- */
+/** Keeps every bucket activated on its owner (see `KeepActive.ts`). */
 export const keepBuckets = (bucketCount: number, interval: Duration.Duration) =>
   Effect.gen(function*() {
     const refs = yield* Effect.forEach(Array.from({ length: bucketCount }, (_, i) => String(i)), Bucket.refOrDie)
-    const touchAll = Effect.forEach(refs, (ref) => Effect.ignore(ref.Touch()), { concurrency: 16, discard: true })
-    const cluster = yield* Effect.serviceOption(Cluster)
-    if (cluster._tag === "None") return yield* Effect.repeat(touchAll, Schedule.spaced(interval))
-    const intervalMillis = Duration.toMillis(interval)
-    let members = ""
-    let touchedAt = Number.NEGATIVE_INFINITY
-    const watch = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const current = (yield* cluster.value.members).join(" ")
-      if (current === members && now - touchedAt < intervalMillis) return
-      members = current
-      touchedAt = now
-      yield* touchAll
-    })
-    return yield* Effect.repeat(watch, Schedule.spaced(membershipPollInterval))
+    return yield* keepActive(Effect.forEach(refs, (ref) => Effect.ignore(ref.Touch()), { concurrency: 16, discard: true }), interval)
   })
-
-/** How often the keeper reads this silo's view of the members (a local read). */
-const membershipPollInterval = Duration.millis(100)

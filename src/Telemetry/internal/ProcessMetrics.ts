@@ -104,6 +104,14 @@ export const reminderTicksOk = counter(Catalog.reminderTicksTotal, { outcome: "o
 export const reminderTicksRetry = counter(Catalog.reminderTicksTotal, { outcome: "retry" })
 /** @internal */
 export const reminderTicksDeadLetter = counter(Catalog.reminderTicksTotal, { outcome: "dead_letter" })
+/** @internal */
+export const streamEventsPublished = counter(Catalog.streamEventsTotal, { outcome: "published" })
+/** @internal */
+export const streamEventsDelivered = counter(Catalog.streamEventsTotal, { outcome: "delivered" })
+/** @internal */
+export const streamEventsDropped = counter(Catalog.streamEventsTotal, { outcome: "dropped" })
+/** @internal */
+export const streamEventsFailed = counter(Catalog.streamEventsTotal, { outcome: "failed" })
 /** Milliseconds from a tick's due time to its first attempt. @internal */
 export const reminderTickLag = histogram(Catalog.reminderTickLag)
 
