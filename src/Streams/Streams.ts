@@ -147,7 +147,17 @@ const checkKey = (namespace: string, key: string): Effect.Effect<void, InvalidSt
   return reason === undefined ? Effect.void : Effect.fail(new InvalidStreamId({ namespace, key: String(key), reason }))
 }
 
-const encoderOf = <A, I>(contract: StreamContract<A, I>) => Schema.encodeEffect(contract.schema as Schema.Codec<A, I>)
+/** The JSON form of a contract's events (`Schema.toCodecJson`), as state and messages are encoded. */
+const jsonCodecs = new WeakMap<StreamContract<any, any>, Schema.Codec<any, unknown>>()
+const jsonCodecOf = <A, I>(contract: StreamContract<A, I>): Schema.Codec<A, unknown> => {
+  let codec = jsonCodecs.get(contract)
+  if (codec === undefined) {
+    codec = Schema.toCodecJson(contract.schema as Schema.Codec<A, I>) as Schema.Codec<A, unknown>
+    jsonCodecs.set(contract, codec)
+  }
+  return codec
+}
+const encoderOf = <A, I>(contract: StreamContract<A, I>) => Schema.encodeEffect(jsonCodecOf(contract))
 
 /**
  * Publishes one event to stream (contract's namespace, `key`); returns its token once the
@@ -341,7 +351,7 @@ export const stream = <A, I>(
       const last = yield* provider.lastToken(partition)
       start = last === undefined ? { _tag: "Earliest" } : { _tag: "After", token: last }
     } else start = yield* positionOf(from)
-    const decode = Schema.decodeUnknownEffect(contract.schema as Schema.Codec<A, I>)
+    const decode = Schema.decodeUnknownEffect(jsonCodecOf(contract))
     const batchSize = options?.batchSize ?? 256
     const streamId = { namespace, key }
     return Stream.paginate(start, (position: Position) =>
@@ -505,13 +515,29 @@ export const layer = (config?: StreamsConfig): Layer.Layer<Streams, StreamProvid
       retryAttempts: config?.retryAttempts ?? 5,
       unavailableWaitMillis: millis(config?.unavailableWait, 30_000),
       drainMillis: millis(config?.drainTimeout, 5_000),
+      agents: new Set(),
       lanes: new Map()
     })
+    // Before the provider closes (finalizers run in reverse order): every agent on this silo
+    // stops and acknowledges what it delivered, or that would be delivered again.
+    yield* Effect.addFinalizer(() => Effect.forEach([...runtime.agents], (stop) => stop, { concurrency: "unbounded", discard: true }))
     const silo = yield* Silo
     attached.set(silo.router, { provider, runtime })
     yield* Layer.build(AgentLive.pipe(Layer.provide(Layer.succeed(StreamsRuntime, runtime))))
     const agents = yield* Effect.forEach(Array.from({ length: provider.partitions }, (_, i) => String(i)), Agent.refOrDie)
-    const touchAll = Effect.forEach(agents, (agent) => Effect.ignore(agent.Touch()), { concurrency: 16, discard: true })
+    // An agent that cannot start (the provider refuses it, say) is tried again every touch;
+    // each new reason is logged once, so a partition that delivers nothing says why.
+    const lastFailure = new Map<number, string>()
+    const touch = (agent: (typeof agents)[number], partition: number) =>
+      agent.Touch().pipe(
+        Effect.tap(() => Effect.sync(() => lastFailure.delete(partition))),
+        Effect.catch((error) => {
+          if (error._tag === "ActorUnavailable" || lastFailure.get(partition) === error.message) return Effect.void
+          lastFailure.set(partition, error.message)
+          return Effect.logWarning(`stream partition ${partition}: its agent does not start (${error.message}); it is tried again every keep interval`)
+        })
+      )
+    const touchAll = Effect.forEach(agents, touch, { concurrency: 16, discard: true })
     yield* Effect.forkScoped(keepActive(touchAll, Duration.millis(millis(config?.keepInterval, 1_000))))
     return Context.make(Streams, Streams.of({ provider }))
   }))

@@ -8,8 +8,8 @@
  * `StreamsBackpressure.test.ts`; the fixtures (actors, probe, silo layer) in `fixtures.ts`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Stream } from "effect"
-import { Backpressure, MemoryStreamProvider, StreamContract, StreamId, Streams, StreamToken } from "../../src/index.ts"
+import { Effect, Fiber, Logger, Stream } from "effect"
+import { Backpressure, MemoryStreamProvider, StreamContract, StreamId, type StreamProvider, StreamProviderError, Streams, StreamToken } from "../../src/index.ts"
 import {
   advance,
   Alerts,
@@ -216,6 +216,32 @@ describe("failed deliveries", () => {
       yield* waitFor("the next event", () => probe.deliveries.length === 3)
       yield* waitFor("Ghost's third failure", Effect.map(lagOf("readings", "g", "implicit:Ghost#Record"), (row) => row?.failed === 3))
     }), { streams: { implicit } })
+  })
+
+  it.effect("a partition whose agent cannot start delivers nothing and says why, once per reason; it starts once the provider lets it", () => {
+    const probe = new StreamProbe()
+    const logs: Array<string> = []
+    const memory = MemoryStreamProvider.make({ partitions: 1 })
+    let refusing = true
+    const provider: StreamProvider = {
+      ...memory,
+      consume: (partition, consumer) =>
+        refusing ? Effect.fail(new StreamProviderError({ operation: "consume", reason: "refused by the test" })) : memory.consume(partition, consumer)
+    }
+    return withProbe(probe, Effect.gen(function*() {
+      yield* publishEach(Readings, "k", [1])
+      // Three keeper rounds (one a second): the agent is refused each time, and logged once.
+      yield* advance(3_000)
+      assert.deepStrictEqual(probe.deliveries, [])
+      assert.deepStrictEqual(logs.filter((line) => line.includes("refused by the test")).length, 1, logs.join("\n"))
+      assert.include(logs.find((line) => line.includes("refused by the test")), "stream partition 0: its agent does not start")
+      refusing = false
+      yield* advance(1_000)
+      yield* waitFor("the event, once the agent starts", () => probe.deliveries.length === 1)
+    }), { streams: { provider } }).pipe(
+      // Around the silo too: the keeper that logs runs in the streams layer.
+      Effect.provide(Logger.layer([Logger.make((entry) => logs.push(String(entry.message)))], { mergeWithExisting: false }))
+    )
   })
 })
 

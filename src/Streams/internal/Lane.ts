@@ -12,7 +12,7 @@
 import { Effect } from "effect"
 import type { InvalidActorId } from "../../Actor/ActorError.ts"
 import type { Turn } from "../../Actor/internal/Turn.ts"
-import type { PreparedMessage } from "../../Actor/internal/UntypedDispatch.ts"
+import type { DispatchError } from "../../Actor/ActorError.ts"
 import type { Backpressure } from "../Backpressure.ts"
 import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import { millisOf } from "../StreamToken.ts"
@@ -28,6 +28,11 @@ export interface LaneItem {
   readonly token: string
   readonly value: unknown
   readonly settlement: Settlement | undefined
+}
+
+/** How a lane's events reach its subscriber's message: one turn per call. */
+export interface DeliveryTarget {
+  readonly send: (id: string, value: unknown) => Effect.Effect<unknown, DispatchError>
 }
 
 /** How a lane reaches the rest of its agent. */
@@ -61,8 +66,8 @@ export class Lane {
   dropped = 0
   failed = 0
   lastToken: string | undefined = undefined
-  /** The agent's: the message it sends (found on the first delivery). */
-  prepared: PreparedMessage | undefined = undefined
+  /** The agent's: how it sends (found on the first delivery). */
+  target: DeliveryTarget | undefined = undefined
   /** The agent's: the request-context frame of this lane's deliveries. */
   frame: Turn | undefined = undefined
   /**

@@ -33,7 +33,7 @@ import { type Cause, Clock, Deferred, Effect, Exit, Fiber, FiberSet, Schema, Sco
 import { Rpc } from "effect/rpc"
 import * as Actor from "../../Actor/Actor.ts"
 import { ActorContext } from "../../Actor/ActorContext.ts"
-import { type DispatchError, InvalidActorId } from "../../Actor/ActorError.ts"
+import { type DispatchError, InvalidActorId, MessageDecodeError } from "../../Actor/ActorError.ts"
 import { invalidIdReason } from "../../Actor/ActorAddress.ts"
 import { describeCause, failureOf } from "../../Actor/internal/DispatchFailure.ts"
 import { systemContract } from "../../Actor/internal/SystemContract.ts"
@@ -44,7 +44,7 @@ import { Silo } from "../../Actor/Silo.ts"
 import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import { type Position, type StreamEntry, StreamProviderError } from "../StreamProvider.ts"
 import { compare } from "../StreamToken.ts"
-import { Lane, type LaneHost, type LaneItem, type Settlement } from "./Lane.ts"
+import { type DeliveryTarget, Lane, type LaneHost, type LaneItem, type Settlement } from "./Lane.ts"
 import { decodeRecord, encodeRecord, SubscriptionRecord } from "./SubscriptionRecord.ts"
 import { type StreamState, StreamTable, type Subscriber } from "./StreamTable.ts"
 import { eventKeys, StreamsRuntime } from "./StreamsRuntime.ts"
@@ -118,8 +118,12 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
     if (acks.length > 0) return resume(Effect.void)
     ackWake = () => resume(Effect.void)
   })
-  /** Acknowledges what is settled; a provider failure keeps the tokens for the next round. */
-  const flushAcks = Effect.suspend(() => {
+  /**
+   * Acknowledges what is settled; a provider failure keeps the tokens for the next round.
+   * One flush at a time: the last one, when the agent stops, waits for one under way.
+   */
+  const ackLock = Semaphore.makeUnsafe(1)
+  const flushAcks = ackLock.withPermits(1)(Effect.suspend(() => {
     if (acks.length === 0) return Effect.void
     const batch = acks
     acks = []
@@ -130,7 +134,7 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
         Effect.sleep(1_000)
       )
     })
-  })
+  }))
   const acker = Effect.forever(Effect.andThen(ackWaiting, flushAcks))
 
   // --- Delivery --------------------------------------------------------------------------
@@ -164,13 +168,41 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
       "quark.stream.token": item.token,
       "quark.stream.attempt": attempt === 1 ? "1" : String(attempt)
     } satisfies Record<typeof eventKeys[keyof typeof eventKeys], string>
-    const prepared = lane.prepared
-    if (prepared !== undefined) {
-      return provider.encodes ? prepared.send(subscriber.id, item.value) : prepared.sendDecoded(subscriber.id, item.value)
-    }
-    return Effect.flatMap(prepare(silo.router, subscriber.type, message), (found) => {
-      lane.prepared = found
-      return provider.encodes ? found.send(subscriber.id, item.value) : found.sendDecoded(subscriber.id, item.value)
+    const target = lane.target
+    if (target !== undefined) return target.send(subscriber.id, item.value)
+    return Effect.flatMap(targetOf(subscriber.type, message), (found) => {
+      lane.target = found
+      return found.send(subscriber.id, item.value)
+    })
+  }
+
+  /**
+   * How events reach one message of one type, found once per type and message: as they
+   * are (memory), or decoded from their JSON form first (a provider that encodes; the same
+   * `Schema.toCodecJson` form `Streams.publish` wrote).
+   */
+  const targets = new Map<string, DeliveryTarget>()
+  const targetOf = (type: string, message: string): Effect.Effect<DeliveryTarget, DispatchError> => {
+    const cacheKey = `${type}\u0000${message}`
+    const cached = targets.get(cacheKey)
+    if (cached !== undefined) return Effect.succeed(cached)
+    return Effect.map(prepare(silo.router, type, message), (prepared) => {
+      let target: DeliveryTarget
+      if (!provider.encodes) target = { send: prepared.sendDecoded }
+      else {
+        const decode = Schema.decodeUnknownEffect(Schema.toCodecJson(prepared.entry.payloadSchema)) as (
+          json: unknown
+        ) => Effect.Effect<unknown, Schema.SchemaError>
+        target = {
+          send: (id, json) =>
+            Effect.flatMap(
+              Effect.mapError(Effect.suspend(() => decode(json)), (error) => new MessageDecodeError({ address: { type, id }, tag: message, reason: error.message })),
+              (payload) => prepared.sendDecoded(id, payload)
+            )
+        }
+      }
+      targets.set(cacheKey, target)
+      return target
     })
   }
 
@@ -440,21 +472,32 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
   yield* Effect.forkIn(acker, scope)
   yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(forgetAfterMillis / 2), sweep)), scope)
   const reader = yield* Effect.forkIn(Effect.raceFirst(reading, Deferred.await(stopped)), scope)
+  /**
+   * Stops reading, lets deliveries under way finish (up to `drainMillis`), acknowledges
+   * them. Once: `Streams.layer` runs it before its provider closes (the silo deactivates
+   * this agent only after that), and the activation's close runs it again.
+   */
+  let stopping: Deferred.Deferred<void> | undefined
+  const stop = Effect.suspend(() => {
+    if (stopping !== undefined) return Deferred.await(stopping)
+    const done = stopping = Deferred.makeUnsafe<void>()
+    return Effect.ensuring(drain, Deferred.succeed(done, undefined))
+  })
+  const drain = Effect.gen(function*() {
+    yield* Deferred.succeed(stopped, undefined)
+    yield* Fiber.await(reader)
+    // On the real clock: a silo on the TestClock must not wait for a delivery that waits for it.
+    yield* FiberSet.awaitEmpty(laneFibers).pipe(
+      Effect.timeout(runtime.drainMillis),
+      Effect.ignore,
+      Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
+    )
+    yield* flushAcks
+    if (runtime.lanes.get(partition) === table) runtime.lanes.delete(partition)
+  })
+  runtime.agents.add(stop)
   // Runs before the lanes' fibers and the consumer close (finalizers run in reverse order).
-  yield* Effect.addFinalizer(() =>
-    Effect.gen(function*() {
-      yield* Deferred.succeed(stopped, undefined)
-      yield* Fiber.await(reader)
-      // On the real clock: a silo on the TestClock must not wait for a delivery that waits for it.
-      yield* FiberSet.awaitEmpty(laneFibers).pipe(
-        Effect.timeout(runtime.drainMillis),
-        Effect.ignore,
-        Effect.provideService(Clock.Clock, Clock.Clock.defaultValue())
-      )
-      yield* flushAcks
-      if (runtime.lanes.get(partition) === table) runtime.lanes.delete(partition)
-    })
-  )
+  yield* Effect.addFinalizer(() => Effect.ensuring(stop, Effect.sync(() => runtime.agents.delete(stop))))
 
   return Agent.of({
     Subscribe: ({ from, id, key, namespace, record }) => subscribe(namespace, key, id, record, from),

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Context } from "effect"
+import { Context, type Effect } from "effect"
 import type { Backpressure } from "../Backpressure.ts"
 import type { StreamProvider } from "../StreamProvider.ts"
 import type { StreamTable } from "./StreamTable.ts"
@@ -33,6 +33,8 @@ export interface StreamsRuntimeShape {
   readonly unavailableWaitMillis: number
   /** How long a stopping agent lets its deliveries under way finish. */
   readonly drainMillis: number
+  /** How each agent active on this silo stops: all are stopped before the provider closes. */
+  readonly agents: Set<Effect.Effect<void>>
   /** The streams (and their lanes) of the agents active on this silo, by partition. */
   readonly lanes: Map<number, StreamTable>
 }
