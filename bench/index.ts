@@ -34,6 +34,7 @@ import { rollingRestart } from "./rolling.ts"
 import { Telemetry } from "../src/index.ts"
 import { effectRpcPipelined, rawPipelined, rawSequential, transportPipelined, transportSequential } from "./transport.ts"
 import * as Stores from "./stores.ts"
+import * as StreamsBench from "./streams.ts"
 
 const json = process.argv.includes("--json")
 const quick = process.argv.includes("--quick")
@@ -43,6 +44,11 @@ const rounds = quick ? 2 : 7
 const warmup = 1
 // --quick: 5,000 reminders at a 2 s period (2,500 ticks a second), one measured period, one round.
 const reminderLag = { reminders: ops(100_000), periodMs: quick ? 2_000 : 10_000, periods: quick ? 1 : 2, rounds: quick ? 1 : 3 }
+
+// Streams: events per round, and deliveries a producer lets be in flight (see bench/streams.ts).
+const streamPublish = { events: ops(300_000), inFlight: 1_000 }
+const streamPublishRedis = { events: ops(50_000), inFlight: 2_000 }
+const streamFanout = { events: Math.max(20, Math.round(200 * scale)), inFlight: 5_000 }
 
 type Made = Variant & { readonly dispose?: () => Promise<void> }
 
@@ -61,6 +67,8 @@ type Group =
   | "reminders-register"
   | "reminders-idle"
   | "rolling"
+  | "streams"
+  | "streams-redis"
 
 /** Every benchmark by id and group, built only when selected (several start child processes). */
 const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Made>]> = [
@@ -123,7 +131,16 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["reminders.register.pg", "reminders-register", () => RemindersBench.register("reminders.register.pg", RemindersBench.pg, ops(10_000))],
   ["reminders.register.pg.store-put", "reminders-register", () => RemindersBench.storePut("reminders.register.pg.store-put", RemindersBench.pg, ops(10_000))],
   // A heap of its own: 100,000 reminders held by the silo.
-  ["reminders.idle", "reminders-idle", () => RemindersBench.idle(ops(100_000))]
+  ["reminders.idle", "reminders-idle", () => RemindersBench.idle(ops(100_000))],
+  // Streams: events published and delivered to one implicit subscriber per stream (100
+  // streams), and one stream to 1,000 durable subscribers, each beside tells doing the same.
+  // Redis in a process of its own (its connections and JSON path apart from the memory one's).
+  ["stream.publish.memory", "streams", () => StreamsBench.publishMemory(streamPublish)],
+  ["stream.publish.memory.baseline-tell", "streams", () => StreamsBench.publishTell(streamPublish)],
+  ["stream.fanout", "streams", () => StreamsBench.fanout(streamFanout)],
+  ["stream.fanout.baseline-tell", "streams", () => StreamsBench.fanoutTell(streamFanout)],
+  ["stream.publish.redis", "streams-redis", () => StreamsBench.publishRedis(streamPublishRedis)],
+  ["stream.publish.redis.baseline-xadd-xreadgroup", "streams-redis", () => StreamsBench.redisRaw(streamPublishRedis)]
 ]
 
 // `--only=a,b` runs the benchmarks whose id starts with one of the prefixes.
@@ -195,6 +212,11 @@ printResults(results, {
     ["reminders.register.pg", "reminders.register.pg.store-put"],
     // Live migration: store-backed moves against handed-over ones; calls mid-migration against plain
     ["cluster.migrate.store", "cluster.migrate.dehydrated"],
-    ["cluster.migrate.call-mid-migration", "cluster.migrate.call-plain"]
+    ["cluster.migrate.call-mid-migration", "cluster.migrate.call-plain"],
+    // Streams against tells (or raw Redis) doing the same deliveries
+    ["stream.publish.memory", "stream.publish.memory.baseline-tell"],
+    ["stream.publish.redis", "stream.publish.redis.baseline-xadd-xreadgroup"],
+    ["stream.publish.redis", "stream.publish.memory"],
+    ["stream.fanout", "stream.fanout.baseline-tell"]
   ] as const).filter(([id, base]) => measured.has(id) && measured.has(base))
 })

@@ -110,6 +110,39 @@ describe("handoff on graceful ring changes", () => {
       }
     }).pipe(Effect.scoped))
 
+  // A call waiting at its new owner for the previous owner's release, when the ring moves the
+  // address on meanwhile (a third silo joins): once released, it follows the address to the
+  // newest owner. It once activated the address where it waited, beside the newest owner's.
+  it.effect("a call waiting for a handoff whose address moves on to a joining silo is served by the newest owner, never where it waited", () =>
+    Effect.gen(function*() {
+      log.length = 0
+      gate = Deferred.makeUnsafe<void>()
+      yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
+      const many = Array.from({ length: 64 }, (_, i) => `m-${i}`)
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: heldLayer })
+      const [a] = cluster.silos
+      for (const id of many) assert.strictEqual(yield* a!.run(where(id)), a!.id)
+      const client = yield* cluster.addClient
+      const b = yield* cluster.addSilo
+      yield* cluster.settle
+      const toB: Array<string> = []
+      for (const id of many) if ((yield* ownerOf(b, id)) === b.id) toB.push(id)
+      // a's deactivations are held: the calls wait at b for a's release.
+      const calls = yield* Effect.forkChild(client.run(Effect.forEach(toB, where, { concurrency: "unbounded" })))
+      yield* settleFor(200)
+      assert.deepStrictEqual(yield* hosted(b), [], "b waits for a")
+      const c = yield* cluster.addSilo
+      yield* cluster.settle
+      const toC: Array<string> = []
+      for (const id of toB) if ((yield* ownerOf(b, id)) === c.id) toC.push(id)
+      assert.isAbove(toC.length, 0, "some of the addresses b waits for move on to c")
+      yield* Deferred.succeed(gate, undefined)
+      const answers = yield* Fiber.join(calls)
+      for (const [i, id] of toB.entries()) assert.strictEqual(answers[i], toC.includes(id) ? c.id : b.id, id)
+      assert.deepStrictEqual((yield* hosted(b)).filter((id) => toC.includes(id)), [], "b activated none of c's")
+      assert.deepStrictEqual(overlaps(), [])
+    }).pipe(Effect.scoped))
+
   it.effect("a silo leaving gracefully hands its addresses over: the next owner activates each after it stopped there", () =>
     Effect.gen(function*() {
       log.length = 0

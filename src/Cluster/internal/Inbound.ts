@@ -132,10 +132,15 @@ const route = (
         failWith(new ActorUnavailable({ address: request.target, reason: `${moving} (released here)` })) :
         forward(remote, to, request)
     }
+    // After the wait, resolved again: a ring that changed meanwhile may give the address to
+    // another silo, which serves it (this one must not activate it).
     const handoff = remote.handoffBefore(slot, request.target.id)
     return handoff === undefined ?
       serve(remote, slot, entry, request) :
-      Effect.matchEffect(handoff, { onFailure: failWith, onSuccess: () => serve(remote, slot, entry, request) })
+      Effect.matchEffect(handoff, {
+        onFailure: failWith,
+        onSuccess: () => remote.ownsHere(slot, request.target.id) ? serve(remote, slot, entry, request) : resolve(remote, slot, entry, request, settleUntil)
+      })
   }
   // A draining silo left the ring: its own view of where the address went is the news the
   // forwarding silo lacks, so it sends the call on (a second hop; the next silo never forwards it).

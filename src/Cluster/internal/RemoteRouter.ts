@@ -255,8 +255,17 @@ export class RemoteRouter implements RemoteRouting {
           Effect.fail(unavailable(slot, id, moving)) :
           Outbound.send(this.peers, fiber, to, slot, id, info, payload, options)
       }
+      // After the wait the ring may have moved the address on (a silo joined meanwhile):
+      // decide again, or this silo would activate what another one owns.
       const handoff = this.handoffBefore(slot, id)
-      return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.askLocal(slot, id, info, payload, options)))
+      return handoff === undefined ? undefined : Effect.andThen(
+        handoff,
+        Effect.withFiber((fiber) =>
+          this.ownsHere(slot, id) ?
+            this.router.askLocal(slot, id, info, payload, options) :
+            this.ask(fiber, slot, id, info, payload, options) ?? this.router.askLocal(slot, id, info, payload, options)
+        )
+      )
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === undefined ?
@@ -286,7 +295,14 @@ export class RemoteRouter implements RemoteRouting {
           Outbound.sendOneWay(this.peers, fiber, to, slot, id, info, payload)
       }
       const handoff = this.handoffBefore(slot, id)
-      return handoff === undefined ? undefined : Effect.andThen(handoff, Effect.suspend(() => this.router.tellLocal(slot, id, info, payload)))
+      return handoff === undefined ? undefined : Effect.andThen(
+        handoff,
+        Effect.withFiber((fiber) =>
+          this.ownsHere(slot, id) ?
+            this.router.tellLocal(slot, id, info, payload) :
+            this.tell(fiber, slot, id, info, payload) ?? this.router.tellLocal(slot, id, info, payload)
+        )
+      )
     }
     return Effect.flatMap(this.locateOrClaim(slot, placement, id), (owner) =>
       owner === undefined ?

@@ -190,15 +190,18 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
       let target: DeliveryTarget
       if (!provider.encodes) target = { send: prepared.sendDecoded }
       else {
-        const decode = Schema.decodeUnknownEffect(Schema.toCodecJson(prepared.entry.payloadSchema)) as (
-          json: unknown
-        ) => Effect.Effect<unknown, Schema.SchemaError>
+        // Synchronously, as the transport decodes payloads: no Effect per event for the decode.
+        const decode = Schema.decodeUnknownSync(Schema.toCodecJson(prepared.entry.payloadSchema) as unknown as Schema.Codec<unknown, unknown>) as (json: unknown) => unknown
         target = {
-          send: (id, json) =>
-            Effect.flatMap(
-              Effect.mapError(Effect.suspend(() => decode(json)), (error) => new MessageDecodeError({ address: { type, id }, tag: message, reason: error.message })),
-              (payload) => prepared.sendDecoded(id, payload)
-            )
+          send: (id, json) => {
+            let payload: unknown
+            try {
+              payload = decode(json)
+            } catch (error) {
+              return Effect.fail(new MessageDecodeError({ address: { type, id }, tag: message, reason: String((error as Error)?.message ?? error) }))
+            }
+            return prepared.sendDecoded(id, payload)
+          }
         }
       }
       targets.set(cacheKey, target)
