@@ -16,23 +16,20 @@
  * Each run uses its own cluster name, so runs never see each other's silos.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import { Console, Effect, Layer, Schedule, Schema } from "effect"
+import { Console, Effect, Layer, Schedule } from "effect"
 import type { Redis } from "ioredis"
 import { Cluster, ClusterClient } from "quark/cluster"
 import { RedisMembership } from "quark/cluster/redis"
 import { Account, storePrefix } from "./cluster/Account.ts"
 import { connect, deleteKeys, explainUnreachable, redisUrl } from "./support/Redis.ts"
+import { isRunning, siloProcesses, type SiloProcess } from "./support/SiloProcesses.ts"
 
 const url = redisUrl
 const cluster = `example-${Date.now().toString(36)}-${randomUUID().slice(0, 4)}`
 const siloScript = fileURLToPath(new URL("./cluster/silo.ts", import.meta.url))
 const accounts = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"]
-
-class SiloFailed extends Schema.TaggedError<SiloFailed>()("SiloFailed", { label: Schema.String, reason: Schema.String }) {}
 
 const since = (start: number) => Math.round(performance.now() - start)
 
@@ -44,58 +41,7 @@ const deleteRunKeys = (redis: Redis) =>
 
 // --- Silo processes --------------------------------------------------------------------------
 
-interface SiloProcess {
-  readonly label: string
-  readonly id: string
-  readonly child: ChildProcess
-  /** How it ended: `exit <code>` or the signal's name. */
-  readonly ended: Promise<string>
-}
-
-const running = new Set<ChildProcess>()
-process.on("exit", () => running.forEach((child) => child.kill("SIGKILL")))
-
-/** Starts a silo and waits for its `ready <id>` line; stops it (if still running) when the scope closes. */
-const startSilo = (label: string) =>
-  Effect.acquireRelease(
-    Effect.callback<SiloProcess, SiloFailed>((resume) => {
-      // The silo's stdin stays open for its whole life: when this process dies, it closes and the silo exits.
-      const child = spawn(process.execPath, [...process.execArgv, siloScript, cluster], { stdio: ["pipe", "pipe", "pipe"] })
-      running.add(child)
-      const ended = new Promise<string>((resolve) =>
-        child.once("exit", (code, signal) => {
-          running.delete(child)
-          resolve(signal ?? `exit ${code}`)
-        })
-      )
-      Readline.createInterface({ input: child.stderr! }).on("line", (line) => console.error(`    [silo ${label}] ${line}`))
-      Readline.createInterface({ input: child.stdout! }).once("line", (line) => {
-        const ready = /^ready (\S+)$/.exec(line)
-        resume(ready === null ?
-          Effect.fail(new SiloFailed({ label, reason: `unexpected output: ${line}` })) :
-          Effect.succeed({ label, id: ready[1]!, child, ended }))
-      })
-      void ended.then((how) => resume(Effect.fail(new SiloFailed({ label, reason: `${how} before it was ready` }))))
-      return Effect.sync(() => child.kill("SIGKILL")) // interrupted while starting
-    }).pipe(
-      Effect.timeoutOrElse({
-        duration: "20 seconds",
-        orElse: () => Effect.fail(new SiloFailed({ label, reason: "not ready after 20 s" }))
-      })
-    ),
-    (silo) => Effect.asVoid(stopSilo(silo))
-  )
-
-/** SIGTERM (a graceful stop: leave, deactivate, close), SIGKILL if that takes over 10 s. */
-const stopSilo = (silo: SiloProcess) =>
-  Effect.promise(() => {
-    if (silo.child.exitCode === null && silo.child.signalCode === null) {
-      silo.child.kill("SIGTERM")
-      const timer = setTimeout(() => silo.child.kill("SIGKILL"), 10_000)
-      void silo.ended.then(() => clearTimeout(timer))
-    }
-    return silo.ended
-  })
+const { start: startSilo, stop: stopSilo } = siloProcesses({ script: siloScript, args: [cluster] })
 
 // --- The client ------------------------------------------------------------------------------
 
@@ -192,9 +138,10 @@ const main = Effect.gen(function*() {
 
   yield* demo(silos).pipe(Effect.provide(ClusterClient.layer().pipe(Layer.provide(RedisMembership.layer({ url, cluster })))))
 
-  const alive = silos.filter((silo) => silo.child.exitCode === null && silo.child.signalCode === null)
-  const ended = yield* Effect.forEach(alive, stopSilo, { concurrency: "unbounded" })
-  yield* Console.log(`stopped ${alive.map((silo, i) => `${silo.label} (${ended[i]})`).join(", ")} with SIGTERM`)
+  const alive = silos.filter(isRunning)
+  // One after the other: two silos draining at once would each hand its actors to the other.
+  const ended = yield* Effect.forEach(alive, stopSilo)
+  yield* Console.log(`stopped ${alive.map((silo, i) => `${silo.label} (${ended[i]})`).join(", ")} with SIGTERM, one after the other`)
 }).pipe(
   Effect.scoped, // silos stop (if still running) before the keys are deleted
   Effect.catchTag("RedisUnreachable", (error) => explainUnreachable(url, error.reason))

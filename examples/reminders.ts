@@ -19,9 +19,7 @@
  * Each run uses its own cluster name and key prefix, so runs never see each other.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Console, Effect, Layer, Schedule, Schema } from "effect"
 import type { Redis } from "ioredis"
@@ -31,6 +29,7 @@ import { RedisMembership } from "quark/cluster/redis"
 import { RedisReminderStore, RedisStore } from "quark/persistence/redis"
 import { Statement, storePrefix, Subscription } from "./reminders/Subscription.ts"
 import { connect, deleteKeys, explainUnreachable, redisUrl } from "./support/Redis.ts"
+import { isRunning, siloProcesses, type SiloProcess } from "./support/SiloProcesses.ts"
 
 const url = redisUrl
 const cluster = `example-${Date.now().toString(36)}-${randomUUID().slice(0, 4)}`
@@ -40,7 +39,6 @@ const priceCents = 999
 const periodMillis = 1_000
 const bucketCount = 64 // the default, which the silos use too
 
-class SiloFailed extends Schema.TaggedError<SiloFailed>()("SiloFailed", { label: Schema.String, reason: Schema.String }) {}
 class TimedOut extends Schema.TaggedError<TimedOut>()("TimedOut", { waitingFor: Schema.String }) {}
 
 const clock = (epochMillis: number) => new Date(epochMillis).toISOString().slice(11, 23)
@@ -79,64 +77,7 @@ const deleteRunKeys = (redis: Redis) =>
 
 // --- Silo processes --------------------------------------------------------------------------
 
-interface SiloProcess {
-  readonly label: string
-  readonly id: string
-  readonly child: ChildProcess
-  /** How it ended (`exit <code>` or the signal's name), once its output is all read. */
-  readonly ended: Promise<string>
-}
-
-const running = new Set<ChildProcess>()
-process.on("exit", () => running.forEach((child) => child.kill("SIGKILL")))
-
-/** Starts a silo and waits for its `ready <id>` line; stops it (if still running) when the scope closes. */
-const startSilo = (label: string) =>
-  Effect.acquireRelease(
-    Effect.callback<SiloProcess, SiloFailed>((resume) => {
-      // The silo's stdin stays open for its whole life: when this process dies, it closes and the silo exits.
-      const child = spawn(process.execPath, [...process.execArgv, siloScript, cluster], { stdio: ["pipe", "pipe", "pipe"] })
-      running.add(child)
-      // "close", not "exit": every line the silo wrote has been read by then.
-      const ended = new Promise<string>((resolve) =>
-        child.once("close", (code, signal) => {
-          running.delete(child)
-          resolve(signal ?? `exit ${code}`)
-        })
-      )
-      Readline.createInterface({ input: child.stderr! }).on("line", (line) => console.error(`    [silo ${label}] ${line}`))
-      let ready = false
-      Readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-        if (ready) return onSiloLine(label, line)
-        ready = true
-        const match = /^ready (\S+)$/.exec(line)
-        resume(match === null ?
-          Effect.fail(new SiloFailed({ label, reason: `unexpected output: ${line}` })) :
-          Effect.succeed({ label, id: match[1]!, child, ended }))
-      })
-      void ended.then((how) => resume(Effect.fail(new SiloFailed({ label, reason: `${how} before it was ready` }))))
-      return Effect.sync(() => child.kill("SIGKILL")) // interrupted while starting
-    }).pipe(
-      Effect.timeoutOrElse({
-        duration: "20 seconds",
-        orElse: () => Effect.fail(new SiloFailed({ label, reason: "not ready after 20 s" }))
-      })
-    ),
-    (silo) => Effect.asVoid(stopSilo(silo))
-  )
-
-const isRunning = (silo: SiloProcess) => silo.child.exitCode === null && silo.child.signalCode === null
-
-/** SIGTERM (a graceful stop: leave, deactivate, close), SIGKILL if that takes over 10 s. */
-const stopSilo = (silo: SiloProcess) =>
-  Effect.promise(() => {
-    if (isRunning(silo)) {
-      silo.child.kill("SIGTERM")
-      const timer = setTimeout(() => silo.child.kill("SIGKILL"), 10_000)
-      void silo.ended.then(() => clearTimeout(timer))
-    }
-    return silo.ended
-  })
+const { start: startSilo, stop: stopSilo } = siloProcesses({ script: siloScript, args: [cluster], onLine: onSiloLine })
 
 // --- The client ------------------------------------------------------------------------------
 
@@ -279,8 +220,9 @@ const main = Effect.gen(function*() {
   const outcome = yield* demo(silos).pipe(Effect.provide(ClientLive))
 
   const alive = silos.filter(isRunning)
-  const ended = yield* Effect.forEach(alive, stopSilo, { concurrency: "unbounded" })
-  yield* Console.log(`stopped ${alive.map((silo, i) => `${silo.label} (${ended[i]})`).join(", ")} with SIGTERM`)
+  // One after the other: two silos draining at once would each hand its actors to the other.
+  const ended = yield* Effect.forEach(alive, stopSilo)
+  yield* Console.log(`stopped ${alive.map((silo, i) => `${silo.label} (${ended[i]})`).join(", ")} with SIGTERM, one after the other`)
   yield* summary(outcome)
   yield* Effect.scoped(checkStatements)
 }).pipe(

@@ -90,10 +90,25 @@ describe("examples", () => {
     assert.deepStrictEqual((await exampleKeys()).filter((k) => !before.includes(k)), [])
   }, 100_000)
 
+  it("example:streams: sensor readings survive a kill -9 of the silo owning the most partitions, none lost or counted twice, and the run deletes its keys", async () => {
+    const before = await exampleKeys()
+    const run = runExample("streams.ts", { QUARK_REDIS_URL: redisUrl })
+    assert.strictEqual(run.status, 0, run.all)
+    assert.match(run.stdout, /kill -9 silo [ABC]/)
+    assert.include(run.stdout, "ok  every reading reached its device and the fleet")
+    assert.include(run.stdout, "ok  devices in Redis: 20/20 counted each of their readings once")
+    assert.include(run.stdout, "ok  fleet total 1200 == 1200 published")
+    assert.include(run.stdout, "ok  fleet per sensor: 20/20 streams counted once each")
+    assert.notInclude(run.stdout, "FAILED")
+    assert.match(run.stdout, /all checks passed: 1200 readings published, none lost, none counted twice/)
+    assert.match(run.stdout, /deleted the run's \d+ Redis keys/)
+    assert.deepStrictEqual((await exampleKeys()).filter((k) => !before.includes(k)), [])
+  }, 100_000)
+
   it("without a Redis, the Redis examples say how to get one and exit 1", () => {
     // A port nothing listens on (the registry outage tests use ports of their own).
     const nowhere = "redis://127.0.0.1:1"
-    for (const file of ["persistence.ts", "cluster.ts", "reminders.ts"]) {
+    for (const file of ["persistence.ts", "cluster.ts", "reminders.ts", "streams.ts"]) {
       const run = runExample(file, { QUARK_REDIS_URL: nowhere })
       assert.strictEqual(run.status, 1, `${file}: ${run.all}`)
       assert.include(run.stderr, `Cannot reach Redis at ${nowhere}`, file)

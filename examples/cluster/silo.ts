@@ -12,12 +12,10 @@
  * connections) on SIGTERM / SIGINT or when its stdin closes (so it never outlives the
  * process that started it), and exits 0. Declared dead, it stops serving and exits 3.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Effect, Exit, Layer, Logger, Schema } from "effect"
-import { ActorState, Stores } from "quark"
-import { Cluster, ClusterSilo } from "quark/cluster"
-import { RedisDirectory, RedisMembership } from "quark/cluster/redis"
-import { RedisStore } from "quark/persistence/redis"
+import { Effect, Schema } from "effect"
+import { ActorState } from "quark"
+import { Cluster } from "quark/cluster"
+import { clusterSilo, runSilo } from "../support/SiloMain.ts"
 import { Account, storePrefix } from "./Account.ts"
 
 const cluster = process.argv[2]
@@ -53,45 +51,9 @@ const AccountLive = Account.toLayer(
 
 // --- The silo ----------------------------------------------------------------------------
 
-const SiloLive = AccountLive.pipe(
-  Layer.provideMerge(ClusterSilo.layer({ port: 0 })),
-  Layer.provide(Layer.mergeAll(
-    RedisMembership.layer({ url, cluster }),
-    RedisDirectory.layer({ url, cluster }),
-    Stores.layer(RedisStore.make("redis", { url, keyPrefix: storePrefix(cluster) }))
-  ))
+const SiloLive = clusterSilo(
+  AccountLive,
+  { url, cluster, storePrefix: storePrefix(cluster) }
 )
 
-/** A stop that hangs must not leave the process behind. */
-const exitSoon = () => void setTimeout(() => process.exit(4), 12_000).unref()
-process.once("SIGTERM", exitSoon)
-process.once("SIGINT", exitSoon)
-
-/** Completes when stdin closes: the parent closed it, or died. */
-const stdinClosed = Effect.callback<void>((resume) => {
-  const done = () => {
-    exitSoon()
-    resume(Effect.void)
-  }
-  process.stdin.once("end", done)
-  process.stdin.once("close", done)
-  process.stdin.resume()
-})
-
-const main = Effect.gen(function*() {
-  const { declaredDead, self } = yield* Cluster
-  process.stdout.write(`ready ${self!.id}\n`)
-  return yield* Effect.raceFirst(
-    Effect.flatMap(declaredDead, (dead) => Effect.as(Effect.logError(`declared dead (${dead.reason}): exiting`), 3)),
-    Effect.as(stdinClosed, 0)
-  )
-}).pipe(
-  Effect.provide(SiloLive), // closing it is the graceful stop
-  Effect.provideService(Logger.LogToStderr, true)
-)
-
-// runMain interrupts `main` on SIGTERM / SIGINT, which closes the silo's layers.
-NodeRuntime.runMain(main, {
-  teardown: (exit, onExit) =>
-    onExit(Exit.isSuccess(exit) ? exit.value as number : Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
-})
+runSilo(SiloLive)

@@ -46,6 +46,7 @@ import { Silo } from "../Actor/Silo.ts"
 import { keepActive } from "../Cluster/internal/KeepActive.ts"
 import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 import { type Backpressure, suspend } from "./Backpressure.ts"
+import { encodeAll, jsonCodecOf } from "./internal/EventCodec.ts"
 import { Agent, AgentLive } from "./internal/PartitionAgent.ts"
 import { decodeRecord, explicitId, implicitId } from "./internal/SubscriptionRecord.ts"
 import { eventKeys, type ImplicitRoute, partitionOf, StreamsRuntime, type StreamsRuntimeShape } from "./internal/StreamsRuntime.ts"
@@ -145,35 +146,6 @@ export const implicit = <A, I, Type extends string, Rpcs extends Rpc.Any, const 
 const checkKey = (namespace: string, key: string): Effect.Effect<void, InvalidStreamId> => {
   const reason = invalidPartReason("key", key)
   return reason === undefined ? Effect.void : Effect.fail(new InvalidStreamId({ namespace, key: String(key), reason }))
-}
-
-/** The JSON form of a contract's events (`Schema.toCodecJson`), as state and messages are encoded. */
-const jsonCodecs = new WeakMap<StreamContract<any, any>, Schema.Codec<any, unknown>>()
-const jsonCodecOf = <A, I>(contract: StreamContract<A, I>): Schema.Codec<A, unknown> => {
-  let codec = jsonCodecs.get(contract)
-  if (codec === undefined) {
-    codec = Schema.toCodecJson(contract.schema as Schema.Codec<A, I>) as Schema.Codec<A, unknown>
-    jsonCodecs.set(contract, codec)
-  }
-  return codec
-}
-/**
- * Encodes a batch of events to their JSON form, synchronously (one Effect per batch, not per
- * event: on the publish path the difference is measurable); the first that does not encode
- * fails the batch.
- */
-const encodeAll = <A, I>(contract: StreamContract<A, I>, events: ReadonlyArray<A>): Effect.Effect<Array<unknown>, Schema.SchemaError> => {
-  const encode = Schema.encodeSync(jsonCodecOf(contract))
-  return Effect.suspend(() => {
-    const encoded = new Array<unknown>(events.length)
-    try {
-      for (let i = 0; i < events.length; i++) encoded[i] = encode(events[i]!)
-    } catch (error) {
-      if (Schema.isSchemaError(error)) return Effect.fail(error)
-      return Effect.die(error)
-    }
-    return Effect.succeed(encoded)
-  })
 }
 
 /**
@@ -446,24 +418,7 @@ export interface SubscriptionLag {
 export const lag: Effect.Effect<ReadonlyArray<SubscriptionLag>, never, Silo> = Effect.flatMap(current, ({ runtime }) =>
   Effect.map(Clock.currentTimeMillis, (now) => {
     const lanes: Array<SubscriptionLag> = []
-    for (const table of runtime?.lanes.values() ?? []) {
-      for (const lane of table.lanes()) {
-        const { key, message, namespace, subscriber, subscription } = lane.identity
-        lanes.push({
-          stream: { namespace, key },
-          subscription,
-          subscriber,
-          message,
-          strategy: lane.strategy._tag,
-          buffered: lane.size,
-          lagMillis: lane.lagMillis(now),
-          delivered: lane.delivered,
-          dropped: lane.dropped,
-          failed: lane.failed,
-          lastToken: lane.lastToken
-        })
-      }
-    }
+    for (const table of runtime?.lanes.values() ?? []) for (const lane of table.lanes()) lanes.push(lane.lagOf(now))
     return lanes
   }))
 

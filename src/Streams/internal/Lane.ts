@@ -14,6 +14,7 @@ import type { InvalidActorId } from "../../Actor/ActorError.ts"
 import type { Turn } from "../../Actor/internal/Turn.ts"
 import type { DispatchError } from "../../Actor/ActorError.ts"
 import type { Backpressure } from "../Backpressure.ts"
+import type { SubscriptionLag } from "../Streams.ts"
 import * as ProcessMetrics from "../../Telemetry/internal/ProcessMetrics.ts"
 import { millisOf } from "../StreamToken.ts"
 
@@ -106,6 +107,24 @@ export class Lane {
   /** Whether a delivery is under way or waiting its turn. */
   get busy(): boolean {
     return this.running
+  }
+
+  /** What `Streams.lag` reports of this lane. */
+  lagOf(now: number): SubscriptionLag {
+    const { key, message, namespace, subscriber, subscription } = this.identity
+    return {
+      stream: { namespace, key },
+      subscription,
+      subscriber,
+      message,
+      strategy: this.strategy._tag,
+      buffered: this.size,
+      lagMillis: this.lagMillis(now),
+      delivered: this.delivered,
+      dropped: this.dropped,
+      failed: this.failed,
+      lastToken: this.lastToken
+    }
   }
 
   /** The age of the oldest buffered event, by its token (0 if none). */
