@@ -27,6 +27,16 @@
  * deliveries under way finish for up to `drainMillis`, and acknowledges what they
  * finished; the rest stays pending for the next owner.
  *
+ * Rejected:
+ * - One provider stream per stream id, each with its reader: a million device streams would
+ *   be a million keys to poll. A fixed number of partitions gives a fixed number of readers,
+ *   at the price of a rewind reading the partition's other streams too.
+ * - A reader per silo over the partitions it owns (Orleans' pulling agents): the ownership,
+ *   hand-over and failover it needs are what the actor gives already.
+ * - Acknowledging on read: at most once; a silo's death would lose what it had read.
+ * - Several events per turn (`OnNextBatchAsync`): a second way to receive a message. The
+ *   cost is a turn per event (see docs/benchmarks.md, Streams).
+ *
  * @internal
  */
 import { type Cause, Clock, Deferred, Effect, Exit, Fiber, FiberSet, Schema, Scope, Semaphore } from "effect"
