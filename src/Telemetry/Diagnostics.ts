@@ -157,6 +157,50 @@ export type ClusterMember = typeof ClusterMember.Type
 export const ClusterResponse = Schema.Struct({ self: Schema.String, members: Schema.Array(ClusterMember) })
 
 /**
+ * One subscription's lane on this silo, as `/quark/streams` lists it (`Streams.lag`).
+ *
+ * @since 0.2.0
+ */
+export const StreamLane = Schema.Struct({
+  stream: Schema.Struct({ namespace: Schema.String, key: Schema.String }),
+  subscription: Schema.String,
+  subscriber: Schema.Struct({ type: Schema.String, id: Schema.String }),
+  message: Schema.String,
+  strategy: Schema.String,
+  buffered: Schema.Int,
+  lagMillis: Schema.Number,
+  delivered: Schema.Int,
+  dropped: Schema.Int,
+  failed: Schema.Int,
+  lastToken: Schema.optionalKey(Schema.String)
+})
+
+/** @since 0.2.0 */
+export type StreamLane = typeof StreamLane.Type
+
+/**
+ * `GET /quark/streams?limit=`: the lanes of the stream partitions this silo delivers, the
+ * most behind first (by lag, then by events buffered), at most `limit` (default 100, at most
+ * 1,000), with totals over all of them (404 `NoStreams` on a silo without `Streams.layer`).
+ *
+ * @since 0.2.0
+ */
+export const StreamsResponse = Schema.Struct({
+  lanes: Schema.Array(StreamLane),
+  totals: Schema.Struct({
+    lanes: Schema.Int,
+    buffered: Schema.Int,
+    delivered: Schema.Int,
+    dropped: Schema.Int,
+    failed: Schema.Int,
+    maxLagMillis: Schema.Number
+  })
+})
+
+/** @since 0.2.0 */
+export type StreamsResponse = typeof StreamsResponse.Type
+
+/**
  * `POST /quark/drain` (202): the silo began to drain (or already was draining); poll
  * `/ready` (503 from now on) or watch the process exit.
  *
@@ -276,11 +320,20 @@ export class NotProfiled extends Schema.TaggedError<NotProfiled>()("NotProfiled"
 }) {}
 
 /**
+ * `/quark/streams` on a silo without streams (404): provide `Streams.layer`.
+ *
+ * @since 0.2.0
+ */
+export class NoStreams extends Schema.TaggedError<NoStreams>()("NoStreams", {
+  reason: Schema.String
+}) {}
+
+/**
  * Any error body the endpoints send.
  *
  * @since 0.2.0
  */
-export const ErrorResponse = Schema.Union([InvalidQuery, NotClustered, NotProfiled])
+export const ErrorResponse = Schema.Union([InvalidQuery, NotClustered, NotProfiled, NoStreams])
 
 // ---------------------------------------------------------------------------------------
 // Redaction

@@ -8,8 +8,9 @@
  * - `GET /metrics`: effect's metric registry in the Prometheus text format (the catalog,
  *   with `Telemetry.layer`);
  * - `GET /quark/status`, `/quark/actors?type=&offset=&limit=`, `/quark/cluster`,
- *   `/quark/profile?top=` (with a `Profiler.layer()` in the context), `/quark/config`: JSON,
- *   each body encoded with its Schema from `Diagnostics`;
+ *   `/quark/profile?top=` (with a `Profiler.layer()` in the context), `/quark/streams?limit=`
+ *   (with `Streams.layer`), `/quark/config`: JSON, each body encoded with its Schema from
+ *   `Diagnostics`;
  * - `POST /quark/drain`: starts the silo's drain (`Cluster.drain`) and answers 202 at once;
  *   `/ready` answers 503 from then on. The one endpoint that changes anything: bind the
  *   endpoints to a network only behind something that authenticates.
@@ -51,6 +52,7 @@ import { Directory, type DirectoryShape } from "../Cluster/Directory.ts"
 import * as HashRing from "../Cluster/HashRing.ts"
 import { Stores, type StoresShape } from "../Persistence/Stores.ts"
 import { Reminders, type RemindersShape } from "../Reminders/Reminders.ts"
+import * as Streams from "../Streams/Streams.ts"
 import * as Diagnostics from "./Diagnostics.ts"
 import { ProfilerService } from "./Profiler.ts"
 
@@ -141,6 +143,7 @@ const routes = (options: EndpointsOptions) =>
     const context = yield* Effect.context<never>()
     const cluster = Option.getOrUndefined(yield* Effect.serviceOption(Cluster))
     const profiler = Option.getOrUndefined(yield* Effect.serviceOption(ProfilerService))
+    const streams = Option.getOrUndefined(yield* Effect.serviceOption(Streams.Streams))
     const hasher = cluster === undefined ? undefined : yield* HashRing.xxhash32
     const checks = readinessChecks(options, {
       router: silo.router,
@@ -278,6 +281,28 @@ const routes = (options: EndpointsOptions) =>
       })
     )
 
+    yield* router.add("GET", "/quark/streams", (request) =>
+      Effect.gen(function*() {
+        const limit = Math.min(maxLimit, ((yield* queryValues(request, streamsParameters)).get("limit") as number | undefined) ?? defaultLimit)
+        if (streams === undefined) {
+          return yield* respond(Diagnostics.NoStreams, new Diagnostics.NoStreams({ reason: "this silo has no streams: provide Streams.layer" }), 404)
+        }
+        const lanes = yield* Effect.provideService(Streams.lag, Silo, silo)
+        const totals = { lanes: lanes.length, buffered: 0, delivered: 0, dropped: 0, failed: 0, maxLagMillis: 0 }
+        for (const lane of lanes) {
+          totals.buffered += lane.buffered
+          totals.delivered += lane.delivered
+          totals.dropped += lane.dropped
+          totals.failed += lane.failed
+          totals.maxLagMillis = Math.max(totals.maxLagMillis, lane.lagMillis)
+        }
+        const behind = [...lanes].sort((a, b) => b.lagMillis - a.lagMillis || b.buffered - a.buffered).slice(0, limit)
+        return yield* respond(Diagnostics.StreamsResponse, {
+          lanes: behind.map(({ lastToken, ...lane }) => (lastToken === undefined ? lane : { ...lane, lastToken })),
+          totals
+        })
+      }).pipe(Effect.catchTag("InvalidQuery", (error) => respond(Diagnostics.InvalidQuery, error, 400))))
+
     // Redacted once: the configuration does not change while the silo runs.
     const config = { actorDefaults: Diagnostics.redact(local.defaults), config: Diagnostics.redact(options.config ?? null) }
     yield* router.add("GET", "/quark/config", respond(Diagnostics.ConfigResponse, config))
@@ -349,6 +374,9 @@ const actorsQuery = (request: HttpServerRequest.HttpServerRequest): Effect.Effec
       limit: Math.min(maxLimit, (values.get("limit") as number | undefined) ?? defaultLimit)
     }
   })
+
+/** `/quark/streams?limit=N`: how many lanes to list, the most behind first. */
+const streamsParameters = new Map<string, Schema.Codec<unknown, string>>([["limit", Limit as Schema.Codec<unknown, string>]])
 
 /** `/quark/profile?top=N`: how many hottest activations to list (1 to 100, default 10). */
 const profileParameters = new Map<string, Schema.Codec<unknown, string>>([

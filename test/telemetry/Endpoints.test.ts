@@ -4,13 +4,15 @@
  * counting known asks; /quark/actors paging a known set; 400s for bad queries; redaction
  * in /quark/config (and `redact`'s properties); /ready passing, failing on a check, on a
  * store and on a fenced cluster member; /quark/cluster's ring shares (exact, against the
- * ring's own `owner`); POST /quark/drain draining a cluster member (and 404 on a local silo).
+ * ring's own `owner`); POST /quark/drain draining a cluster member (and 404 on a local silo);
+ * /quark/streams listing a silo's stream lanes, the most behind first.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Metric, Schedule, Schema } from "effect"
+import { Context, Deferred, Effect, Layer, Metric, Schedule, Schema } from "effect"
+import { Rpc } from "effect/rpc"
 import * as fc from "fast-check"
 import * as fs from "node:fs"
-import { Silo, Telemetry } from "../../src/index.ts"
+import { Actor, ActorContext, Silo, StreamContract, Streams, Telemetry } from "../../src/index.ts"
 import { Cluster, Directory, HashRing } from "../../src/Cluster/index.ts"
 import { StoreError } from "../../src/Persistence/PersistenceError.ts"
 import * as Stores from "../../src/Persistence/Stores.ts"
@@ -240,6 +242,51 @@ const eventually = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean, milli
     Effect.repeat({ until: check, schedule: Schedule.spaced("50 millis") }),
     Effect.timeoutOrElse({ duration: millis, orElse: () => Effect.die(new Error(`not within ${millis} ms`)) })
   )
+
+describe("GET /quark/streams", () => {
+  const Reading = Schema.Struct({ n: Schema.Int })
+  const Readings = StreamContract.make("endpoint-readings", Reading)
+  const Take = Rpc.make("Take", { payload: Reading })
+  const Slow = Actor.make("EndpointsSlow", [Take])
+  const gate = Deferred.makeUnsafe<void>()
+  const SlowLive = Slow.toLayer(Effect.gen(function*() {
+    const { id } = (yield* ActorContext).address
+    // "held" waits for the gate: its lane fills; "quick" takes its events at once.
+    return Slow.of({ Take: () => id === "held" ? Deferred.await(gate) : Effect.void })
+  }))
+  const withStreams = Endpoints.layer().pipe(
+    Layer.provideMerge(Streams.layer({ implicit: [Streams.implicit(Readings, Slow, "Take")] })),
+    Layer.provideMerge(Silo.layerTest(SlowLive))
+  )
+
+  it.live("lists the lanes the silo delivers, the most behind first, with totals; limit caps the list", () =>
+    Effect.gen(function*() {
+      yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
+      for (let n = 0; n < 5; n++) yield* Streams.publish(Readings, "held", { n })
+      for (let n = 0; n < 3; n++) yield* Streams.publish(Readings, "quick", { n })
+      // One of "held"'s events is in its turn, four wait; "quick" delivered its three.
+      const body = yield* getJson("/quark/streams", Diagnostics.StreamsResponse).pipe(
+        Effect.repeat({ until: (b) => b.totals.buffered === 4 && b.totals.delivered === 3, schedule: Schedule.spaced("10 millis"), times: 500 })
+      )
+      assert.deepStrictEqual(body.totals, { lanes: 2, buffered: 4, delivered: 3, dropped: 0, failed: 0, maxLagMillis: body.lanes[0]!.lagMillis })
+      assert.deepStrictEqual(body.lanes.map((lane) => [lane.stream.key, lane.subscriber.id, lane.buffered, lane.strategy]), [
+        ["held", "held", 4, "Suspend"],
+        ["quick", "quick", 0, "Suspend"]
+      ])
+      assert.isString(body.lanes[1]!.lastToken)
+      const first = yield* getJson("/quark/streams?limit=1", Diagnostics.StreamsResponse)
+      assert.deepStrictEqual(first.lanes.map((lane) => lane.stream.key), ["held"])
+      assert.strictEqual(first.totals.lanes, 2, "totals count every lane, listed or not")
+      const bad = yield* getJson("/quark/streams?limit=0", Diagnostics.InvalidQuery, 400)
+      assert.strictEqual(bad.parameter, "limit")
+    }).pipe(Effect.scoped, Effect.provide(withStreams))) // the gate opens before the silo closes
+
+  it.live("a silo without streams answers 404 NoStreams", () =>
+    Effect.gen(function*() {
+      const body = yield* getJson("/quark/streams", Diagnostics.NoStreams, 404)
+      assert.include(body.reason, "Streams.layer")
+    }).pipe(Effect.provide(local())))
+})
 
 describe("Endpoints on a cluster member", () => {
   it.live("/quark/cluster lists the members with ring shares summing to 1; /ready fails once the silo is fenced", () =>
