@@ -27,6 +27,10 @@
  *   socket is closed (and logged), its calls fail as above. So is a throw in the socket's
  *   data callback; an `onReply` that throws fails its own call with a defect. Socket
  *   errors are logged once per socket, failed connection attempts once per outage.
+ *   A peer that accepts and then misbehaves at once can still make a connection log on
+ *   every reconnection, so these warnings go through a `LogLimiter` keyed by the peer's
+ *   host: the first 5 per 10 s are logged as they are, the rest are counted and reported
+ *   in one summary line per window (and when the connection closes).
  * - Metrics (process-wide, `MetricCatalog`): calls waiting for a reply are
  *   `quark_transport_calls_in_flight` (every way a call leaves `pending` takes it off), an
  *   attached socket is one `quark_transport_connections{direction="outbound"}` until its
@@ -49,6 +53,7 @@ import {
   writeRequestWith
 } from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
+import { LogLimiter } from "./internal/LogLimiter.ts"
 import { Writer } from "./internal/Writer.ts"
 
 export {
@@ -220,6 +225,8 @@ class Core {
   outageLogged = false
   timer: Fiber.Fiber<void> | undefined = undefined
   timerDeadline = Infinity
+  /** Bounds this connection's warnings (see LogLimiter). */
+  readonly limiter: LogLimiter
 
   constructor(options: ConnectionOptions, context: Context.Context<never>) {
     this.host = options.host
@@ -237,10 +244,14 @@ class Core {
     this.clock = Context.get(context, Clock.Clock)
     this.runFork = Effect.runForkWith(context)
     this.decoder = this.makeDecoder()
+    this.limiter = new LogLimiter(
+      (message, annotations) => void this.runFork(Effect.logWarning(message).pipe(Effect.annotateLogs(annotations))),
+      { now: () => this.now() }
+    )
   }
 
   log(message: string, annotations: Record<string, unknown>): void {
-    this.runFork(Effect.logWarning(message).pipe(Effect.annotateLogs({ peer: this.peer, ...annotations })))
+    this.limiter.warn(this.host, message, { peer: this.peer, ...annotations })
   }
 
   /** Monotonic milliseconds. */
@@ -451,6 +462,7 @@ class Core {
     socket?.destroy()
     this.failAll(this.closedReason)
     this.writer.detach()
+    this.limiter.close() // reports the counts still waiting
   }
 }
 

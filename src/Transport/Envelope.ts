@@ -371,7 +371,11 @@ export const readRequestIn = (buf: Buffer, start: number, end: number): RequestE
     metadata = {}
     for (let i = 0; i < metadataCount; i++) {
       const key = r.string()
-      metadata[key] = r.string()
+      const value = r.string()
+      // Assigning `__proto__` would go to Object.prototype's setter (which drops a string):
+      // define it as the own key it was on the sender's side.
+      if (key === "__proto__") Object.defineProperty(metadata, key, { value, enumerable: true, writable: true, configurable: true })
+      else metadata[key] = value
     }
   }
   const chainCount = r.u32()

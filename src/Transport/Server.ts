@@ -18,6 +18,10 @@
  *   that stops reading, or floods requests, cannot grow the server's memory without bound.
  * - A throw in a socket callback (decoding, starting a handler, writing its reply) is
  *   logged and closes that connection only. Socket errors are logged once per connection.
+ * - What a peer sends cannot flood the logs: every warning about a connection goes through
+ *   a per-host `LogLimiter` (the first 5 per host per 10 s are logged as they are, the
+ *   rest are counted and reported in one summary line per host and window, and when the
+ *   scope closes).
  * - A peer's socket closing does not interrupt handlers already running (a turn cut
  *   half-way may have done part of its work): they finish and their replies are dropped.
  * - {@link Server.drain} stops accepting connections and requests (a request arriving
@@ -32,9 +36,10 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
 import { kindRequest, peekRequestIdIn, readRequestIn, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
+import { LogLimiter } from "./internal/LogLimiter.ts"
 import { Writer } from "./internal/Writer.ts"
 import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 
@@ -108,6 +113,8 @@ const describe = (error: unknown): string => error instanceof Error ? error.mess
 interface Conn {
   readonly socket: Net.Socket
   readonly peer: string
+  /** The peer's host, without the port: the key of the log limiter. */
+  readonly host: string
   readonly writer: Writer
   readonly decoder: FrameDecoder
   /** Replies can still be sent. */
@@ -138,8 +145,14 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
     let drained: Deferred.Deferred<void> | undefined = undefined
     /** Waiting for the last connection to close (`disconnected`). */
     let lastClosed: Array<() => void> = []
-    const log = (message: string, annotations: Record<string, unknown>) =>
-      void runFork(Effect.logWarning(message).pipe(Effect.annotateLogs(annotations)))
+    const clock = Context.get(context as Context.Context<never>, Clock.Clock)
+    // Per peer host: what peers send cannot flood the logs (see LogLimiter).
+    const limiter = new LogLimiter(
+      (message, annotations) => void runFork(Effect.logWarning(message).pipe(Effect.annotateLogs(annotations))),
+      { now: () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6 }
+    )
+    const log = (conn: Conn, message: string, annotations: Record<string, unknown>) =>
+      limiter.warn(conn.host, message, annotations)
 
     /** Completes the drain once nothing runs and every reply left. */
     const checkDrained = (): void => {
@@ -151,7 +164,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
     /** Closes one connection after something went wrong on it; the others go on. */
     const drop = (conn: Conn, message: string, error?: unknown): void => {
       if (!conn.open) return
-      log(message, error === undefined ? { peer: conn.peer } : { peer: conn.peer, error: describe(error) })
+      log(conn, message, error === undefined ? { peer: conn.peer } : { peer: conn.peer, error: describe(error) })
       conn.open = false
       conn.decoder.pause() // the rest of the chunk is not decoded
       conn.socket.destroy()
@@ -194,10 +207,10 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         // Nobody waits for this outcome: a failure would vanish unless said here.
         if (Exit.isSuccess(exit)) {
           if (exit.value._tag !== "Success") {
-            log("transport: one-way request failed", { peer: conn.peer, target: request.target, tag: request.tag, outcome: exit.value._tag })
+            log(conn, "transport: one-way request failed", { peer: conn.peer, target: request.target, tag: request.tag, outcome: exit.value._tag })
           }
         } else if (!Cause.hasInterruptsOnly(exit.cause)) {
-          log("transport: one-way request died", { peer: conn.peer, target: request.target, tag: request.tag, cause: Cause.pretty(exit.cause) })
+          log(conn, "transport: one-way request died", { peer: conn.peer, target: request.target, tag: request.tag, cause: Cause.pretty(exit.cause) })
         }
         return
       }
@@ -229,7 +242,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       }
       if (drained !== undefined) {
         if (request.oneWay !== true) return reply(conn, request.requestId, draining)
-        log("transport: one-way request dropped: the server is draining", { peer: conn.peer, target: request.target, tag: request.tag })
+        log(conn, "transport: one-way request dropped: the server is draining", { peer: conn.peer, target: request.target, tag: request.tag })
         return
       }
       // A throw here (from `handle` itself) reaches the data callback, which closes the connection.
@@ -255,7 +268,8 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
 
     const serve = (socket: Net.Socket): void => {
       socket.setNoDelay(true)
-      const peer = `${socket.remoteAddress}:${socket.remotePort}`
+      const remote = socket.remoteAddress ?? "unknown"
+      const peer = `${remote}:${socket.remotePort}`
       // The writer calls back before `conn` exists only through `onProgress`, which needs a socket first.
       let conn: Conn
       const writer = new Writer(maxBufferedBytes, () => {
@@ -268,7 +282,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         onOversized: (size, prefix) =>
           reject(conn, prefix, 0, prefix.length, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
       }, maxFrameBytes)
-      conn = { socket, peer, writer, decoder, open: true, running: 0, holding: false }
+      conn = { socket, peer, host: remote, writer, decoder, open: true, running: 0, holding: false }
       conns.add(conn)
       ProcessMetrics.connectionsInbound.value++ // until its "close", below
       writer.attach(socket)
@@ -286,7 +300,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         // "close" follows.
         if (errorLogged) return
         errorLogged = true
-        log("transport: connection error", { peer, code: error.code, error: error.message })
+        log(conn, "transport: connection error", { peer, code: error.code, error: error.message })
       })
       socket.once("close", () => {
         ProcessMetrics.connectionsInbound.value--
@@ -335,6 +349,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
           conn.socket.destroy()
         }
         conns.clear()
+        limiter.close() // reports the counts still waiting
         return Effect.andThen(
           Fiber.interruptAll(Array.from(fibers)),
           Effect.callback<void>((resume) => {

@@ -5,7 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Net from "node:net"
-import { Clock, Deferred, Effect, Exit, Fiber, Logger, References, Schedule, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Schedule, Schema, Scope } from "effect"
+import { type Captured, capturingLogs } from "../support/capturedLogs.ts"
 import { TestClock } from "effect/testing"
 import { ActorUnavailable, CallTimeout, OutcomeUnknown } from "../../src/Actor/ActorError.ts"
 import * as Connection from "../../src/Transport/Connection.ts"
@@ -108,23 +109,6 @@ const replies = (socket: Net.Socket) => {
   return received
 }
 
-interface Captured {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Readonly<Record<string, unknown>>
-}
-
-/** Runs `effect` with a logger that records into `into`. */
-const capturingLogs = (into: Array<Captured>) =>
-  Effect.provide(Logger.layer([
-    Logger.make((options) => {
-      into.push({
-        level: options.logLevel,
-        message: (Array.isArray(options.message) ? options.message : [options.message]).join(" "),
-        annotations: options.fiber.getRef(References.CurrentLogAnnotations)
-      })
-    })
-  ]))
 
 describe("Frame: pausing and backlogs", () => {
   it("a paused decoder holds what follows the current frame until resumed", () => {
