@@ -18,6 +18,8 @@
  *   that stops reading, or floods requests, cannot grow the server's memory without bound.
  * - A throw in a socket callback (decoding, starting a handler, writing its reply) is
  *   logged and closes that connection only. Socket errors are logged once per connection.
+ * - One host holds at most `maxConnectionsPerHost` (1,024) open connections: a new one past
+ *   that is closed at once (and logged through the limiter below).
  * - What a peer sends cannot flood the logs: every warning about a connection goes through
  *   a per-host `LogLimiter` (the first 5 per host per 10 s are logged as they are, the
  *   rest are counted and reported in one summary line per host and window, and when the
@@ -72,7 +74,20 @@ export interface ServerOptions<R> {
   readonly maxBufferedBytes?: number | undefined
   /** Running handlers of one connection at which it is not read; default {@link defaultMaxInFlight} (10,000). */
   readonly maxInFlight?: number | undefined
+  /**
+   * Open connections from one host (the peer's address, any port) past which a new one is
+   * closed at once; default {@link defaultMaxConnectionsPerHost} (1,024). A silo or client
+   * opens one connection to each silo, so only a flood comes near it.
+   */
+  readonly maxConnectionsPerHost?: number | undefined
 }
+
+/**
+ * The default of `ServerOptions.maxConnectionsPerHost`.
+ *
+ * @since 0.2.0
+ */
+export const defaultMaxConnectionsPerHost = 1_024
 
 /**
  * @since 0.1.0
@@ -136,6 +151,9 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
     const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
     const maxBufferedBytes = options.maxBufferedBytes ?? defaultMaxBufferedBytes
     const maxInFlight = options.maxInFlight ?? defaultMaxInFlight
+    const maxConnectionsPerHost = options.maxConnectionsPerHost ?? defaultMaxConnectionsPerHost
+    /** Open connections by peer host (a `Map`: the host comes from the socket, not the wire, but keep to one rule). */
+    const perHost = new Map<string, number>()
     const context = yield* Effect.context<R>()
     const runFork = Effect.runForkWith(context)
     const handle = options.handle
@@ -270,6 +288,14 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       socket.setNoDelay(true)
       const remote = socket.remoteAddress ?? "unknown"
       const peer = `${remote}:${socket.remotePort}`
+      const open = perHost.get(remote) ?? 0
+      if (open >= maxConnectionsPerHost) {
+        limiter.warn(remote, "transport: refusing a connection: its host has reached maxConnectionsPerHost", { peer, limit: maxConnectionsPerHost })
+        socket.on("error", () => {}) // it is being destroyed: nothing to say
+        socket.destroy()
+        return
+      }
+      perHost.set(remote, open + 1)
       // The writer calls back before `conn` exists only through `onProgress`, which needs a socket first.
       let conn: Conn
       const writer = new Writer(maxBufferedBytes, () => {
@@ -304,6 +330,9 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       })
       socket.once("close", () => {
         ProcessMetrics.connectionsInbound.value--
+        const left = (perHost.get(remote) ?? 1) - 1
+        if (left === 0) perHost.delete(remote)
+        else perHost.set(remote, left)
         conn.open = false
         conns.delete(conn)
         if (conns.size === 0 && lastClosed.length > 0) {

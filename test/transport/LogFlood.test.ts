@@ -2,7 +2,8 @@
  * What a peer sends cannot flood the logs: the transport's warnings are rate limited per
  * peer host (`LogLimiter`), with one summary line per host and window for the rest. Unit
  * tests of the limiter on an injected clock, then floods of garbage against a real server
- * and from a misbehaving peer against a connection, on 127.0.0.1.
+ * and from a misbehaving peer against a connection, on 127.0.0.1; and the cap on one host's
+ * open connections.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Crypto from "node:crypto"
@@ -181,6 +182,39 @@ describe("a flood of garbage", () => {
       assert.strictEqual(all.length - reported.length + reported[0]!.count, connections, "logged + suppressed = drops")
       assert.strictEqual(all.length, 6)
       console.log(`flood: ${connections} connections in ${floodMillis} ms -> ${all.length} warning lines (${reported[0]!.count} suppressed)`)
+    }).pipe(Effect.scoped, capturingLogs(logs))
+  })
+
+  it.live("a host past maxConnectionsPerHost: its next connection is closed at once; one closing makes room again", () => {
+    const logs: Array<Captured> = []
+    const limit = 20
+    return Effect.gen(function*() {
+      const server = yield* Server.make({ port: 0, handle: doubler, maxConnectionsPerHost: limit })
+      // `limit` silent connections, held open.
+      const held = yield* Effect.acquireRelease(
+        Effect.forEach(Array.from({ length: limit }), () =>
+          Effect.callback<Net.Socket>((resume) => {
+            const socket = Net.connect({ host, port: server.port }, () => resume(Effect.succeed(socket)))
+            socket.on("error", () => {})
+          })),
+        (sockets) => Effect.sync(() => sockets.forEach((socket) => socket.destroy()))
+      )
+      yield* bounded(Effect.flatMap(server.connections, (n) => n === limit ? Effect.void : Effect.fail("not yet")).pipe(Effect.retry(Schedule.spaced("5 millis"))))
+      // One more from the same host is closed by the server before anything is read.
+      const refused = yield* bounded(Effect.callback<boolean>((resume) => {
+        const socket = Net.connect({ host, port: server.port })
+        socket.on("error", () => {})
+        socket.once("close", () => resume(Effect.succeed(true)))
+      }))
+      assert.isTrue(refused)
+      assert.strictEqual(yield* server.connections, limit)
+      assert.include(logs.map((log) => log.message), "transport: refusing a connection: its host has reached maxConnectionsPerHost")
+      // One of them leaves: a well-behaved connection is served again.
+      held[0]!.destroy()
+      yield* bounded(Effect.flatMap(server.connections, (n) => n < limit ? Effect.void : Effect.fail("not yet")).pipe(Effect.retry(Schedule.spaced("5 millis"))))
+      const client = yield* Connection.make({ host, port: server.port })
+      const reply = yield* bounded(client.call(request(5)))
+      assert.strictEqual(Num.decode((reply as { value: Uint8Array }).value).n, 10)
     }).pipe(Effect.scoped, capturingLogs(logs))
   })
 
