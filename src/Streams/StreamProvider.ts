@@ -12,9 +12,11 @@
  * - `ack` retires pending entries (delivered, or given up on);
  * - `claim(minIdleMillis)` makes every pending entry of the partition that has waited at
  *   least that long, whoever read it, pending for the caller and returns them in order. A new
- *   consumer first claims them all (`claim(0)`), so that what a dead one read and did not
- *   acknowledge is delivered again (at least once); it claims idle ones now and then too, for
- *   what a consumer that was paused read after that (see `internal/PartitionAgent.ts`).
+ *   consumer (a partition agent starting) claims them all (`claim(0)`), so that what a dead
+ *   one read and did not acknowledge is delivered again (at least once). A positive bound
+ *   leaves alone what a live consumer read recently (Redis's `XAUTOCLAIM` min-idle). The
+ *   agents do not claim on a timer: an agent reads only inside its silo's lease, so what a
+ *   paused one read is pending before a survivor's first claim (see `PartitionAgent.ts`).
  *
  * Entries are kept after acknowledgement as history (for rewind) up to the provider's
  * retention, and never trimmed while pending. Durable subscriptions are stored here too,
