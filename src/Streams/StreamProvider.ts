@@ -15,8 +15,9 @@
  *   consumer (a partition agent starting) claims them all (`claim(0)`), so that what a dead
  *   one read and did not acknowledge is delivered again (at least once). A positive bound
  *   leaves alone what a live consumer read recently (Redis's `XAUTOCLAIM` min-idle). The
- *   agents do not claim on a timer: an agent reads only inside its silo's lease, so what a
- *   paused one read is pending before a survivor's first claim (see `PartitionAgent.ts`).
+ *   agents claim on start only and read only inside their silo's lease; a read that a pause
+ *   delayed past a survivor's claim is the gap docs/streams.md names ("When a silo is
+ *   paused"), which a fence at the provider (only the newest consumer reads) would close.
  *
  * Entries are kept after acknowledgement as history (for rewind) up to the provider's
  * retention, and never trimmed while pending. Durable subscriptions are stored here too,

@@ -434,9 +434,10 @@ export interface StreamsConfig {
   readonly batchSize?: number | undefined
   /**
    * How long an agent's read waits for new entries before it looks again (default 500 ms).
-   * A read started inside the silo's lease ends this long after at most: kept under
-   * `deadAfter − lease` (500 ms with the default timings), what a paused silo's last read
-   * took is pending before a survivor claims the partition.
+   * A read that reached Redis inside the silo's lease ends this long after at most: kept
+   * under `deadAfter − lease` (500 ms with the default timings), what it took is pending
+   * before a survivor claims the partition (a read a pause delays is another matter: see
+   * docs/streams.md, "When a silo is paused").
    */
   readonly pollInterval?: Duration.Input | undefined
   /** Attempts of a delivery whose turn fails (default 5, 100 ms doubling between). */
