@@ -50,7 +50,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
@@ -79,7 +78,7 @@ import {
   type ServingSpan,
   type WriteProblem
 } from "./Analysis.ts"
-import { freePort, isStopped, pollUntil, type SiloChild, spawnSiloChild, startWatchdog } from "../support/processes.ts"
+import { freePort, isStopped, pingRedis, pollUntil, type SiloChild, spawnSiloChild, startWatchdog } from "../support/processes.ts"
 import { deleteAbandonedRuns, deleteKeys, newRunId } from "../support/redisKeys.ts"
 import { type ActivationStart, activationKeys, ChaosAccount, nowMillis, outcomeOf, parseTurn, type TurnRecord } from "./ChaosAccount.ts"
 import { timingMillisOf, timingsOf, type TimingsName } from "./timings.ts"
@@ -284,24 +283,6 @@ interface SiloProcess extends SiloChild {
   replaced: boolean
   readonly exited: Promise<void>
 }
-
-/** Whether a Redis server answers PING on the port. */
-const pingRedis = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = Net.connect({ host: "127.0.0.1", port })
-    let buffer = ""
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(500, () => done(false))
-    socket.once("error", () => done(false))
-    socket.once("connect", () => socket.write("PING\r\n"))
-    socket.on("data", (data) => {
-      buffer += data.toString()
-      if (buffer.includes("\r\n")) done(buffer.startsWith("+PONG"))
-    })
-  })
 
 /** A failed call's reason (its error's `reason` or message), with ids, addresses and numbers elided so that reasons group. */
 const reasonOf = (cause: Cause.Cause<unknown>): string => {

@@ -14,14 +14,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
 import { Rpc } from "effect/rpc"
 import { Actor, ActorContext, Silo, StreamContract, Streams } from "../../src/index.ts"
 import { RedisStreamProvider } from "../../src/Persistence/redis.ts"
-import { freePort, pollUntil } from "../support/processes.ts"
+import { freePort, pingRedis, pollUntil } from "../support/processes.ts"
 
 const Numbered = Schema.Struct({ seq: Schema.Int })
 const Numbers = StreamContract.make("numbers", Numbered)
@@ -37,23 +36,6 @@ interface Ledger {
   readonly log: Array<{ readonly seq: number; readonly token: string }>
 }
 
-const ping = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = Net.connect({ host: "127.0.0.1", port })
-    let reply = ""
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(500, () => done(false))
-    socket.once("error", () => done(false))
-    socket.once("connect", () => socket.write("PING\r\n"))
-    socket.on("data", (data) => {
-      reply += data.toString()
-      if (reply.includes("\r\n")) done(reply.startsWith("+PONG"))
-    })
-  })
-
 /** A redis-server on `port` with its data in `dir` (an append-only file synced on every write). */
 const startServer = (port: number, dir: string): Effect.Effect<ChildProcess> =>
   Effect.gen(function*() {
@@ -66,7 +48,7 @@ const startServer = (port: number, dir: string): Effect.Effect<ChildProcess> =>
       child.once("error", (error) => resolve(String(error)))
       child.once("exit", (code, signal) => resolve(`exited (${signal ?? code})`))
     })
-    const answered = yield* pollUntil(10_000, Effect.promise(() => Promise.race([ping(port), failed.then(() => true)])), { every: 20 })
+    const answered = yield* pollUntil(10_000, Effect.promise(() => Promise.race([pingRedis(port), failed.then(() => true)])), { every: 20 })
     const early = yield* Effect.promise(() => Promise.race([failed, Promise.resolve(undefined)]))
     if (answered === null || early !== undefined) {
       return yield* Effect.die(new Error(`redis-server on port ${port} did not start: ${early ?? "no answer within 10 s"} (apt-get install redis-server)`))

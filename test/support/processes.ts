@@ -271,3 +271,21 @@ process.stdin.on('close', () => { for (const p of pids) { try { process.kill(Num
     forget: (pid) => void (pid !== undefined && child.stdin!.write(`-${pid}\n`))
   })
 )
+
+/** Whether a Redis server answers PING on the port. */
+export const pingRedis = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    let buffer = ""
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(500, () => done(false))
+    socket.once("error", () => done(false))
+    socket.once("connect", () => socket.write("PING\r\n"))
+    socket.on("data", (data) => {
+      buffer += data.toString()
+      if (buffer.includes("\r\n")) done(buffer.startsWith("+PONG"))
+    })
+  })
