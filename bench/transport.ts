@@ -6,6 +6,8 @@
  * - transport.ask.sequential / transport.ask.pipelined (100 in flight): Connection →
  *   Server, with the payload `{ by }` and the reply encoded by Schema (toCodecJson + JSON)
  *   on both sides, and the handler adding to a counter; every reply is checked.
+ * - transport.ask.sequential.tls / .pipelined.tls: the same over mutual TLS (a throw-away
+ *   CA and leaf certificates from test/support/certificates.ts, made with openssl).
  * - loopback.raw-net.sequential / .pipelined: bare `node:net` with the same 4-byte length
  *   framing, an 8-byte request (id + value), an echo server, no Effect, no envelope, no
  *   schema: the floor.
@@ -37,7 +39,20 @@ const check = (id: string, got: number, want: number): void => {
 const IncrementPayload = payloadCodec(Schema.Struct({ by: Schema.Int }))
 const IntCodec = payloadCodec(Schema.Int)
 
-const makeTransport = async () => {
+/** Mutual TLS material for both ends: one CA, a server and a client certificate. */
+const mutualTls = async () => {
+  const { authority } = await import("../test/support/certificates.ts")
+  const ca = authority("quark-bench-ca")
+  const silo = ca.issue("bench-silo")
+  const client = ca.issue("bench-client")
+  return {
+    server: { cert: silo.cert, key: silo.key, ca: ca.cert },
+    client: { cert: client.cert, key: client.key, ca: ca.cert }
+  }
+}
+
+const makeTransport = async (tls = false) => {
+  const material = tls ? await mutualTls() : undefined
   const scope = Effect.runSync(Scope.make())
   let count = 0
   const handle = (req: RequestEnvelope): Effect.Effect<ReplyOutcome> =>
@@ -47,8 +62,8 @@ const makeTransport = async () => {
     })
   const connection = await Effect.runPromise(
     Effect.gen(function*() {
-      const server = yield* Server.make({ host, port: 0, handle })
-      return yield* Connection.make({ host, port: server.port })
+      const server = yield* Server.make({ host, port: 0, handle, tls: material?.server })
+      return yield* Connection.make({ host, port: server.port, tls: material?.client })
     }).pipe(Scope.provide(scope))
   )
   const payload = IncrementPayload.encode({ by: 1 })
@@ -71,9 +86,9 @@ const makeTransport = async () => {
 }
 
 /** One caller: ask, wait, ask again. Every op's latency is recorded. */
-export const transportSequential = async (opsPerRound: number): Promise<Disposable> => {
-  const id = "transport.ask.sequential"
-  const t = await makeTransport()
+export const transportSequential = async (opsPerRound: number, tls = false): Promise<Disposable> => {
+  const id = tls ? "transport.ask.sequential.tls" : "transport.ask.sequential"
+  const t = await makeTransport(tls)
   const round = Effect.gen(function*() {
     const before = t.count()
     const latenciesUs: Array<number> = []
@@ -91,9 +106,9 @@ export const transportSequential = async (opsPerRound: number): Promise<Disposab
 }
 
 /** 100 callers, each asking in a loop: 100 requests in flight on the one connection. */
-export const transportPipelined = async (opsPerRound: number): Promise<Disposable> => {
-  const id = "transport.ask.pipelined"
-  const t = await makeTransport()
+export const transportPipelined = async (opsPerRound: number, tls = false): Promise<Disposable> => {
+  const id = tls ? "transport.ask.pipelined.tls" : "transport.ask.pipelined"
+  const t = await makeTransport(tls)
   const perCaller = Math.ceil(opsPerRound / inFlight)
   const ops = perCaller * inFlight
   const round = Effect.gen(function*() {

@@ -485,12 +485,12 @@ describe("import graph of src/", () => {
     // from the subpath named for it.
     const expected: Record<string, ReadonlyArray<string>> = {
       ".": ["effect"],
-      "./cluster": ["effect", "node:net", "xxhash-wasm"],
+      "./cluster": ["effect", "node:crypto", "node:fs", "node:net", "node:tls", "xxhash-wasm"],
       "./cluster/redis": ["effect", "ioredis"],
-      "./transport": ["effect", "node:net"],
+      "./transport": ["effect", "node:crypto", "node:fs", "node:net", "node:tls"],
       "./persistence/redis": ["effect", "ioredis"],
       "./persistence/pg": ["@effect/sql-pg", "effect"],
-      "./testing": ["effect", "node:net", "xxhash-wasm"],
+      "./testing": ["effect", "node:crypto", "node:fs", "node:net", "node:tls", "xxhash-wasm"],
       "./telemetry/node": ["@effect/platform-node", "effect", "node:http", "node:module", "node:perf_hooks", "xxhash-wasm"]
     }
     const manifest = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as {

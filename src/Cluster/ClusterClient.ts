@@ -14,6 +14,7 @@
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import * as Silo from "../Actor/Silo.ts"
 import * as Connection from "../Transport/Connection.ts"
+import * as Tls from "../Transport/Tls.ts"
 import { Cluster } from "./Cluster.ts"
 import { Directory } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
@@ -37,6 +38,10 @@ export interface ClusterClientConfig {
    * that run it (see `ClusterSiloConfig.version`). Default `"0"`.
    */
   readonly version?: string | undefined
+  /** The cluster this client calls: silos of another cluster id refuse it. Default `"quark"`. */
+  readonly clusterId?: string | undefined
+  /** TLS to the silos (a certificate too when they require mutual TLS). Default: plain TCP. */
+  readonly tls?: Tls.TlsConfig | Tls.Credentials | undefined
 }
 
 /** A client holds nothing: its drain is done at once. */
@@ -49,7 +54,10 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
   const peers = new Peers({
     maxFrameBytes: config.maxFrameBytes,
     defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout,
-    context: yield* Effect.context<never>()
+    context: yield* Effect.context<never>(),
+    clusterId: config.clusterId,
+    role: "client",
+    tls: config.tls === undefined ? undefined : yield* Tls.resolve(config.tls)
   })
   yield* Effect.addFinalizer(() => peers.close)
   const silo = yield* Silo.make({})
@@ -74,5 +82,5 @@ const make = Effect.fnUntraced(function*(config: ClusterClientConfig) {
  *
  * @since 0.1.0
  */
-export const layer = (config: ClusterClientConfig = {}): Layer.Layer<Silo.Silo | Cluster, never, Membership> =>
+export const layer = (config: ClusterClientConfig = {}): Layer.Layer<Silo.Silo | Cluster, Tls.TlsError, Membership> =>
   Layer.effectContext(make(config))

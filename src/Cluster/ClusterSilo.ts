@@ -29,18 +29,23 @@
  * `Rebalancer`; every write of its metadata (types, status, load) goes through one writer
  * that merges them (`internal/MetadataPublisher.ts`). A call on the ref of an actor another
  * silo owns goes over one multiplexed TCP connection per pair of silos; an actor on the
- * calling silo is called directly, with nothing encoded.
+ * calling silo is called directly, with nothing encoded. Connections are TLS with `tls`
+ * (mutual when it has a CA) and open with a handshake: peers of another `clusterId`, and
+ * with `clusterSecret` silos that cannot prove it, are refused. A silo listening on a
+ * non-loopback host without TLS warns when it starts, or fails with `requireTls`.
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Schedule, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, type Redacted, Schedule, Scope } from "effect"
 import type { ActorAddress } from "../Actor/ActorAddress.ts"
 import { ActorUnavailable } from "../Actor/ActorError.ts"
 import type { LocalRouter } from "../Actor/internal/LocalRouter.ts"
 import * as Silo from "../Actor/Silo.ts"
 import * as Connection from "../Transport/Connection.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../Transport/Envelope.ts"
+import type { PeerInfo } from "../Transport/PeerInfo.ts"
 import * as Server from "../Transport/Server.ts"
+import * as Tls from "../Transport/Tls.ts"
 import { Cluster } from "./Cluster.ts"
 import { Directory } from "./Directory.ts"
 import * as HashRing from "./HashRing.ts"
@@ -123,6 +128,24 @@ export interface ClusterSiloConfig extends Silo.SiloConfig {
   readonly loadReportInterval?: Duration.Input | "off" | undefined
   /** Where the CPU, event-loop and memory figures come from. Default `Load.processSource`, this process's. */
   readonly loadSource?: Load.LoadSource | undefined
+  /** The cluster's name: silos and clients of another cluster id are refused. Default `"quark"`. */
+  readonly clusterId?: string | undefined
+  /**
+   * A secret every silo of the cluster shares: a peer claiming to be a silo must prove it
+   * (clients need not). Default none. Never logged.
+   */
+  readonly clusterSecret?: Redacted.Redacted<string> | string | undefined
+  /**
+   * TLS for the listener and the connections to other silos (mutual when a CA is given):
+   * a config, or credentials made with `Tls.make` (to call their `reload` yourself).
+   * Default: plain TCP.
+   */
+  readonly tls?: Tls.TlsConfig | Tls.Credentials | undefined
+  /**
+   * Refuse to start without `tls` when `host` is not a loopback address (the layer fails
+   * with a `TlsError`). Default `false`: such a silo starts, with a warning.
+   */
+  readonly requireTls?: boolean | undefined
 }
 
 interface Incarnation {
@@ -149,22 +172,34 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   // Every write of this silo's membership metadata goes through it (types, status, load).
   const publisher = new MetadataPublisher()
 
+  const tls = yield* secured(config, host)
+  // Read at each handshake: this silo's id changes when it joins again.
+  let self = (): string | undefined => undefined
   const peers = new Peers({
     maxFrameBytes: config.maxFrameBytes,
     defaultTimeout: config.requestTimeout ?? Connection.defaultTimeout,
-    context: yield* Effect.context<never>()
+    context: yield* Effect.context<never>(),
+    clusterId: config.clusterId,
+    clusterSecret: config.clusterSecret,
+    role: "silo",
+    siloId: () => self(),
+    tls
   })
   yield* Effect.addFinalizer(() => peers.close)
 
   // The listener comes first so that it closes last: the silo's shutdown (before it)
   // answers late calls with ActorUnavailable instead of dropping them.
-  let handle = notYetServing
+  let handle: (request: RequestEnvelope, peer: PeerInfo) => Effect.Effect<ReplyOutcome> = notYetServing
   const serverScope = yield* Scope.fork(layerScope)
   const server = yield* Server.make({
     host,
     port: config.port ?? 0,
     maxFrameBytes: config.maxFrameBytes,
-    handle: (request: RequestEnvelope) => handle(request)
+    handle: (request, peer) => handle(request, peer),
+    clusterId: config.clusterId,
+    clusterSecret: config.clusterSecret,
+    siloId: () => self(),
+    tls
   }).pipe(Scope.provide(serverScope))
   const silo = yield* Silo.make(config)
   const remote = new RemoteRouter(silo.router, peers, directory, TypeRings.make(hasher, [], { version }), {
@@ -176,6 +211,7 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
     now: () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
   })
   silo.router.remote = remote
+  self = () => remote.self
   const migrations = new Migrations(remote, {
     leaseMillis,
     requestTimeoutMillis: remote.options.releaseTimeoutMillis,
@@ -318,6 +354,32 @@ const make = Effect.fnUntraced(function*(config: ClusterSiloConfig) {
   return Context.make(Silo.Silo, silo).pipe(Context.add(Cluster, cluster), Context.add(Migrator, migrations.service))
 })
 
+/** Loopback hosts: nothing but this machine reaches a silo listening there. */
+const isLoopback = (host: string): boolean => host === "localhost" || host === "::1" || /^127\./.test(host)
+
+/**
+ * The silo's TLS credentials; without TLS on a non-loopback host, a warning, or the
+ * layer's failure with `requireTls`.
+ */
+const secured = (config: ClusterSiloConfig, host: string): Effect.Effect<Tls.Credentials | undefined, Tls.TlsError, Scope.Scope> => {
+  if (isLoopback(host)) return config.tls === undefined ? Effect.succeed(undefined) : Tls.resolve(config.tls)
+  // Without a secret, a peer is a silo because it says so: it may forward calls with any
+  // principal and send control requests.
+  const unproven = config.clusterSecret === undefined ?
+    Effect.logWarning(
+      `this silo listens on ${host} without clusterSecret: any peer that reaches it can claim to be a silo of the cluster (set clusterSecret)`
+    ).pipe(Effect.annotateLogs({ host })) :
+    Effect.void
+  if (config.tls !== undefined) return Effect.andThen(unproven, Tls.resolve(config.tls))
+  const what = `this silo listens on ${host} without TLS: anyone who reaches that address can call its actors and read its traffic`
+  return config.requireTls === true ?
+    Effect.fail(new Tls.TlsError({ reason: `requireTls: ${what}; set tls` })) :
+    Effect.as(
+      Effect.andThen(unproven, Effect.logWarning(`${what} (set tls, and requireTls to refuse this)`).pipe(Effect.annotateLogs({ host }))),
+      undefined
+    )
+}
+
 /** The membership metadata key of a silo's status: `draining` once it began to drain. */
 const statusKey = "quark.status"
 
@@ -376,5 +438,5 @@ const renewLeases = (remote: RemoteRouter, leaseMillis: number): Effect.Effect<v
  */
 export const layer = (
   config: ClusterSiloConfig = {}
-): Layer.Layer<Silo.Silo | Cluster | Migrator, Server.ServerError | MembershipError | DuplicateSilo, Membership> =>
+): Layer.Layer<Silo.Silo | Cluster | Migrator, Server.ServerError | MembershipError | DuplicateSilo | Tls.TlsError, Membership> =>
   Layer.effectContext(make(config))

@@ -1,7 +1,13 @@
 /**
- * A client connection to one peer silo over TCP (`node:net`): one socket, multiplexing
- * concurrent requests by request id.
+ * A client connection to one peer silo over TCP (`node:net`), or TLS (`node:tls`) with
+ * `tls`: one socket, multiplexing concurrent requests by request id.
  *
+ * - Each socket opens with the handshake (`internal/Handshake.ts`); nothing is sent before
+ *   it is done. A refusal (another cluster or protocol version, a wrong secret) fails the
+ *   calls with {@link ActorUnavailable} ("refused: … a configuration mismatch") until an
+ *   attempt succeeds; logged once per outage; attempts go on following `reconnect`.
+ * - After a server's `goAway` (an idle client), calls that crossed it, never decoded, are
+ *   sent again on the next connection, opened by the next call (status `"idle"` till then).
  * - Writes are coalesced (one `socket.write` per tick, or at once when 4 KiB wait, so 100
  *   fibers asking at once cost one syscall) and respect backpressure: when the socket asks
  *   to wait, frames wait in the buffer until `'drain'`. When `maxBufferedBytes` (default
@@ -38,9 +44,8 @@
  *
  * @since 0.1.0
  */
-import * as Net from "node:net"
-import { Clock, Context, Duration, Effect, Fiber, Schedule, Schema, Scope } from "effect"
-import { ActorAddress } from "../Actor/ActorAddress.ts"
+import type * as Net from "node:net"
+import { Clock, Context, Duration, Effect, Fiber, type Redacted, Schedule, Scope } from "effect"
 import { ActorUnavailable, CallTimeout, OutcomeUnknown, PayloadTooLarge } from "../Actor/ActorError.ts"
 import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 import {
@@ -53,8 +58,22 @@ import {
   writeRequestWith
 } from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
+import { type Dialed, dial, handshakeParams } from "./internal/Dial.ts"
+import { kindGoAway, type ServerAnswer } from "./internal/Handshake.ts"
+import {
+  describe,
+  errorCode,
+  failAll,
+  malformedReply,
+  type OnReply,
+  Pending,
+  replyItself,
+  resendWritten,
+  tooLarge
+} from "./internal/Pending.ts"
 import { LogLimiter } from "./internal/LogLimiter.ts"
 import { Writer } from "./internal/Writer.ts"
+import * as Tls from "./Tls.ts"
 
 export {
   /** @since 0.1.0 */
@@ -96,8 +115,18 @@ export interface ConnectionOptions {
   readonly maxInFlight?: number | undefined
   /** Delays between failed connection attempts; default {@link defaultReconnect}. */
   readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
-  /** Bound on one connection attempt; default 5 seconds. */
+  /** Bound on one connection attempt, handshake included; default 5 seconds. */
   readonly connectTimeout?: Duration.Input | undefined
+  /** TLS, verifying the server's certificate (see `Tls`). Default: plain TCP. */
+  readonly tls?: Tls.TlsConfig | Tls.Credentials | undefined
+  /** Said in the handshake; a server of another cluster refuses. Default `"quark"`. */
+  readonly clusterId?: string | undefined
+  /** Default `"client"`. */
+  readonly role?: "silo" | "client" | undefined
+  /** This silo's id, read at each handshake (it changes when the silo joins again). */
+  readonly siloId?: (() => string | undefined) | undefined
+  /** Role `"silo"`: proved to the server, which must prove it too. Never logged. */
+  readonly clusterSecret?: Redacted.Redacted<string> | string | undefined
 }
 
 /**
@@ -122,7 +151,7 @@ export interface RequestOptions {
 /**
  * @since 0.1.0
  */
-export type ConnectionStatus = "connecting" | "connected" | "disconnected" | "closed"
+export type ConnectionStatus = "connecting" | "connected" | "idle" | "disconnected" | "closed"
 
 /**
  * @since 0.1.0
@@ -148,55 +177,9 @@ export interface Connection {
   readonly status: Effect.Effect<ConnectionStatus>
   /** Calls waiting for a reply. */
   readonly inFlight: Effect.Effect<number>
+  /** What the server said of itself in the last handshake (its silo id and generation), once connected. */
+  readonly server: Effect.Effect<ServerAnswer | undefined>
 }
-
-const tooLarge = (target: ActorAddress, tag: string, size: number, maxBytes: number) =>
-  new PayloadTooLarge({ address: target, tag, size, maxBytes })
-
-class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", {
-  reason: Schema.String,
-  code: Schema.optional(Schema.String)
-}) {}
-
-type OnReply = (outcome: ReplyOutcome, request: CallRequest) => Effect.Effect<unknown, unknown>
-
-/** A call waiting for its reply. */
-class Pending {
-  readonly request: CallRequest
-  readonly timeoutMillis: number
-  /** Monotonic milliseconds of the connection's Clock. */
-  readonly deadline: number
-  /** `writer.writes` when the request was encoded: written once `writer.writes` exceeds it. */
-  readonly seq: number
-  readonly onReply: OnReply
-  readonly resume: (effect: Effect.Effect<unknown, unknown>) => void
-  constructor(
-    request: CallRequest,
-    timeoutMillis: number,
-    deadline: number,
-    seq: number,
-    onReply: OnReply,
-    resume: (effect: Effect.Effect<unknown, unknown>) => void
-  ) {
-    this.request = request
-    this.timeoutMillis = timeoutMillis
-    this.deadline = deadline
-    this.seq = seq
-    this.onReply = onReply
-    this.resume = resume
-  }
-}
-
-const replyItself: OnReply = Effect.succeed
-
-const malformedReply: ReplyOutcome = { _tag: "TransportError", error: "MalformedFrame", message: "malformed reply" }
-
-const errorCode = (error: unknown): string | undefined => {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === "string" ? code : undefined
-}
-
-const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 /**
  * The mutable core of a connection. Plain code: it runs in socket callbacks and on the
@@ -227,6 +210,11 @@ class Core {
   timerDeadline = Infinity
   /** Bounds this connection's warnings (see LogLimiter). */
   readonly limiter: LogLimiter
+  /** Why the last attempt was refused, until one succeeds. */
+  refusedReason: string | undefined = undefined
+  answer: ServerAnswer | undefined = undefined
+  /** Set while `idle`: starts the next connection. */
+  wake: (() => void) | undefined = undefined
 
   constructor(options: ConnectionOptions, context: Context.Context<never>) {
     this.host = options.host
@@ -278,7 +266,10 @@ class Core {
   /** A reply frame at `buf[start, end)`. */
   onReply(buf: Buffer, start: number, end: number): void {
     const id = peekRequestIdIn(buf, start, end, kindReply)
-    if (id === undefined) return this.untrusted("a reply frame without a readable request id")
+    if (id === undefined) {
+      if (end - start === 1 && buf[start] === kindGoAway) return this.goAway()
+      return this.untrusted("a reply frame without a readable request id")
+    }
     const entry = this.pending.get(id)
     if (entry === undefined) return // timed out or interrupted meanwhile: not even decoded
     let outcome: ReplyOutcome
@@ -347,11 +338,33 @@ class Core {
   /** Why a request cannot be sent now, or undefined. */
   refusal(request: CallRequest): ActorUnavailable | undefined {
     const status = this.status
-    if (status === "disconnected" || status === "closed") {
-      return new ActorUnavailable({ address: request.target, reason: status === "closed" ? this.closedReason : this.lostReason })
+    if (status !== "connected" && status !== "connecting") {
+      if (status === "idle") {
+        this.status = "connecting"
+        const wake = this.wake
+        this.wake = undefined
+        wake?.()
+      } else {
+        const reason = status === "closed" ? this.closedReason : this.refusedReason ?? this.lostReason
+        return new ActorUnavailable({ address: request.target, reason })
+      }
     }
     if (this.writer.full) return new ActorUnavailable({ address: request.target, reason: this.backedUpReason })
     return undefined
+  }
+
+  /** The server closes this idle connection, having decoded nothing since its last reply: see the module doc. */
+  goAway(): void {
+    const socket = this.socket
+    if (socket === undefined) return
+    this.socket = undefined
+    this.decoder.pause()
+    this.decoder = this.makeDecoder()
+    const writer = this.writer
+    writer.release()
+    resendWritten(this.pending, writer, this.maxFrameBytes)
+    if (this.status !== "closed") this.status = this.pending.size > 0 || !writer.out.isEmpty ? "connecting" : "idle"
+    socket.destroy()
   }
 
   /** What the peer sends can no longer be trusted: drop the socket (the loop reconnects). */
@@ -364,13 +377,14 @@ class Core {
     socket.destroy()
   }
 
-  attach(socket: Net.Socket, onClose: () => void): void {
+  attach(socket: Net.Socket, rest: Buffer, onClose: () => void): void {
     this.socket = socket
     this.status = "connected"
     this.outageLogged = false
+    this.refusedReason = undefined
     const decoder = this.decoder
     const writer = this.writer
-    socket.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       try {
         decoder.push(chunk)
         // Callers resumed by these replies may have asked again already: send that at once.
@@ -378,7 +392,8 @@ class Core {
       } catch (error) {
         if (this.socket === socket) this.untrusted("an error in its data callback", error)
       }
-    })
+    }
+    socket.on("data", onData)
     let errorLogged = false
     socket.on("error", (error) => {
       // "close" follows and fails the calls; say why once.
@@ -393,6 +408,8 @@ class Core {
     })
     ProcessMetrics.connectionsOutbound.value++
     writer.attach(socket)
+    socket.resume() // the handshake paused it
+    if (rest.length > 0) onData(rest)
   }
 
   /** The socket is gone: fail everything in flight, reset the stream state. */
@@ -406,18 +423,7 @@ class Core {
 
   /** Fails every waiting call: OutcomeUnknown if its request was written, ActorUnavailable if not. */
   failAll(reason: string): void {
-    if (this.pending.size === 0) return
-    const entries = Array.from(this.pending.values())
-    ProcessMetrics.callsInFlight.value -= entries.length
-    this.pending.clear()
-    const writes = this.writer.writes
-    for (const entry of entries) {
-      entry.resume(Effect.fail(
-        entry.seq < writes ?
-          new OutcomeUnknown({ address: entry.request.target, tag: entry.request.tag, reason }) :
-          new ActorUnavailable({ address: entry.request.target, reason })
-      ))
-    }
+    failAll(this.pending, this.writer.writes, reason)
   }
 
   // --- timeouts: one fiber sleeping until the earliest deadline --------------------------
@@ -472,53 +478,57 @@ class Core {
  *
  * @since 0.1.0
  */
-export const make = (options: ConnectionOptions): Effect.Effect<Connection, never, Scope.Scope> =>
+export const make = (options: ConnectionOptions): Effect.Effect<Connection, Tls.TlsError, Scope.Scope> =>
   Effect.gen(function*() {
     const core = new Core(options, yield* Effect.context<never>())
     const connectTimeoutMillis = Duration.toMillis(options.connectTimeout ?? "5 seconds")
 
-    const connectOnce = Effect.callback<Net.Socket, ConnectFailed>((resume) => {
+    const credentials = options.tls === undefined ? undefined : yield* Tls.resolve(options.tls)
+    const params = handshakeParams(options)
+
+    const connectOnce = Effect.suspend(() => {
       core.status = "connecting"
-      const socket = Net.connect({ host: core.host, port: core.port })
-      socket.setNoDelay(true)
-      socket.setTimeout(connectTimeoutMillis)
-      const onError = (error: Error) => {
-        socket.destroy()
-        resume(Effect.fail(new ConnectFailed({ reason: error.message, code: errorCode(error) })))
-      }
-      const onTimeout = () => onError(new Error("connect timed out"))
-      socket.once("error", onError)
-      socket.once("timeout", onTimeout)
-      socket.once("connect", () => {
-        socket.off("error", onError)
-        socket.off("timeout", onTimeout)
-        socket.setTimeout(0)
-        resume(Effect.succeed(socket))
-      })
-      return Effect.sync(() => socket.destroy())
+      return dial({ host: core.host, port: core.port, credentials, timeoutMillis: connectTimeoutMillis, params })
     }).pipe(
       // Calls buffered for this attempt fail with it (never sent); later ones fail fast until the next.
       Effect.tapError((error) =>
         Effect.sync(() => {
           if (core.status === "connecting") core.status = "disconnected"
+          if (error.refused === true) {
+            core.refusedReason = `connection to ${core.peer} refused: ${error.reason} (a configuration mismatch: calls fail until it is fixed)`
+          }
           if (!core.outageLogged) {
             core.outageLogged = true
-            core.log("transport: cannot connect (retrying)", { code: error.code, error: error.reason })
+            core.log(
+              error.refused === true ? "transport: the peer refused the connection (retrying)" : "transport: cannot connect (retrying)",
+              { code: error.code, error: error.reason }
+            )
           }
           core.writer.out.clear()
-          core.failAll(core.lostReason)
+          core.failAll(core.refusedReason ?? core.lostReason)
         })
       )
     )
 
-    const untilClosed = (socket: Net.Socket) =>
+    const untilClosed = ({ answer, rest, socket }: Dialed) =>
       Effect.callback<void>((resume) => {
-        core.attach(socket, () => resume(Effect.void))
+        core.answer = answer
+        core.attach(socket, rest, () => resume(Effect.void))
         return Effect.sync(() => socket.destroy())
       })
 
+    /** After a `goAway` with nothing waiting: until the next call. */
+    const untilNeeded = Effect.callback<void>((resume) => {
+      if (core.status !== "idle") return resume(Effect.void)
+      core.wake = () => resume(Effect.void)
+      return Effect.sync(() => {
+        core.wake = undefined
+      })
+    })
+
     const loop = Effect.retry(connectOnce, options.reconnect ?? defaultReconnect).pipe(
       Effect.flatMap(untilClosed),
+      Effect.andThen(untilNeeded),
       Effect.forever,
       Effect.ignore
     )
@@ -553,6 +563,7 @@ export const make = (options: ConnectionOptions): Effect.Effect<Connection, neve
       call,
       send,
       status: Effect.sync(() => core.status),
-      inFlight: Effect.sync(() => core.pending.size)
+      inFlight: Effect.sync(() => core.pending.size),
+      server: Effect.sync(() => core.answer)
     } satisfies Connection
   })

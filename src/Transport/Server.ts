@@ -3,6 +3,24 @@
  * frames, runs `handle` for each request in its own fiber and writes the replies as they
  * complete (out of order), coalescing all replies finished in one tick into one write.
  *
+ * - With `tls`, it listens with `node:tls` (mutual TLS when a CA is given, see `Tls`); the
+ *   rest of these rules hold as they are on TLS sockets. A reload of the credentials is
+ *   applied with `setSecureContext`: new connections get it, open ones keep theirs. A
+ *   failed TLS handshake is logged through the limiter below.
+ * - Every connection begins with the handshake of `internal/Handshake.ts`: a peer of
+ *   another protocol version or `clusterId`, or one claiming to be a silo without proving
+ *   `clusterSecret` (when set), is refused with one log line and closed before any request
+ *   is decoded. `handle` gets the peer's {@link PeerInfo} (its role, silo id and verified
+ *   certificate) with every request: one object per connection, made at the handshake.
+ * - A connection whose handshake is not done within `firstFrameTimeout` (default 10 s) is
+ *   closed (and logged). A client's connection (role `"client"`) with nothing in flight and
+ *   nothing received for `idleTimeout` (default 5 minutes) is closed with a `goAway` frame:
+ *   nothing sent after it is decoded, so the client resends what crossed it on a new
+ *   connection, which it opens on its next call only. Silo peers are never closed for
+ *   idleness: there are as many as members, and the membership closes them.
+ *   Both are checked by one fiber per server, every quarter of the shorter timeout, on
+ *   the server's `Clock`: a connection only counts the chunks it reads, so the check costs
+ *   nothing per request.
  * - A frame larger than `maxFrameBytes` is skipped and answered with a `FrameTooLarge`
  *   transport error when its request id is readable; otherwise the connection is closed
  *   (and logged). The same goes for a frame that does not decode (`MalformedFrame`).
@@ -38,11 +56,16 @@
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
+import * as NodeTls from "node:tls"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, Redacted, Schema, Scope } from "effect"
 import { kindRequest, peekRequestIdIn, readRequestIn, type ReplyOutcome, type RequestEnvelope, writeReply } from "./Envelope.ts"
 import { defaultMaxBufferedBytes, defaultMaxFrameBytes, defaultMaxInFlight, FrameDecoder } from "./Frame.ts"
+import * as Handshake from "./internal/Handshake.ts"
 import { LogLimiter } from "./internal/LogLimiter.ts"
+import { type Conn, type ConnHost, startHandshake, sweep } from "./internal/ServerConn.ts"
 import { Writer } from "./internal/Writer.ts"
+import type { PeerInfo } from "./PeerInfo.ts"
+import * as Tls from "./Tls.ts"
 import * as ProcessMetrics from "../Telemetry/internal/ProcessMetrics.ts"
 
 export {
@@ -67,7 +90,20 @@ export interface ServerOptions<R> {
   readonly host?: string | undefined
   /** 0 picks a free port (see {@link Server.port}). */
   readonly port: number
-  readonly handle: (request: RequestEnvelope) => Effect.Effect<ReplyOutcome, never, R>
+  /** Runs one request; `peer` is what the connection's handshake and TLS session said of its peer. */
+  readonly handle: (request: RequestEnvelope, peer: PeerInfo) => Effect.Effect<ReplyOutcome, never, R>
+  /** Listen with TLS (mutual when a CA is given). Default: plain TCP. */
+  readonly tls?: Tls.TlsConfig | Tls.Credentials | undefined
+  /** Peers that declare another cluster id are refused. Default `"quark"`. */
+  readonly clusterId?: string | undefined
+  /** When set, a peer claiming role `"silo"` must prove it knows it (clients need not). Never logged. */
+  readonly clusterSecret?: Redacted.Redacted<string> | string | undefined
+  /** This server's silo id (`host:port@generation`), told to peers in the handshake, once it has one. */
+  readonly siloId?: (() => string | undefined) | undefined
+  /** A connection whose handshake is not done by then is closed. Default {@link defaultFirstFrameTimeout} (10 s). */
+  readonly firstFrameTimeout?: Duration.Input | undefined
+  /** A client's connection idle this long is closed (see the module doc). Default {@link defaultIdleTimeout} (5 min). */
+  readonly idleTimeout?: Duration.Input | "off" | undefined
   /** Default 16 MiB. */
   readonly maxFrameBytes?: number | undefined
   /** Reply bytes waiting on one connection past which it is not read; default {@link defaultMaxBufferedBytes} (64 MiB). */
@@ -88,6 +124,23 @@ export interface ServerOptions<R> {
  * @since 0.2.0
  */
 export const defaultMaxConnectionsPerHost = 1_024
+
+/**
+ * The default of `ServerOptions.firstFrameTimeout`: 10 seconds, time for a TLS handshake
+ * and the transport's own over a slow link, short enough that silent sockets do not pile up.
+ *
+ * @since 0.2.0
+ */
+export const defaultFirstFrameTimeout: Duration.Input = "10 seconds"
+
+/**
+ * The default of `ServerOptions.idleTimeout`: 5 minutes. Clients reconnect on their next
+ * call without losing one, so this only sheds the connections of clients gone quiet (or
+ * gone without a FIN), at the cost of one reconnection per quiet spell.
+ *
+ * @since 0.2.0
+ */
+export const defaultIdleTimeout: Duration.Input = "5 minutes"
 
 /**
  * @since 0.1.0
@@ -124,21 +177,6 @@ const draining: ReplyOutcome = {
 
 const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
-/** One accepted socket. */
-interface Conn {
-  readonly socket: Net.Socket
-  readonly peer: string
-  /** The peer's host, without the port: the key of the log limiter. */
-  readonly host: string
-  readonly writer: Writer
-  readonly decoder: FrameDecoder
-  /** Replies can still be sent. */
-  open: boolean
-  /** Handlers of this connection running. */
-  running: number
-  /** Reading is stopped (a cap reached). */
-  holding: boolean
-}
 
 /**
  * Starts a server for the life of the scope.
@@ -152,6 +190,18 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
     const maxBufferedBytes = options.maxBufferedBytes ?? defaultMaxBufferedBytes
     const maxInFlight = options.maxInFlight ?? defaultMaxInFlight
     const maxConnectionsPerHost = options.maxConnectionsPerHost ?? defaultMaxConnectionsPerHost
+    const firstFrameMillis = Duration.toMillis(Duration.fromInputUnsafe(options.firstFrameTimeout ?? defaultFirstFrameTimeout))
+    const idleOption = options.idleTimeout ?? defaultIdleTimeout
+    const idleMillis = idleOption === "off" ? Infinity : Duration.toMillis(Duration.fromInputUnsafe(idleOption))
+    const secret = options.clusterSecret
+    const handshake: Handshake.ServerParams = {
+      clusterId: options.clusterId ?? Handshake.defaultClusterId,
+      secret: secret === undefined ? undefined : Redacted.isRedacted(secret) ? Redacted.value(secret) : secret,
+      siloId: options.siloId ?? (() => undefined)
+    }
+    const credentials = options.tls === undefined ?
+      undefined :
+      yield* Effect.mapError(Tls.resolve(options.tls), (error) => new ServerError({ reason: error.reason }))
     /** Open connections by peer host (a `Map`: the host comes from the socket, not the wire, but keep to one rule). */
     const perHost = new Map<string, number>()
     const context = yield* Effect.context<R>()
@@ -171,6 +221,9 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
     )
     const log = (conn: Conn, message: string, annotations: Record<string, unknown>) =>
       limiter.warn(conn.host, message, annotations)
+    const now = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+
+    const connHost: ConnHost = { now, log, firstFrameMillis, idleMillis, handshake }
 
     /** Completes the drain once nothing runs and every reply left. */
     const checkDrained = (): void => {
@@ -264,7 +317,7 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         return
       }
       // A throw here (from `handle` itself) reaches the data callback, which closes the connection.
-      const fiber = runFork(handle(request))
+      const fiber = runFork(handle(request, conn.info))
       // A handler that finished while starting (the common case) needs no observer.
       const exit = fiber.pollUnsafe()
       if (exit !== undefined) return done(conn, request, exit)
@@ -308,11 +361,28 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         onOversized: (size, prefix) =>
           reject(conn, prefix, 0, prefix.length, "FrameTooLarge", `frame of ${size} bytes exceeds the maximum of ${maxFrameBytes} bytes`)
       }, maxFrameBytes)
-      conn = { socket, peer, host: remote, writer, decoder, open: true, running: 0, holding: false }
+      const at = now()
+      conn = {
+        socket,
+        peer,
+        host: remote,
+        writer,
+        decoder,
+        open: true,
+        running: 0,
+        holding: false,
+        info: { address: peer, role: "client" },
+        phase: "handshake",
+        since: at,
+        activity: 0,
+        seen: 0,
+        quietSince: at
+      }
       conns.add(conn)
       ProcessMetrics.connectionsInbound.value++ // until its "close", below
       writer.attach(socket)
-      socket.on("data", (chunk: Buffer) => {
+      const onData = (chunk: Buffer): void => {
+        conn.activity++
         try {
           decoder.push(chunk)
           // Handlers that finished while starting have replied already: send that at once.
@@ -320,7 +390,8 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         } catch (error) {
           drop(conn, "transport: closing the connection after an error in a request", error)
         }
-      })
+      }
+      startHandshake(connHost, conn, onData)
       let errorLogged = false
       socket.on("error", (error: Error & { code?: string }) => {
         // "close" follows.
@@ -346,7 +417,18 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
       })
     }
 
-    const server = Net.createServer({ noDelay: true }, serve)
+    const server = credentials === undefined ?
+      Net.createServer({ noDelay: true }, serve) :
+      NodeTls.createServer({ ...credentials.serverOptions(), handshakeTimeout: firstFrameMillis }, serve)
+    if (credentials !== undefined) {
+      const tlsServer = server as NodeTls.Server
+      const stop = credentials.onReload((next) => tlsServer.setSecureContext(next))
+      yield* Effect.addFinalizer(() => Effect.sync(stop))
+      tlsServer.on("tlsClientError", (error: Error & { code?: string }, socket: Net.Socket) => {
+        const remote = socket.remoteAddress ?? "unknown"
+        limiter.warn(remote, "transport: TLS handshake failed", { peer: `${remote}:${socket.remotePort}`, code: error.code, error: error.message })
+      })
+    }
     let serverClosed = false
     server.once("close", () => {
       serverClosed = true
@@ -369,6 +451,9 @@ export const make = <R>(options: ServerOptions<R>): Effect.Effect<Server, Server
         }
         return Effect.timeoutOrElse(Deferred.await(drained), { duration: timeout, orElse: () => Effect.void })
       })
+
+    const tick = Duration.millis(Math.max(5, Math.min(firstFrameMillis, idleMillis) / 4))
+    yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(tick), Effect.sync(() => sweep(connHost, conns)))))
 
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {

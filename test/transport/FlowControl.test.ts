@@ -20,6 +20,7 @@ import {
 } from "../../src/Transport/Envelope.ts"
 import { encodeFrame, FrameDecoder, OutputBuffer } from "../../src/Transport/Frame.ts"
 import * as Server from "../../src/Transport/Server.ts"
+import { rawConnect, serverHandshake } from "../support/rawPeer.ts"
 
 const host = "127.0.0.1"
 const Num = payloadCodec(Schema.Struct({ n: Schema.Number }))
@@ -71,7 +72,7 @@ const waitFor = <A>(label: string, read: Effect.Effect<A>, ok: (a: A) => boolean
 /** Lets Node's event loop run once (socket events), whatever the Effect scheduler does. */
 const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
-/** A plain TCP server for playing a misbehaving peer. */
+/** A plain TCP server for playing a misbehaving peer (after the handshake). */
 const rawServer = (onConnection: (socket: Net.Socket, index: number) => void) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly port: number; readonly sockets: Array<Net.Socket> }>((resume) => {
@@ -79,7 +80,8 @@ const rawServer = (onConnection: (socket: Net.Socket, index: number) => void) =>
       const server = Net.createServer((socket) => {
         socket.on("error", () => {})
         sockets.push(socket)
-        onConnection(socket, sockets.length - 1)
+        const index = sockets.length - 1
+        serverHandshake(socket, () => onConnection(socket, index))
       })
       server.listen({ host, port: 0 }, () =>
         resume(Effect.succeed({ port: (server.address() as Net.AddressInfo).port, sockets, server })))
@@ -91,13 +93,10 @@ const rawServer = (onConnection: (socket: Net.Socket, index: number) => void) =>
       })
   )
 
-/** A plain TCP client for playing a misbehaving peer. */
+/** A plain TCP client for playing a misbehaving peer (after the handshake). */
 const rawClient = (port: number) =>
   Effect.acquireRelease(
-    Effect.callback<Net.Socket>((resume) => {
-      const socket = Net.connect({ host, port }, () => resume(Effect.succeed(socket)))
-      socket.on("error", () => {})
-    }),
+    Effect.promise(() => rawConnect(port, { host })),
     (socket) => Effect.sync(() => socket.destroy())
   )
 

@@ -11,6 +11,8 @@
  *   is always refused.
  * - A silo fed garbage on raw sockets answers with well-formed replies (or closes) and goes
  *   on serving a well-behaved client.
+ * - The handshake: garbage before or instead of it, or a hello with random fields, is
+ *   refused and closed; no request after it is decoded unless the hello was a valid one.
  *
  * The properties run with a fixed seed, so a run is reproducible.
  */
@@ -45,7 +47,9 @@ import {
   OutputBuffer,
   oversizedPrefixBytes
 } from "../../src/Transport/Frame.ts"
+import * as Handshake from "../../src/Transport/internal/Handshake.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
+import { rawConnect } from "../support/rawPeer.ts"
 
 const seed = 20261215
 const runs = (numRuns: number) => ({ seed, numRuns })
@@ -672,11 +676,15 @@ const chunked = (stream: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => 
 }
 
 /**
- * Writes `chunks` on a fresh socket, then waits until the server has answered every request
- * id in `expect` (and closes), or — with none to wait for — half-closes and waits for the
- * server to close (it has read everything by then). Resolves with the reply frames.
+ * Writes `chunks` on a fresh socket (after the handshake), then waits until the server has
+ * answered every request id in `expect` (and closes), or — with none to wait for —
+ * half-closes and waits for the server to close (it has read everything by then).
+ * Resolves with the reply frames.
  */
 const exchange = (port: number, chunks: ReadonlyArray<Buffer>, expect: ReadonlySet<number>) =>
+  rawConnect(port).then((socket) => talk(socket, chunks, expect))
+
+const talk = (socket: Net.Socket, chunks: ReadonlyArray<Buffer>, expect: ReadonlySet<number>) =>
   new Promise<Array<Buffer>>((resolve, reject) => {
     const replies: Array<Buffer> = []
     const waiting = new Set(expect)
@@ -697,10 +705,8 @@ const exchange = (port: number, chunks: ReadonlyArray<Buffer>, expect: ReadonlyS
       },
       onOversized: (size) => settle(new Error(`an oversized reply of ${size} bytes`))
     })
-    const socket = Net.connect({ host: "127.0.0.1", port }, () => {
-      for (const chunk of chunks) socket.write(chunk)
-      if (expect.size === 0) socket.end()
-    })
+    for (const chunk of chunks) socket.write(chunk)
+    if (expect.size === 0) socket.end()
     socket.on("data", (chunk: Buffer) => decoder.push(chunk))
     // The server may close at once on an unanswerable frame: a reset is an answer too.
     socket.on("error", () => {})
@@ -759,5 +765,96 @@ describe("fuzz: a silo fed garbage", () => {
       }
       // The silo itself is still there for local calls too.
       assert.strictEqual(yield* silo!.run(Effect.flatMap(Counter.ref("probe-0"), (ref) => ref.Get())), 3)
+    }).pipe(Effect.scoped), 60_000)
+})
+
+/** A first frame: garbage bytes, a handshake frame of any kind and body, or a hello with random fields. */
+const firstFrame: fc.Arbitrary<{ readonly bytes: Buffer; readonly valid: boolean }> = fc.oneof(
+  garbagePiece.map((bytes) => ({ bytes, valid: false })),
+  fc.tuple(fc.integer({ min: 0, max: 255 }), fc.jsonValue({ maxDepth: 2 })).map(([kind, body]) => {
+    const json = Buffer.from(JSON.stringify(body) ?? "null")
+    const frame = Buffer.alloc(5 + json.length)
+    frame.writeUInt32BE(1 + json.length, 0)
+    frame[4] = kind
+    json.copy(frame, 5)
+    return { bytes: frame, valid: false }
+  }),
+  fc.record({
+    v: fc.oneof(fc.constant(Handshake.protocolVersion), fc.integer(), fc.string()),
+    cluster: fc.oneof(fc.constant(Handshake.defaultClusterId), text),
+    role: fc.oneof(fc.constant("client"), fc.constant("silo"), text),
+    nonce: fc.oneof(fc.constant("AAAAAAAAAAAAAAAAAAAAAA=="), fc.string({ maxLength: 80 }))
+  }).map((hello) => ({
+    bytes: Handshake.encode(Handshake.kindHello, hello),
+    valid: hello.v === Handshake.protocolVersion && hello.cluster === Handshake.defaultClusterId &&
+      (hello.role === "client" || hello.role === "silo") && hello.nonce.length <= 64
+  })),
+  fc.constant({
+    bytes: Handshake.encode(Handshake.kindHello, { v: Handshake.protocolVersion, cluster: Handshake.defaultClusterId, role: "client", nonce: "AA==" }),
+    valid: true
+  })
+)
+
+/** Sends `chunks` on a raw socket without a handshake and half-closes; resolves with what came back once the server closed. */
+const unshaken = (port: number, chunks: ReadonlyArray<Buffer>) =>
+  new Promise<Array<{ readonly kind: number; readonly frame: Buffer }>>((resolve, reject) => {
+    const frames: Array<{ readonly kind: number; readonly frame: Buffer }> = []
+    const decoder = new FrameDecoder({ onFrame: (frame) => void frames.push({ kind: frame[0]!, frame: Buffer.from(frame) }), onOversized: () => {} })
+    const socket = Net.connect({ host: "127.0.0.1", port }, () => {
+      for (const chunk of chunks) socket.write(chunk)
+      socket.end()
+    })
+    socket.on("data", (chunk: Buffer) => decoder.push(chunk))
+    socket.on("error", () => {})
+    const timer = setTimeout(() => reject(new Error("not closed within 10 s")), 10_000)
+    socket.on("close", () => {
+      clearTimeout(timer)
+      resolve(frames)
+    })
+  })
+
+describe("fuzz: the handshake", () => {
+  it.live("garbage before or instead of a handshake is refused and closed; nothing after it is decoded; the silo serves on", () =>
+    Effect.gen(function*() {
+      const cluster = yield* TestCluster.make({ silos: 1, implementations: counterLayer() })
+      const [silo] = cluster.silos
+      const client = yield* cluster.addClient
+      const address = SiloIdentity.parseId(silo!.id)!.address
+      const port = Number(address.slice(address.lastIndexOf(":") + 1))
+      let probe = 0
+      let refused = 0
+      let welcomed = 0
+      const property = fc.asyncProperty(
+        fc.oneof(fc.constant([]), fc.array(garbagePiece, { minLength: 1, maxLength: 2 })),
+        firstFrame,
+        fc.array(fc.nat(), { maxLength: 6 }),
+        async (before, first, cuts) => {
+          const valid = Buffer.concat(before).length === 0 && first.valid
+          // A well-formed request follows: it is answered only after a valid hello.
+          const request = hostileFrame(
+            { timeoutMillis: 1000, type: "Counter", id: "h-1", tag: "Get", payload: "{}", forwarded: false, forwardedTwice: false },
+            7,
+            false
+          )
+          const frames = await unshaken(port, chunked(Buffer.concat([...before, first.bytes, request]), cuts))
+          assert.strictEqual(frames[0]?.kind, Handshake.kindChallenge, "the server opens with its challenge")
+          const kinds = frames.slice(1).map((f) => f.kind)
+          if (valid) {
+            assert.strictEqual(kinds[0], Handshake.kindWelcome)
+            welcomed++
+            assert.isTrue(kinds.slice(1).every((kind) => kind === kindReply), `after a welcome, replies only: ${kinds}`)
+          } else {
+            // Refused (or closed mid-frame when the peer ended first): never a welcome, never a reply.
+            assert.isTrue(kinds.every((kind) => kind === Handshake.kindRefuse), `frames after an invalid hello: ${kinds}`)
+            if (kinds.length > 0) refused++
+          }
+          const id = `hs-${probe++}`
+          const counted = await Effect.runPromise(client.run(Effect.flatMap(Counter.ref(id), (ref) => ref.Increment({ by: 1 }))))
+          assert.strictEqual(counted, 1)
+        }
+      )
+      yield* Effect.promise(() => fc.assert(property, runs(60)))
+      assert.isAbove(refused, 0, "some first frames were refused with a reason")
+      assert.isAbove(welcomed, 0, "some hellos were valid and welcomed")
     }).pipe(Effect.scoped), 60_000)
 })

@@ -14,6 +14,7 @@ import * as Connection from "../../src/Transport/Connection.ts"
 import { payloadCodec, type RequestEnvelope, type ReplyOutcome } from "../../src/Transport/Envelope.ts"
 import { encodeFrame } from "../../src/Transport/Frame.ts"
 import { LogLimiter } from "../../src/Transport/internal/LogLimiter.ts"
+import { rawConnect, serverHandshake } from "../support/rawPeer.ts"
 import * as Server from "../../src/Transport/Server.ts"
 
 const host = "127.0.0.1"
@@ -126,13 +127,27 @@ describe("LogLimiter", () => {
   })
 })
 
-/** Opens a raw connection, sends `bytes`, and waits until the server closes it. */
-const sendGarbage = (port: number, bytes: Buffer) =>
+/**
+ * Opens a raw connection, sends `bytes` (after the handshake, or instead of it), and waits
+ * until the server closes it.
+ */
+const sendGarbage = (port: number, bytes: Buffer, handshake = true) =>
   Effect.callback<void>((resume) => {
-    const socket = Net.connect({ host, port }, () => socket.write(bytes))
-    socket.on("error", () => {}) // the server's destroy may reset us
-    socket.once("close", () => resume(Effect.void))
-    return Effect.sync(() => socket.destroy())
+    let socket: Net.Socket | undefined
+    const send = (connected: Net.Socket) => {
+      socket = connected
+      connected.on("error", () => {}) // the server's destroy may reset us
+      connected.once("close", () => resume(Effect.void))
+      connected.resume() // reads what the server says (a refusal), so that its close is seen
+      connected.write(bytes)
+    }
+    if (handshake) {
+      rawConnect(port, { host }).then(send, () => resume(Effect.die("the handshake failed")))
+    } else {
+      const raw = Net.connect({ host, port }, () => send(raw))
+      raw.on("error", () => {})
+    }
+    return Effect.sync(() => socket?.destroy())
   })
 
 /** A frame header announcing ~4 GiB, then random bytes that are not a request (kind ≠ 1). */
@@ -185,6 +200,30 @@ describe("a flood of garbage", () => {
     }).pipe(Effect.scoped, capturingLogs(logs))
   })
 
+  it.live("200 connections that send garbage instead of a handshake: each refused and closed, at most 5 lines + one summary", () => {
+    const logs: Array<Captured> = []
+    const connections = 200
+    return Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const server = yield* Server.make({ port: 0, handle: doubler }).pipe(Scope.provide(scope))
+      yield* Effect.forEach(
+        Array.from({ length: connections }, () => garbage()),
+        (bytes) => bounded(sendGarbage(server.port, bytes, false)),
+        { concurrency: 50, discard: true }
+      )
+      const warnings = logs.filter((log) => log.level === "Warn")
+      assert.deepStrictEqual(warnings.map((w) => w.message), Array(5).fill("transport: handshake refused: not a Quark handshake"))
+      // A well-behaved peer from the same host is still served.
+      const client = yield* Connection.make({ host, port: server.port })
+      assert.strictEqual(Num.decode(((yield* bounded(client.call(request(4)))) as { value: Uint8Array }).value).n, 8)
+      yield* Scope.close(scope, Exit.void)
+      const all = logs.filter((log) => log.level === "Warn")
+      const reported = summaries(all)
+      assert.strictEqual(reported.length, 1, "one summary line")
+      assert.strictEqual(all.length - 1 + reported[0]!.count, connections, "logged + suppressed = refusals")
+    }).pipe(Effect.scoped, capturingLogs(logs))
+  })
+
   it.live("a host past maxConnectionsPerHost: its next connection is closed at once; one closing makes room again", () => {
     const logs: Array<Captured> = []
     const limit = 20
@@ -229,7 +268,8 @@ describe("a flood of garbage", () => {
             accepted++
             sockets.push(socket)
             socket.on("error", () => {})
-            socket.write(encodeFrame(Buffer.from([9, 9]))) // a reply without a readable request id
+            // A reply without a readable request id, once the handshake is done.
+            serverHandshake(socket, () => socket.write(encodeFrame(Buffer.from([9, 9]))))
           })
           server.listen({ host, port: 0 }, () => resume(Effect.succeed({ server, port: (server.address() as Net.AddressInfo).port, sockets })))
         }),
@@ -241,8 +281,8 @@ describe("a flood of garbage", () => {
       )
       const scope = yield* Scope.make()
       yield* Connection.make({ host, port: raw.port, reconnect: Schedule.spaced("1 millis") }).pipe(Scope.provide(scope))
-      // Bounded poll: until the peer has been reconnected to 100 times.
-      yield* bounded(Effect.suspend(() => (accepted >= 100 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced("5 millis"))))
+      // Bounded poll: until the peer has been reconnected to 101 times (so 100 were dropped after their garbage).
+      yield* bounded(Effect.suspend(() => (accepted > 100 ? Effect.void : Effect.fail("not yet"))).pipe(Effect.retry(Schedule.spaced("5 millis"))))
       yield* Scope.close(scope, Exit.void)
       const warnings = logs.filter((log) => log.level === "Warn")
       const reported = summaries(warnings)

@@ -1,5 +1,4 @@
 import { assert, describe, it } from "@effect/vitest"
-import * as Net from "node:net"
 import { Deferred, Duration, Effect, Exit, Fiber, Schedule, Schema, Scope } from "effect"
 import { ActorUnavailable, CallTimeout, OutcomeUnknown, PayloadTooLarge } from "../../src/Actor/ActorError.ts"
 import * as Connection from "../../src/Transport/Connection.ts"
@@ -14,6 +13,7 @@ import {
 } from "../../src/Transport/Envelope.ts"
 import { encodeFrame, FrameDecoder, OutputBuffer } from "../../src/Transport/Frame.ts"
 import * as Server from "../../src/Transport/Server.ts"
+import { rawConnect } from "../support/rawPeer.ts"
 
 const Num = payloadCodec(Schema.Struct({ n: Schema.Number }))
 
@@ -225,9 +225,7 @@ describe("Transport over TCP", () => {
     Effect.gen(function*() {
       const server = yield* Server.make({ port: 0, handle: doubler, maxFrameBytes: 1024 })
       const socket = yield* Effect.acquireRelease(
-        Effect.callback<Net.Socket>((resume) => {
-          const s = Net.connect({ host: "127.0.0.1", port: server.port }, () => resume(Effect.succeed(s)))
-        }),
+        Effect.promise(() => rawConnect(server.port)),
         (s) => Effect.sync(() => s.destroy())
       )
       const replies: Array<unknown> = []

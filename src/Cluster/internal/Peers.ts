@@ -8,6 +8,7 @@
  */
 import { Clock, Context, Effect, Exit, Scope } from "effect"
 import * as Connection from "../../Transport/Connection.ts"
+import type { Credentials } from "../../Transport/Tls.ts"
 import { parseId } from "../SiloIdentity.ts"
 
 /** @internal */
@@ -20,6 +21,12 @@ export interface PeerOptions {
    * also in a test that moves a `TestClock` for the membership.
    */
   readonly context?: Context.Context<never> | undefined
+  /** What the connections say in their handshakes, and their TLS (see `Connection`). */
+  readonly clusterId?: string | undefined
+  readonly clusterSecret?: Connection.ConnectionOptions["clusterSecret"]
+  readonly role?: "silo" | "client" | undefined
+  readonly siloId?: (() => string | undefined) | undefined
+  readonly tls?: Credentials | undefined
 }
 
 interface Peer {
@@ -60,7 +67,12 @@ export class Peers {
           host: parsed.address.slice(0, colon),
           port: Number(parsed.address.slice(colon + 1)),
           maxFrameBytes: this.#options.maxFrameBytes,
-          defaultTimeout: this.#options.defaultTimeout
+          defaultTimeout: this.#options.defaultTimeout,
+          clusterId: this.#options.clusterId,
+          clusterSecret: this.#options.clusterSecret,
+          role: this.#options.role,
+          siloId: this.#options.siloId,
+          tls: this.#options.tls
         }),
         scope
       )

@@ -70,6 +70,13 @@ export class Writer {
     this.out.clear()
   }
 
+  /** The socket is going away: stop writing to it, keeping what was not written for the next one. */
+  release(): void {
+    this.socket = undefined
+    this.blocked = false
+    this.afterWrite = undefined
+  }
+
   /** Bytes waiting: encoded and not written, plus what the socket has not sent yet. */
   get buffered(): number {
     return this.out.pending + (this.socket?.writableLength ?? 0)
