@@ -184,7 +184,9 @@ describe("Calls", () => {
               ActorUnavailable: () => Effect.succeed("unavailable"),
               ActorStopped: () => Effect.succeed("stopped"),
               PayloadTooLarge: () => Effect.succeed("too large"),
-              NoHostForType: () => Effect.succeed("no host")
+              NoHostForType: () => Effect.succeed("no host"),
+              Unauthorized: () => Effect.succeed("unauthorized"),
+              Unauthenticated: () => Effect.succeed("unauthenticated")
             })
           )
         const handled: Effect.Effect<unknown, never> = outcome({ type: "Counter", id: "d-2", tag: "Decrement", payload: { by: 2 } })

@@ -224,9 +224,47 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
 }
 
 /**
+ * The call was refused before its turn: the silo's authorization rule for this actor type
+ * and message denied it to the caller's principal (see `Authorization`). Not delivered, did
+ * not run, and not retried by Quark (reminders and stream deliveries give up on it at
+ * once): the same call would be refused again.
+ *
+ * @since 0.2.0
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  address: ActorAddress,
+  tag: Schema.String,
+  principal: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)}.${this.tag} denied to principal "${this.principal}": ${this.reason} ` +
+      `(not delivered; not retried)`
+  }
+}
+
+/**
+ * The caller's credentials (a token in the request context, a client certificate) did not
+ * establish a principal, or none were given where the silo requires them (see
+ * `Authentication`). Not delivered, did not run, not retried.
+ *
+ * @since 0.2.0
+ */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", {
+  address: ActorAddress,
+  tag: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${formatAddress(this.address)}.${this.tag}: the caller is not authenticated: ${this.reason} (not delivered; not retried)`
+  }
+}
+
+/**
  * Every error a call can end in besides the message's declared errors. `UnknownMessage`,
  * `MessageDecodeError` and `PayloadTooLarge` only arise across silos (a peer running another
- * version of the contract, or an oversized payload), `NoHostForType` only in a cluster.
+ * version of the contract, or an oversized payload), `NoHostForType` only in a cluster,
+ * `Unauthorized` and `Unauthenticated` only under a silo's `Authorization` or `Authentication`.
  *
  * @since 0.1.0
  */
@@ -244,6 +282,8 @@ export type CallError =
   | ActorUnavailable
   | ActorStopped
   | NoHostForType
+  | Unauthorized
+  | Unauthenticated
 
 /**
  * Every error a one-way send can end in: it only waits for the mailbox to accept it.
@@ -305,7 +345,9 @@ export const callErrorClasses = [
   ActorDefect,
   ActorUnavailable,
   ActorStopped,
-  NoHostForType
+  NoHostForType,
+  Unauthorized,
+  Unauthenticated
 ] as const
 
 /**

@@ -15,6 +15,7 @@ import { runSweeper } from "./internal/Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
 import { SiloObserver } from "./internal/TurnObserver.ts"
 import { prepare } from "./internal/UntypedDispatch.ts"
+import * as Gate from "../Security/internal/Gate.ts"
 
 /**
  * Silo configuration; every field has a documented default.
@@ -69,6 +70,8 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
   const router = new LocalRouter(context, fibers, { ...defaultActorDefaults, ...config.defaults })
   const observe = yield* SiloObserver
   if (observe !== undefined) router.observer = yield* observe(router)
+  // Authentication, Authorization and Audit, if provided to the silo's layer (see `Security`).
+  router.gate = yield* Gate.make
   const shutdownTimeout = config.shutdownTimeout ?? Duration.seconds(10)
 
   yield* Effect.forkScoped(runSweeper(router, config.passivationInterval ?? Duration.seconds(10)))

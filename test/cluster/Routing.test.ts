@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Schema, SchemaGetter } from "effect"
 import { Rpc } from "effect/rpc"
 import { TestClock } from "effect/testing"
-import { Actor, ActorDefect, ActorUnavailable, CallTimeout, Deadlock, NoHostForType, PayloadTooLarge, RequestContext, Silo } from "../../src/index.ts"
+import { Actor, ActorDefect, ActorUnavailable, CallTimeout, Deadlock, NoHostForType, PayloadTooLarge, Principal, RequestContext, Silo } from "../../src/index.ts"
 import { Cluster } from "../../src/Cluster/Cluster.ts"
 import * as Placement from "../../src/Cluster/Placement.ts"
 import * as SiloIdentity from "../../src/Cluster/SiloIdentity.ts"
@@ -202,7 +202,8 @@ describe("cluster routing", () => {
       )
       const seen = recorder.contextsAt("ChainB/ctx", "Hop")[0]!
       assert.strictEqual(seen.correlationId, "outside")
-      assert.deepStrictEqual(seen.metadata, { user: "u1" })
+      // With the principal the first silo established for the client (anonymous: it has no Authentication).
+      assert.deepStrictEqual(seen.metadata, { user: "u1", [Principal.metadataKey]: Principal.encode(Principal.anonymous) })
     }).pipe(Effect.scoped))
 
   it.effect("the caller's trace context reaches a handler on another silo", () =>

@@ -40,6 +40,7 @@ import { cycleFrom, markBlocked } from "./WaitGraph.ts"
 import type { RemoteRouting } from "./RemoteRouting.ts"
 import { CurrentTurn, type MessageInfo, RemoteFrame, Turn, TurnKind } from "./Turn.ts"
 import type { TurnObserver } from "./TurnObserver.ts"
+import type { Gate } from "../../Security/internal/Gate.ts"
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -88,6 +89,8 @@ export class LocalRouter implements ActivationHost {
   lostOneWay: ((lost: LostOneWay) => Effect.Effect<void>) | undefined = undefined
   /** The silo's telemetry, if it has any (see `TurnObserver`). */
   observer: TurnObserver | undefined = undefined
+  /** Set with a security service: every call passes it before its turn. */
+  gate: Gate | undefined = undefined
   /** The silo's id in a cluster (the `quark.silo` turn annotation), for telemetry. */
   siloId: string | undefined = undefined
 
@@ -288,9 +291,12 @@ export class LocalRouter implements ActivationHost {
     from?: Turn,
     ref?: RefFields
   ): Effect.Effect<any, any> {
-    const call = Effect.uninterruptibleMask((restore) =>
-      Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from, ref))
-    )
+    const admitted = (from: Turn | undefined) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.withFiber((fiber) => this.askIn(fiber, restore, slot, id, info, payload, options, from, ref))
+      )
+    const gate = this.gate
+    const call = gate === undefined ? admitted(from) : gate.ask(slot, id, info, payload, from, admitted)
     const timeout = options?.timeout ?? slot.options?.callTimeout
     if (timeout === undefined) return call
     return Effect.timeoutOrElse(call, {
@@ -472,9 +478,7 @@ export class LocalRouter implements ActivationHost {
     ref?: RefFields
   ): Effect.Effect<void, SendError> {
     const remote = this.remote
-    if (remote === undefined || !slot.virtual) {
-      return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, undefined, ref))
-    }
+    if (remote === undefined || !slot.virtual) return this.tellLocal(slot, id, info, payload, options, undefined, ref)
     return Effect.withFiber((fiber) =>
       (slot.activations.has(id) ? undefined : remote.tell(fiber, slot, id, info, payload, options)) ??
         this.tellLocal(slot, id, info, payload, options)
@@ -488,9 +492,11 @@ export class LocalRouter implements ActivationHost {
     info: MessageInfo,
     payload: unknown,
     options?: CallOptions,
-    from?: Turn
+    from?: Turn,
+    ref?: RefFields
   ): Effect.Effect<void, SendError> {
-    return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, undefined))
+    const admitted = (from: Turn | undefined) => Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, ref))
+    return this.gate === undefined ? admitted(from) : this.gate.tell(slot, id, info, payload, from, admitted)
   }
 
   /** A one-way turn; with tracing it keeps the sender's span, since it runs on another fiber. */

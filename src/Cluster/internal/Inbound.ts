@@ -15,6 +15,12 @@
  * address to the silo that asked for it (see `Handoff`), and one that just read a
  * directory-placed address's owner from the directory (it moved on the way, see `Migration`).
  *
+ * Who is calling: a request from another silo is trusted as it is, principal included (the
+ * silo was admitted by the handshake); a client's is not: its principal is established here,
+ * from its credentials, before anything else (see `fromClient`), and its control requests
+ * are refused. Authorization itself runs where the turn is admitted (`LocalRouter`, see
+ * `Security`), on whichever silo serves the call.
+ *
  * There is no timeout on this side: the caller's connection times the call out.
  *
  * @internal
@@ -30,6 +36,8 @@ import {
   NoHostForType,
   OutcomeUnknown,
   PayloadTooLarge,
+  Unauthenticated,
+  Unauthorized,
   UnknownActorType,
   UnknownMessage
 } from "../../Actor/ActorError.ts"
@@ -37,6 +45,8 @@ import type { TypeSlot } from "../../Actor/internal/TypeSlot.ts"
 import { type MessageEntry, messageEntry } from "../../Actor/internal/HostedType.ts"
 import { RemoteFrame } from "../../Actor/internal/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../../Transport/Envelope.ts"
+import type { PeerInfo } from "../../Transport/PeerInfo.ts"
+import { authenticateClient } from "../../Security/internal/Gate.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
 import * as Control from "./Control.ts"
 import { type ControlHost, controlType } from "./Control.ts"
@@ -49,8 +59,45 @@ const noReply: ReplyOutcome = { _tag: "Success", value: new Uint8Array(0) }
 
 const describe = (error: unknown) => error instanceof Error ? error.message : String(error)
 
-/** The server's request handler for a silo. @internal */
-export const handler = (remote: RemoteRouter, control: ControlHost) => (request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
+/**
+ * The server's request handler for a silo. `peer` is what the connection's handshake
+ * established; a server that does not say is taken for a silo's (as before peers were
+ * told apart).
+ *
+ * @internal
+ */
+export const handler = (remote: RemoteRouter, control: ControlHost) =>
+(request: RequestEnvelope, peer?: PeerInfo): Effect.Effect<ReplyOutcome> =>
+  peer?.role === "client" ? fromClient(remote, control, request, peer) : serveRequest(remote, control, request)
+
+/**
+ * A client's request. Nothing it claims about its caller is trusted: the principal is
+ * established here, from its token or its connection's certificate (see `Security`), and
+ * written into the metadata in place of any it carried, for the silos the call goes on to
+ * (they trust what a silo sends). Control requests (releases, migrations, registry status)
+ * are between silos: a client's is refused.
+ */
+const fromClient = (remote: RemoteRouter, control: ControlHost, request: RequestEnvelope, peer: PeerInfo): Effect.Effect<ReplyOutcome> => {
+  const { tag, target } = request
+  if (target.type === controlType) {
+    return failWith(new Unauthorized({ address: target, tag, principal: `client ${peer.address}`, reason: "control requests are accepted from silos only" }))
+  }
+  const gate = remote.router.gate
+  return Effect.matchEffect(authenticateClient(gate, request.context.metadata, peer.certificate), {
+    onFailure: (failed) => {
+      const error = new Unauthenticated({ address: target, tag, reason: failed.reason })
+      const refused = gate === undefined ? Effect.void : gate.refused(target, tag, request.oneWay === true, request.context.correlationId, failed.reason)
+      // A one-way request gets no reply: its refusal would go unseen.
+      const logged = request.oneWay === true ?
+        Effect.andThen(refused, Effect.logWarning(`one-way ${tag} to ${target.type}/${target.id} dropped`).pipe(Effect.annotateLogs({ error: error.message }))) :
+        refused
+      return Effect.andThen(logged, failWith(error))
+    },
+    onSuccess: (metadata) => serveRequest(remote, control, { ...request, context: { ...request.context, metadata } })
+  })
+}
+
+const serveRequest = (remote: RemoteRouter, control: ControlHost, request: RequestEnvelope): Effect.Effect<ReplyOutcome> => {
   const { id, type } = request.target
   if (type === controlType) return Control.handle(control, request)
   const slot = remote.router.slots.get(type)

@@ -84,7 +84,7 @@ interface Entry extends TimedEntry {
 }
 
 /** Errors after which another attempt cannot help: the tick goes to the dead letters at once. */
-const permanent = new Set(["UnknownActorType", "UnknownMessage", "InvalidActorId", "MessageDecodeError", "PayloadTooLarge"])
+const permanent = new Set(["UnknownActorType", "UnknownMessage", "InvalidActorId", "MessageDecodeError", "PayloadTooLarge", "Unauthorized", "Unauthenticated"])
 
 const isUnavailable = (error: DispatchError): boolean => error._tag === "ActorUnavailable" || error._tag === "MailboxFull"
 

@@ -19,7 +19,7 @@ import type { DeliveryTarget, Lane, LaneItem } from "./Lane.ts"
 import { eventKeys, type StreamsRuntimeShape } from "./StreamsRuntime.ts"
 
 /** Errors after which another attempt cannot help. */
-const permanent = new Set(["UnknownActorType", "UnknownMessage", "InvalidActorId", "MessageDecodeError", "PayloadTooLarge"])
+const permanent = new Set(["UnknownActorType", "UnknownMessage", "InvalidActorId", "MessageDecodeError", "PayloadTooLarge", "Unauthorized", "Unauthenticated"])
 
 const unavailableRetryMillis = 250
 
