@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url"
 import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { type BenchResult, printResults, runInterleaved, type Variant } from "./Harness.ts"
 import { activate, activateMillion, askConcurrent, askSequential, askSpread, tell } from "./local.ts"
-import { journalAppend, stateWrite } from "./persistence.ts"
+import { journalAppend, stateRead, stateWrite } from "./persistence.ts"
 import * as Migrate from "./migrate.ts"
 import * as RemindersBench from "./reminders.ts"
 import * as Remote from "./remote/baselines.ts"
@@ -93,6 +93,10 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["local.ask.spread", "local-spread", () => askSpread("local.ask.spread", ops(1_000_000), ops(300_000))],
   ["local.ask.spread.100k", "local-spread-100k", () => askSpread("local.ask.spread.100k", ops(100_000), ops(300_000))],
   ["state.write.memory", "persistence", () => stateWrite("state.write.memory", Stores.memory, ops(200_000))],
+  // Issue 16: encryption at rest, against the plain memory store in the same run.
+  ["state.write.memory.encrypted", "persistence", () => stateWrite("state.write.memory.encrypted", Stores.memoryEncrypted, ops(200_000))],
+  ["state.read.memory", "persistence", () => stateRead("state.read.memory", Stores.memory, ops(200_000))],
+  ["state.read.memory.encrypted", "persistence", () => stateRead("state.read.memory.encrypted", Stores.memoryEncrypted, ops(200_000))],
   ["state.write.redis", "persistence", () => stateWrite("state.write.redis", Stores.redis, ops(100_000))],
   ["journal.append.redis", "persistence", () => journalAppend("journal.append.redis", Stores.redis, ops(100_000))],
   ["state.write.pg", "persistence", () => stateWrite("state.write.pg", Stores.pg, ops(50_000))],
@@ -103,6 +107,9 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["transport.ask.pipelined", "transport", () => transportPipelined(ops(50_000))],
   ["loopback.raw-net.pipelined", "transport", () => rawPipelined(ops(50_000))],
   ["loopback.effect-rpc.pipelined", "transport", () => effectRpcPipelined(ops(20_000))],
+  // Issue 16: the same asks over mutual TLS, against plain TCP in the same run.
+  ["transport.ask.sequential.tls", "transport", () => transportSequential(ops(5_000), true)],
+  ["transport.ask.pipelined.tls", "transport", () => transportPipelined(ops(50_000), true)],
   // Two processes: the server side in a child process on 127.0.0.1 (bench/remote/).
   ["remote.ask.sequential", "remote", () => Quark.remoteAskSequential(ops(5_000))],
   ["remote.ask.pipelined", "remote", () => Quark.remoteAskPipelined(ops(100_000))],
@@ -195,6 +202,8 @@ printResults(results, {
     ["transport.ask.pipelined", "loopback.effect-rpc.pipelined"],
     ["transport.ask.pipelined", "loopback.raw-net.pipelined"],
     ["transport.ask.sequential", "loopback.raw-net.sequential"],
+    ["transport.ask.sequential.tls", "transport.ask.sequential"],
+    ["transport.ask.pipelined.tls", "transport.ask.pipelined"],
     // two processes against one (what a second event loop and core give each baseline)
     ["baseline.raw-net.sequential", "loopback.raw-net.sequential"],
     ["baseline.raw-net.pipelined", "loopback.raw-net.pipelined"],
@@ -207,6 +216,9 @@ printResults(results, {
     ["remote.ask.pipelined", "baseline.effect-cluster.remote"],
     ["remote.ask.pipelined", "baseline.effect-rpc.pipelined"],
     ["remote.ask.sequential", "baseline.raw-net.sequential"],
+    // Encryption at rest against the plain memory store
+    ["state.write.memory.encrypted", "state.write.memory"],
+    ["state.read.memory.encrypted", "state.read.memory"],
     // Reminders.register against the store's own put of the same records
     ["reminders.register.redis", "reminders.register.redis.store-put"],
     ["reminders.register.pg", "reminders.register.pg.store-put"],

@@ -94,3 +94,32 @@ export const journalAppend = (id: string, target: BenchStore, opsPerRound: numbe
     (store, key, n) => store.journal.append(key, n, [`{"n":${n + 1}}`]),
     (store, key) => store.journal.lastSequence(key)
   )
+
+/**
+ * Reads: each of the 100 readers reads its own record (a 200-byte JSON value, written once
+ * before the clock starts) again and again; every read must return it.
+ */
+export const stateRead = (id: string, target: BenchStore, opsPerRound: number) =>
+  withStore(id, target, (store, run) =>
+    Effect.gen(function*() {
+      const perActor = Math.ceil(opsPerRound / actors)
+      const keys = Array.from({ length: actors }, (_, i): StateKey => ({ type: "Bench", id: `${run}-${i}`, record: "r" }))
+      const value = JSON.stringify({ name: "x".repeat(150), n: 1 })
+      yield* Effect.forEach(keys, (key) => store.state.write(key, value, 0), { discard: true })
+      const latenciesUs: Array<number> = []
+      const t0 = nowNs()
+      yield* Effect.forEach(
+        keys,
+        (key) =>
+          Effect.gen(function*() {
+            for (let n = 0; n < perActor; n++) {
+              const s = nowNs()
+              const stored = yield* store.state.read(key)
+              latenciesUs.push((nowNs() - s) / 1000)
+              if (stored?.data !== value) throw new Error(`${id}: ${key.id} read ${stored?.data}`)
+            }
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
+      return { ops: perActor * actors, elapsedNs: nowNs() - t0, latenciesUs }
+    }))

@@ -6,12 +6,20 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { Redis } from "ioredis"
-import { Stores } from "../src/index.ts"
+import { EncryptedStore, Encryption, Stores } from "../src/index.ts"
 import { PgStore } from "../src/Persistence/pg.ts"
 import { RedisStore } from "../src/Persistence/redis.ts"
 import type { BenchStore } from "./persistence.ts"
 
 export const memory: BenchStore = { open: Effect.sync(() => Stores.memory("memory")) }
+
+/** The memory store encrypted (AES-256-GCM, `EncryptedStore`): its cost against `memory`, in the same run. */
+export const memoryEncrypted: BenchStore = {
+  open: Effect.map(
+    Encryption.makeKeyring({ keys: [{ id: "bench", key: Redacted.make(new Uint8Array(32).fill(7)) }], active: "bench" }),
+    (keyring) => EncryptedStore.wrap(Stores.memory("memory"), keyring)
+  )
+}
 
 const redisUrl = process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
 const redisPrefix = `quark-bench-${process.pid}`

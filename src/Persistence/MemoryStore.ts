@@ -7,10 +7,11 @@
  *
  * @since 0.1.0
  */
-import { Exit } from "effect"
+import { Effect, Exit } from "effect"
 import type { Journal, JournalEntry, Snapshot } from "./Journal.ts"
 import { JournalConflict, StateConflict } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore, type StoredState } from "./StateStore.ts"
+import { registerJournalScan, registerStateScan } from "./internal/StoreScan.ts"
 import { syncTimer } from "./internal/StoreMetrics.ts"
 
 const timeRead = syncTimer("memory", "state.read")
@@ -27,8 +28,10 @@ const timeLoadSnapshot = syncTimer("memory", "snapshot.load")
  */
 export const makeMemoryStateStore = (name: string): StateStore => {
   const records = new Map<string, StoredState>()
+  // The key of each record, for the re-encryption scan (`internal/StoreScan.ts`).
+  const keys = new Map<string, StateKey>()
   const versionOf = (key: string) => records.get(key)?.version ?? 0
-  return {
+  return registerStateScan({
     name,
     read: (key) => timeRead(() => Exit.succeed(records.get(formatKey(key)))),
     write: (key, data, expectedVersion) =>
@@ -39,6 +42,7 @@ export const makeMemoryStateStore = (name: string): StateStore => {
           return Exit.fail(new StateConflict({ key: at, expectedVersion, actualVersion: actual }))
         }
         records.set(at, { data, version: actual + 1 })
+        if (actual === 0) keys.set(at, { type: key.type, id: key.id, record: key.record })
         return Exit.succeed(actual + 1)
       }),
     clear: (key, expectedVersion) =>
@@ -49,9 +53,10 @@ export const makeMemoryStateStore = (name: string): StateStore => {
           return Exit.fail(new StateConflict({ key: at, expectedVersion, actualVersion: actual }))
         }
         records.delete(at)
+        keys.delete(at)
         return Exit.void
       })
-  }
+  }, { stateKeys: () => Exit.succeed({ keys: [...keys.values()], cursor: undefined }) })
 }
 
 /**
@@ -60,14 +65,21 @@ export const makeMemoryStateStore = (name: string): StateStore => {
 export const makeMemoryJournal = (name: string): Journal => {
   const journals = new Map<string, Array<string>>()
   const snapshots = new Map<string, Snapshot>()
+  // The key of each journal and snapshot, for the re-encryption scan (`internal/StoreScan.ts`).
+  const keys = new Map<string, StateKey>()
   const entries = (key: StateKey) => journals.get(formatKey(key)) ?? []
-  return {
+  const listed = (of: Map<string, unknown>) => () =>
+    Exit.succeed({ keys: [...of.keys()].flatMap((at) => keys.has(at) ? [keys.get(at)!] : []), cursor: undefined })
+  return registerJournalScan({
     name,
     append: (key, expectedSequence, events) =>
       timeAppend(() => {
         const at = formatKey(key)
         let stored = journals.get(at)
-        if (stored === undefined) journals.set(at, stored = [])
+        if (stored === undefined) {
+          journals.set(at, stored = [])
+          keys.set(at, { type: key.type, id: key.id, record: key.record })
+        }
         if (stored.length !== expectedSequence) {
           return Exit.fail(new JournalConflict({ key: at, expectedSequence, actualSequence: stored.length }))
         }
@@ -90,8 +102,27 @@ export const makeMemoryJournal = (name: string): Journal => {
         const at = formatKey(key)
         const current = snapshots.get(at)
         if (current === undefined || current.sequence <= snapshot.sequence) snapshots.set(at, snapshot)
+        if (!keys.has(at)) keys.set(at, { type: key.type, id: key.id, record: key.record })
         return Exit.void
       }),
     loadSnapshot: (key) => timeLoadSnapshot(() => Exit.succeed(snapshots.get(formatKey(key))))
-  }
+  }, {
+    journalKeys: listed(journals),
+    snapshotKeys: listed(snapshots),
+    replaceEvent: (key, sequence, expected, data) =>
+      Effect.sync(() => {
+        const stored = journals.get(formatKey(key))
+        if (stored?.[sequence - 1] !== expected) return false
+        stored[sequence - 1] = data
+        return true
+      }),
+    replaceSnapshot: (key, sequence, expected, data) =>
+      Effect.sync(() => {
+        const at = formatKey(key)
+        const current = snapshots.get(at)
+        if (current?.sequence !== sequence || current.data !== expected) return false
+        snapshots.set(at, { sequence, data })
+        return true
+      })
+  })
 }
