@@ -29,6 +29,7 @@
 import { Effect, Layer, type Scope } from "effect"
 import type { Redis } from "ioredis"
 import { connect, reasonOf } from "../Persistence/RedisConnection.ts"
+import * as RedisSettings from "../Persistence/RedisSettings.ts"
 import {
   checkArguments,
   Directory,
@@ -47,6 +48,8 @@ import {
 export interface RedisDirectoryOptions {
   /** Default: `process.env.QUARK_REDIS_URL`, else `"redis://127.0.0.1:6379"`. */
   readonly url?: string | undefined
+  /** Where to connect and how to authenticate (TLS, a password): see `RedisSettings`. Default: `url`. */
+  readonly connection?: RedisSettings.Input | undefined
   /** The first segment of every key. Default: `"quark"`. */
   readonly keyPrefix?: string | undefined
   /** The cluster's name: silos with the same prefix and name share one directory. Default `"default"`. */
@@ -148,7 +151,7 @@ type Client = Redis & Scripts
 export const make = (options: RedisDirectoryOptions = {}): Effect.Effect<DirectoryShape, DirectoryError, Scope.Scope> =>
   Effect.map(
     connect<Client, DirectoryError>(
-      options.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379",
+      RedisSettings.fromOptions(options.url, options.connection),
       {
         scripts,
         connectionName: `quark-directory:${encodeURIComponent(options.cluster ?? "default")}`,

@@ -43,6 +43,7 @@
 import { Effect, type Layer, Queue, Schema, type Scope, Stream } from "effect"
 import type { Redis } from "ioredis"
 import * as RedisConnection from "../Persistence/RedisConnection.ts"
+import * as RedisSettings from "../Persistence/RedisSettings.ts"
 import {
   DuplicateSilo,
   type Membership,
@@ -73,6 +74,8 @@ import { SiloIdentity } from "./SiloIdentity.ts"
 export interface RedisMembershipOptions extends MembershipTimings {
   /** Default: `process.env.QUARK_REDIS_URL`, else `"redis://127.0.0.1:6379"`. */
   readonly url?: string | undefined
+  /** Where to connect and how to authenticate (TLS, a password): see `RedisSettings`. Default: `url`. */
+  readonly connection?: RedisSettings.Input | undefined
   /** The first segment of every key. Default `"quark"`. */
   readonly keyPrefix?: string | undefined
   /** The cluster's name: silos with the same prefix and name form one cluster. Default `"default"`. */
@@ -264,9 +267,9 @@ interface Scripts {
 
 type Client = Redis & Scripts
 
-const connect = (url: string, connectionName: string) =>
+const connect = (settings: RedisSettings.Input | undefined, connectionName: string) =>
   RedisConnection.connect<Client, MembershipError>(
-    url,
+    settings,
     { scripts, connectionName, retry: { stepMillis: 50, capMillis: 1_000 } },
     (reason) => new MembershipError({ operation: "connect", reason })
   )
@@ -426,10 +429,10 @@ const backendFor = (
 export const make = (options: RedisMembershipOptions = {}): Effect.Effect<MembershipShape, MembershipError, Scope.Scope> =>
   Effect.gen(function*() {
     const timings = yield* resolveTimings(options)
-    const url = options.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379"
+    const settings = RedisSettings.fromOptions(options.url, options.connection)
     const name = `quark-membership:${encodeURIComponent(options.cluster ?? "default")}`
-    const command = yield* connect(url, name)
-    const subscriber = yield* connect(url, `${name}:subscriber`)
+    const command = yield* connect(settings, name)
+    const subscriber = yield* connect(settings, `${name}:subscriber`)
     return yield* makeWithBackend(backendFor(command, subscriber, options, timings), timings)
   })
 

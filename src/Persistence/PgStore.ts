@@ -39,8 +39,10 @@ import { batcher } from "./internal/WriteBatcher.ts"
 import { open } from "./internal/PgConnection.ts"
 import type { Journal, JournalEntry, Snapshot } from "./Journal.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"
+import * as PgSettings from "./PgSettings.ts"
 import { formatKey, type StateKey, type StateStore, type StoredState } from "./StateStore.ts"
 import { instrumentJournal, instrumentState } from "./internal/StoreMetrics.ts"
+import { withPgScan } from "./internal/PgScan.ts"
 import type { Store } from "./Stores.ts"
 
 /**
@@ -51,6 +53,8 @@ import type { Store } from "./Stores.ts"
  */
 export interface Options {
   readonly url?: string
+  /** Where to connect and how to authenticate (TLS, a password): see `PgSettings`. Default: `url`. */
+  readonly connection?: PgSettings.Input
   readonly tablePrefix?: string
 }
 
@@ -67,9 +71,8 @@ export const make = (name: string, options?: Options): Effect.Effect<Store, Stor
     if (!/^[a-z_][a-z0-9_]*$/.test(prefix)) {
       return yield* new StoreError({ store: name, operation: "open", reason: `invalid table prefix "${prefix}"` })
     }
-    const url = options?.url ?? process.env.QUARK_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
     const q = queries(prefix)
-    const { run, sql, storeError } = yield* open(name, url, `quark:${prefix}`, q.create)
+    const { run, sql, storeError } = yield* open(name, PgSettings.fromOptions(options?.url, options?.connection), `quark:${prefix}`, q.create)
     const keyOf = (key: StateKey) => [key.type, key.id, key.record]
 
     const read = (operation: string, key: StateKey) =>
@@ -193,7 +196,8 @@ export const make = (name: string, options?: Options): Effect.Effect<Store, Stor
           rows.length === 0 ? undefined : { sequence: Number(rows[0]!.sequence), data: rows[0]!.data } as Snapshot)
     }
 
-    return { name, state: instrumentState("postgres", state), journal: instrumentJournal("postgres", journal) }
+    // The re-encryption job enumerates through this (`internal/StoreScan.ts`).
+    return withPgScan({ name, state: instrumentState("postgres", state), journal: instrumentJournal("postgres", journal) }, run, prefix)
   })
 
 interface Write {

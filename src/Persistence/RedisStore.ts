@@ -33,9 +33,11 @@ import { Effect, type Scope } from "effect"
 import type { Redis } from "ioredis"
 import type { Journal, JournalEntry } from "./Journal.ts"
 import { connect, reasonOf } from "./RedisConnection.ts"
+import * as RedisSettings from "./RedisSettings.ts"
 import { JournalConflict, StateConflict, StoreError } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore } from "./StateStore.ts"
 import { instrumentJournal, instrumentState } from "./internal/StoreMetrics.ts"
+import { withRedisScan } from "./internal/RedisScan.ts"
 import type { Store } from "./Stores.ts"
 
 /**
@@ -46,6 +48,8 @@ import type { Store } from "./Stores.ts"
 export interface RedisStoreOptions {
   /** Default: `process.env.QUARK_REDIS_URL`, else `"redis://127.0.0.1:6379"`. */
   readonly url?: string
+  /** Where to connect and how to authenticate (TLS, a password): see `RedisSettings`. Default: `url`. */
+  readonly connection?: RedisSettings.Input
   /** The first segment of every key. Default: `"quark"`. */
   readonly keyPrefix?: string
 }
@@ -121,7 +125,7 @@ type Client = Redis & Scripts
 export const make = (name: string, options?: RedisStoreOptions): Effect.Effect<Store, StoreError, Scope.Scope> =>
   Effect.map(
     connect<Client, StoreError>(
-      options?.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379",
+      RedisSettings.fromOptions(options?.url, options?.connection),
       { scripts, retry: { stepMillis: 100, capMillis: 2_000 } },
       (reason) => new StoreError({ store: name, operation: "connect", reason })
     ),
@@ -191,5 +195,11 @@ const fromClient = (name: string, redis: Client, prefix: string): Store => {
       )
   }
 
-  return { name, state: instrumentState("redis", state), journal: instrumentJournal("redis", journal) }
+  // The re-encryption job enumerates through this (`internal/StoreScan.ts`).
+  return withRedisScan(
+    { name, state: instrumentState("redis", state), journal: instrumentJournal("redis", journal) },
+    redis,
+    prefix,
+    (kind, key) => redisKey(prefix, kind, key)
+  )
 }

@@ -61,6 +61,7 @@ import { Effect, type Scope } from "effect"
 import { batcher } from "../Persistence/internal/WriteBatcher.ts"
 import { open } from "../Persistence/internal/PgConnection.ts"
 import { StateConflict, StoreError } from "../Persistence/PersistenceError.ts"
+import * as PgSettings from "../Persistence/PgSettings.ts"
 import { instrumentReminderStore } from "./internal/ReminderStoreMetrics.ts"
 import { countOf, invalidDeadLetter, invalidWrite } from "./internal/StoreOrder.ts"
 import type { DeadLetter, ReminderKey, ReminderStore, ReminderWrite, StoredReminder } from "./ReminderStore.ts"
@@ -74,6 +75,8 @@ import type { DeadLetter, ReminderKey, ReminderStore, ReminderWrite, StoredRemin
  */
 export interface PgReminderStoreOptions {
   readonly url?: string
+  /** Where to connect and how to authenticate (TLS, a password): see `PgSettings`. Default: `url`. */
+  readonly connection?: PgSettings.Input
   readonly table?: string
 }
 
@@ -123,9 +126,8 @@ export const make = (
     if (!/^[a-z_][a-z0-9_]*$/.test(table) || table.length > 50) {
       return yield* new StoreError({ store: name, operation: "open", reason: `invalid table name "${table}"` })
     }
-    const url = options?.url ?? process.env.QUARK_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"
     const q = queries(table)
-    const { fail, run, sql, storeError } = yield* open(name, url, `quark:${table}`, q.create)
+    const { fail, run, sql, storeError } = yield* open(name, PgSettings.fromOptions(options?.url, options?.connection), `quark:${table}`, q.create)
     /** A `StoreError` if any text cannot be stored (checked before anything is sent). */
     const unstorable = (operation: string, texts: ReadonlyArray<string>) =>
       texts.some((text) => unstorableText.test(text))

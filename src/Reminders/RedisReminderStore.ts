@@ -61,6 +61,7 @@ import type { Redis } from "ioredis"
 import { batcher } from "../Persistence/internal/WriteBatcher.ts"
 import { StateConflict, StoreError } from "../Persistence/PersistenceError.ts"
 import { connect, reasonOf } from "../Persistence/RedisConnection.ts"
+import * as RedisSettings from "../Persistence/RedisSettings.ts"
 import { instrumentReminderStore } from "./internal/ReminderStoreMetrics.ts"
 import { countOf, invalidDeadLetter, invalidWrite } from "./internal/StoreOrder.ts"
 import type { DeadLetter, HistoryAppend, ReminderKey, ReminderStore, ReminderWrite, StoredReminder } from "./ReminderStore.ts"
@@ -73,6 +74,8 @@ import type { DeadLetter, HistoryAppend, ReminderKey, ReminderStore, ReminderWri
 export interface RedisReminderStoreOptions {
   /** Default: `process.env.QUARK_REDIS_URL`, else `"redis://127.0.0.1:6379"`. */
   readonly url?: string
+  /** Where to connect and how to authenticate (TLS, a password): see `RedisSettings`. Default: `url`. */
+  readonly connection?: RedisSettings.Input
   /** The first segment of every key. Default: `"quark"`. */
   readonly keyPrefix?: string
 }
@@ -297,7 +300,7 @@ export const make = (
 ): Effect.Effect<ReminderStore, StoreError, Scope.Scope> =>
   Effect.flatMap(
     connect<Client, StoreError>(
-      options?.url ?? process.env.QUARK_REDIS_URL ?? "redis://127.0.0.1:6379",
+      RedisSettings.fromOptions(options?.url, options?.connection),
       { scripts, retry: { stepMillis: 100, capMillis: 2_000 } },
       (reason) => new StoreError({ store: name, operation: "connect", reason })
     ),

@@ -20,7 +20,9 @@
  * entries were read), else by binary search between `unacked` and `cursor`: O(1) in the
  * usual case, no map of pending tokens to allocate and maintain. No consumer is recorded
  * per pending entry: nothing observes it (an `ack` retires an entry whoever read it, as
- * Redis's `XACK` does, and `claim(0)` takes every pending entry).
+ * Redis's `XACK` does, and `claim(0)` takes every pending entry). The partition remembers
+ * its newest consumer only: the fence (`next` and `claim` of an older one fail with
+ * `ConsumerFenced`).
  *
  * **Retention.** An entry can only be dropped once it is acknowledged and every older entry
  * is too (`unacked` bounds the trimming), so pending and unread entries are never dropped.
@@ -46,6 +48,7 @@
 import { type Clock, Duration, Effect } from "effect"
 import * as StreamToken from "./StreamToken.ts"
 import {
+  ConsumerFenced,
   type NewEntry,
   type PartitionConsumer,
   type PartitionReader,
@@ -130,6 +133,8 @@ class Partition {
   /** `"<lastMillis>-"`, made once per millisecond rather than per token. */
   lastPrefix = "0-"
   lastToken: string | undefined = undefined
+  /** The newest consumer (the fence: only it reads and claims; see `StreamProvider`). */
+  owner: object | undefined = undefined
   /** Woken by an append (parked `next`s and reads). */
   readonly appendWaiters = new Set<() => void>()
   /** Woken by an ack that leaves room under the backlog limit (parked appends). */
@@ -259,25 +264,25 @@ export const make = (options?: MemoryStreamProviderOptions): StreamProvider => {
    * `waitMillis` have passed. The attempt itself never runs inside the timeout, so what it
    * takes is always returned.
    */
-  const waiting = <A>(
+  const waiting = <A, E extends StreamProviderError | ConsumerFenced>(
     p: Partition,
     waitMillis: number,
-    attempt: () => ReadonlyArray<A> | StreamProviderError
-  ): Effect.Effect<ReadonlyArray<A>, StreamProviderError> =>
+    attempt: () => ReadonlyArray<A> | E
+  ): Effect.Effect<ReadonlyArray<A>, E> =>
     Effect.suspend(() => {
       const first = attempt()
-      if (first instanceof StreamProviderError) return Effect.fail(first)
-      if (first.length > 0 || !(waitMillis > 0)) return Effect.succeed(first)
+      if (!Array.isArray(first)) return Effect.fail(first as E)
+      if (first.length > 0 || !(waitMillis > 0)) return Effect.succeed<ReadonlyArray<A>>(first)
       return Effect.clockWith((clock) => {
         const deadline = monotonicMillis(clock) + waitMillis
-        const loop: Effect.Effect<ReadonlyArray<A>, StreamProviderError> = Effect.suspend(() => {
+        const loop: Effect.Effect<ReadonlyArray<A>, E> = Effect.suspend(() => {
           const remaining = deadline - monotonicMillis(clock)
-          if (remaining <= 0) return Effect.succeed([])
+          if (remaining <= 0) return Effect.succeed<ReadonlyArray<A>>([])
           // Woken, yield once before taking (see "Waiting" in the module doc).
           return Effect.flatMap(Effect.andThen(Effect.timeoutOption(parkOn(p.appendWaiters), remaining), Effect.yieldNow), () => {
             const got = attempt()
-            if (got instanceof StreamProviderError) return Effect.fail(got)
-            return got.length > 0 ? Effect.succeed(got) : loop
+            if (!Array.isArray(got)) return Effect.fail(got as E)
+            return got.length > 0 ? Effect.succeed<ReadonlyArray<A>>(got) : loop
           })
         })
         return loop
@@ -309,9 +314,13 @@ export const make = (options?: MemoryStreamProviderOptions): StreamProvider => {
         : Effect.succeed(appendNow(p, entries, clock.currentTimeMillisUnsafe()))
     })
 
-  const consume = (partition: number, _consumer: string) =>
+  const consume = (partition: number, consumerName: string) =>
     withPartition("consume", partition, (p) => Effect.clockWith((clock) => {
-      const take = (max: number): ReadonlyArray<StreamEntry> => {
+      const self = {}
+      p.owner = self
+      const fenced = new ConsumerFenced({ partition, consumer: consumerName })
+      const take = (max: number): ReadonlyArray<StreamEntry> | ConsumerFenced => {
+        if (p.owner !== self) return fenced
         const to = Math.min(p.end, p.cursor + countOf(max))
         if (to <= p.cursor) return []
         const taken = p.slice(p.cursor, to)
@@ -321,7 +330,10 @@ export const make = (options?: MemoryStreamProviderOptions): StreamProvider => {
         return taken
       }
       const consumer: PartitionConsumer = {
-        claim: (minIdleMillis) => Effect.sync(() => p.claim(minIdleMillis, clock.currentTimeMillisUnsafe())),
+        claim: (minIdleMillis) =>
+          Effect.suspend(() =>
+            p.owner === self ? Effect.succeed(p.claim(minIdleMillis, clock.currentTimeMillisUnsafe())) : Effect.fail(fenced)
+          ),
         next: (max, waitMillis) => waiting(p, waitMillis, () => take(max)),
         ack: (tokens) =>
           Effect.clockWith((clock) =>

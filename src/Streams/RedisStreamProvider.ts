@@ -6,13 +6,15 @@
  *
  * | key                                  | Redis type | content                                                  |
  * | ------------------------------------ | ---------- | -------------------------------------------------------- |
- * | `<prefix>:p:<n>`                     | stream     | partition `n`: fields `n` (namespace), `k` (key), `d` (`JSON.stringify` of the payload); consumer group `quark` |
+ * | `<prefix>:p:{<n>}`                   | stream     | partition `n`: fields `n` (namespace), `k` (key), `d` (`JSON.stringify` of the payload); consumer group `quark` |
+| `<prefix>:p:{<n>}:owner`             | string     | the token of the partition's newest consumer (the fence)  |
  * | `<prefix>:subs:<esc(ns)>!<esc(key)>` | hash       | the durable subscriptions of one stream: id → data       |
  *
  * `esc` replaces each character up to `%` (U+0000..U+0025, `!` and `%` among them) with
  * `%XX`, as the reminder store's members do: `!` then separates the parts whatever they hold
  * (`:`, `/`, `__proto__`, any Unicode), and keys stay readable. Every command touches one
- * key, so the layout works on a Redis Cluster too.
+ * key, or a partition and its owner key, which share a hash tag (`{<n>}`), so the layout
+ * works on a Redis Cluster too.
  *
  * **Accepted** (what `append` waits for): Redis answered the `XADD`s. The entries are in the
  * server's memory, visible to every reader; whether they survive a Redis restart is Redis's
@@ -21,13 +23,18 @@
  * `XADD`s), so publishing event by event costs a command per batch, not per event.
  *
  * **Consuming.** `consume` creates the group at the stream's beginning (`XGROUP CREATE … 0
- * MKSTREAM`; an existing one is kept). `next` is `XREADGROUP … >`, with `BLOCK` (only when
- * `waitMillis > 0`: 0 is "forever" to Redis) on a connection of the consumer's own, opened
- * on first use, since a blocked command holds its connection. A blocked read cannot be
- * cancelled: an interrupted one drops its connection (quitting would wait out the block)
- * and the next opens another; what Redis handed the dropped read stays pending, for
- * `claim(minIdle)`: `XAUTOCLAIM … minIdle` from `0-0` until the cursor is back at `0-0`. A
- * full claim (`claim(0)`, what a new agent does first) then deletes the group's other
+ * MKSTREAM`; an existing one is kept) and writes a fresh token of its own to the owner key:
+ * the fence. `next` is a script that reads (`XREADGROUP … >`) only if the owner key still
+ * holds the consumer's token, and otherwise fails with `ConsumerFenced`; Redis runs scripts
+ * one at a time, so a read sent before a newer consumer's `consume` took what it took before
+ * that consumer's `claim(0)`, which takes it back, and one arriving after takes nothing,
+ * however long a pause delayed it. With nothing to read, the script answers the newest id
+ * and `next` waits for an entry after it with `XREAD BLOCK` (only when `waitMillis > 0`: 0
+ * is "forever" to Redis), which takes nothing, then reads through the script again. The wait
+ * runs on a connection of the consumer's own, opened on first use, since a blocked command
+ * holds its connection; an interrupted wait drops that connection (quitting would wait out
+ * the block) and the next opens another. `claim(minIdle)` is the same fence around
+ * `XAUTOCLAIM … minIdle`, from `0-0` until the cursor is back at `0-0`. A full claim (`claim(0)`, what a new agent does first) then deletes the group's other
  * consumers that hold nothing (`XGROUP DELCONSUMER`; one is made per silo incarnation, and
  * they would pile up). `ack` is `XACK`. A reader reads with `XRANGE` and waits with `XREAD
  * BLOCK`, likewise.
@@ -48,6 +55,7 @@
 import { Duration, Effect, Exit, Scope } from "effect"
 import type { Redis } from "ioredis"
 import { connect, reasonOf } from "../Persistence/RedisConnection.ts"
+import * as RedisSettings from "../Persistence/RedisSettings.ts"
 import {
   afterOf,
   checkText,
@@ -64,6 +72,7 @@ import {
 } from "./internal/RedisStreamsWire.ts"
 import * as StreamToken from "./StreamToken.ts"
 import {
+  ConsumerFenced,
   type NewEntry,
   type PartitionConsumer,
   type PartitionReader,
@@ -80,7 +89,10 @@ import {
  * @since 0.2.0
  */
 export interface RedisStreamProviderOptions {
-  readonly url: string
+  /** Default: `process.env.QUARK_REDIS_URL`, else `"redis://127.0.0.1:6379"`. */
+  readonly url?: string
+  /** Where to connect and how to authenticate (TLS, a password): see `RedisSettings`. Default: `url`. */
+  readonly connection?: RedisSettings.Input
   /** The first segment of every key. Default: `"quark:streams"`. */
   readonly keyPrefix?: string
   /** How many partitions (fixed for the life of the data). Default: 8. */
@@ -99,7 +111,8 @@ export interface RedisStreamProviderOptions {
  * @since 0.2.0
  */
 export const redisKeys = (prefix: string) => ({
-  partition: (partition: number) => `${prefix}:p:${partition}`,
+  partition: (partition: number) => `${prefix}:p:{${partition}}`,
+  owner: (partition: number) => `${prefix}:p:{${partition}}:owner`,
   subscriptions: (namespace: string, key: string) => `${prefix}:subs:${escape(namespace)}!${escape(key)}`
 })
 
@@ -121,8 +134,9 @@ export const make = (options: RedisStreamProviderOptions): Effect.Effect<StreamP
     const maxAgeMillis = options.retain?.maxAge === undefined ? undefined : Duration.toMillis(options.retain.maxAge)
     const trimInterval = options.trimIntervalMillis ?? 1_000
     const failure = (operation: string, reason: string) => new StreamProviderError({ operation, reason })
+    const settings = RedisSettings.fromOptions(options.url, options.connection)
     const open = <C extends Redis>(suffix: string, extra: { readonly scripts?: typeof scripts }) =>
-      connect<C, StreamProviderError>(options.url, {
+      connect<C, StreamProviderError>(settings, {
         ...extra,
         retry: { stepMillis: 100, capMillis: 2_000 },
         ...(options.connectionName === undefined ? {} : { connectionName: options.connectionName + suffix })
@@ -175,13 +189,13 @@ export const make = (options: RedisStreamProviderOptions): Effect.Effect<StreamP
       })
 
     /** Runs `attempt` until it returns entries or `waitMillis` have passed (at least once). */
-    const untilDeadline = <A>(
+    const untilDeadline = <A, E>(
       waitMillis: number,
-      attempt: (remaining: number) => Effect.Effect<ReadonlyArray<A> | undefined, StreamProviderError>
-    ): Effect.Effect<ReadonlyArray<A>, StreamProviderError> =>
+      attempt: (remaining: number) => Effect.Effect<ReadonlyArray<A> | undefined, E>
+    ): Effect.Effect<ReadonlyArray<A>, E> =>
       Effect.clockWith((clock) => {
         const deadline = monotonicMillis(clock) + Math.max(0, waitMillis)
-        const loop: Effect.Effect<ReadonlyArray<A>, StreamProviderError> = Effect.suspend(() =>
+        const loop: Effect.Effect<ReadonlyArray<A>, E> = Effect.suspend(() =>
           Effect.flatMap(attempt(Math.max(0, Math.ceil(deadline - monotonicMillis(clock)))), (got) =>
             // `undefined`: only malformed entries came (passed over): again at once, even
             // past the deadline, since valid entries may follow them.
@@ -309,24 +323,40 @@ export const make = (options: RedisStreamProviderOptions): Effect.Effect<StreamP
     const consume = (partition: number, consumer: string) =>
       withKey("consume", partition, (key) =>
         Effect.gen(function*() {
-          yield* call("consume", () =>
-            redis.call("XGROUP", ["CREATE", key, group, "0", "MKSTREAM"]).catch((cause: unknown) => {
+          const owner = keys.owner(partition)
+          // Unique per consume: a silo's later agent for the partition fences its earlier one too.
+          const token = `${consumer} ${globalThis.crypto.randomUUID()}`
+          const fenced = new ConsumerFenced({ partition, consumer })
+          yield* call("consume", async () => {
+            await redis.call("XGROUP", ["CREATE", key, group, "0", "MKSTREAM"]).catch((cause: unknown) => {
               if (!reasonOf(cause).startsWith("BUSYGROUP")) throw cause
-            }))
+            })
+            await redis.call("SET", [owner, token])
+          })
           const blocking = yield* dedicated(`p${partition}`)
-          const readNext = (count: number, block: number) => {
-            const args: Array<string | number> = ["GROUP", group, consumer, "COUNT", count]
-            if (block > 0) args.push("BLOCK", block)
-            args.push("STREAMS", key, ">")
-            return block > 0 ? blocking("next", "XREADGROUP", args) : call("next", () => redis.call("XREADGROUP", args))
-          }
+          const readNext = (count: number, block: number) =>
+            Effect.flatMap(
+              call("next", () => redis.quarkStreamNext(key, owner, group, consumer, token, count)),
+              (reply): Effect.Effect<ReadonlyArray<StreamEntry> | undefined, StreamProviderError | ConsumerFenced> => {
+                if (!Array.isArray(reply)) return reply === -1 ? Effect.fail(fenced) : Effect.fail(failure("next", "unexpected reply"))
+                if (reply[0] === 1) {
+                  const decoded = decodeItems(itemsOfStreams(reply[1]))
+                  const entries = delivered(partition, key, "next", decoded)
+                  return decoded.entries.length === 0 ? Effect.as(entries, undefined) : entries
+                }
+                if (block <= 0) return Effect.succeed([])
+                // Wakes as soon as an entry after the newest exists (at once if one came meanwhile).
+                return Effect.as(blocking("next", "XREAD", ["COUNT", 1, "BLOCK", block, "STREAMS", key, String(reply[1])]), [])
+              }
+            )
           return {
             claim: (minIdleMillis) => Effect.gen(function*() {
               const out: Array<StreamEntry> = []
               const minIdle = Math.max(0, Math.floor(minIdleMillis))
               let cursor = "0-0"
               do {
-                const reply = yield* call("claim", () => redis.call("XAUTOCLAIM", [key, group, consumer, minIdle, cursor, "COUNT", chunk]))
+                const reply = yield* call("claim", () => redis.quarkStreamClaim(key, owner, group, consumer, token, minIdle, cursor, chunk))
+                if (reply === -1) return yield* fenced
                 if (!Array.isArray(reply) || typeof reply[0] !== "string") {
                   return yield* failure("claim", "unexpected reply to XAUTOCLAIM")
                 }
@@ -336,13 +366,7 @@ export const make = (options: RedisStreamProviderOptions): Effect.Effect<StreamP
               if (minIdle === 0) yield* forgetIdleConsumers(key, consumer)
               return out
             }),
-            next: (max, waitMillis) =>
-              untilDeadline(waitMillis, (remaining) =>
-                Effect.flatMap(readNext(countOf(max), remaining), (reply) => {
-                  const decoded = decodeItems(itemsOfStreams(reply))
-                  const entries = delivered(partition, key, "next", decoded)
-                  return decoded.lastId !== undefined && decoded.entries.length === 0 ? Effect.as(entries, undefined) : entries
-                })),
+            next: (max, waitMillis) => untilDeadline(waitMillis, (remaining) => readNext(countOf(max), remaining)),
             ack: (tokens) => Effect.andThen(ackNow("ack", key, tokens), maybeTrim(partition, key))
           } satisfies PartitionConsumer
         }))

@@ -14,10 +14,12 @@
  *   least that long, whoever read it, pending for the caller and returns them in order. A new
  *   consumer (a partition agent starting) claims them all (`claim(0)`), so that what a dead
  *   one read and did not acknowledge is delivered again (at least once). A positive bound
- *   leaves alone what a live consumer read recently (Redis's `XAUTOCLAIM` min-idle). The
- *   agents claim on start only and read only inside their silo's lease; a read that a pause
- *   delayed past a survivor's claim is the gap docs/streams.md names ("When a silo is
- *   paused"), which a fence at the provider (only the newest consumer reads) would close.
+ *   leaves alone what a live consumer read recently (Redis's `XAUTOCLAIM` min-idle).
+ * - `consume` fences: the newest consumer of a partition is its only reader. An older one's
+ *   `next` and `claim` fail with {@link ConsumerFenced} and take nothing, whenever they
+ *   reach the provider (a paused silo's read arriving after a survivor's agent started is
+ *   refused, instead of taking entries that would stay pending under a consumer no one
+ *   reads for). Its `ack` still works: what it delivered is done.
  *
  * Entries are kept after acknowledgement as history (for rewind) up to the provider's
  * retention, and never trimmed while pending. Durable subscriptions are stored here too,
@@ -40,6 +42,21 @@ export class StreamProviderError extends Schema.TaggedError<StreamProviderError>
 }) {
   override get message(): string {
     return `stream provider ${this.operation}: ${this.reason}`
+  }
+}
+
+/**
+ * A newer consumer of the partition has started (see `consume`): this one reads no more.
+ * Not a failure of the provider: its agent was replaced and stops reading.
+ *
+ * @since 0.2.0
+ */
+export class ConsumerFenced extends Schema.TaggedError<ConsumerFenced>()("ConsumerFenced", {
+  partition: Schema.Number,
+  consumer: Schema.String
+}) {
+  override get message(): string {
+    return `stream partition ${this.partition}: consumer ${this.consumer} was replaced by a newer one`
   }
 }
 
@@ -88,13 +105,16 @@ export interface PartitionConsumer {
    * Every pending entry of the partition (whoever read it) read at least `minIdleMillis`
    * ago (or claimed that long ago), now pending for this consumer and read now, in order.
    */
-  readonly claim: (minIdleMillis: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamProviderError>
+  readonly claim: (minIdleMillis: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamProviderError | ConsumerFenced>
   /**
    * Up to `max` entries no consumer has read yet, in order, now pending for this one. With
    * none there, waits up to `waitMillis` for some (and returns none if none came).
    * Interruptible.
    */
-  readonly next: (max: number, waitMillis: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamProviderError>
+  readonly next: (
+    max: number,
+    waitMillis: number
+  ) => Effect.Effect<ReadonlyArray<StreamEntry>, StreamProviderError | ConsumerFenced>
   /** Retires pending entries (in any order; unknown tokens are ignored). */
   readonly ack: (tokens: ReadonlyArray<string>) => Effect.Effect<void, StreamProviderError>
 }
@@ -142,6 +162,8 @@ export interface StreamProvider {
    * The consumer of a partition, named `consumer` (a silo's id). The partition's consumer
    * group is created if it does not exist, at the partition's beginning: entries appended
    * before any consumer existed are delivered too (none is lost for want of a reader).
+   * It becomes the partition's only reader: every consumer made before it, of any name, is
+   * fenced (see the module doc).
    */
   readonly consume: (
     partition: number,

@@ -20,4 +20,4 @@ export type {
   StreamEntry,
   StreamProvider
 } from "./StreamProvider.ts"
-export { StreamProviderError } from "./StreamProvider.ts"
+export { ConsumerFenced, StreamProviderError } from "./StreamProvider.ts"

@@ -15,7 +15,10 @@
  *   `redis://user:[redacted]@host`; a user alone, `https://token@host`, may be a token and
  *   is hidden too; also postgres, amqp, http… URLs), and `name=value` pairs whose name is a secret's (`?password=…`,
  *   libpq's `password=… host=…`);
- * - effect `Redacted` values.
+ * - private keys in PEM anywhere in a string (`-----BEGIN … PRIVATE KEY-----` to its `END`
+ *   line, or to the end of the string when cut off), whatever the key they are under;
+ * - effect `Redacted` values (a `password` of `RedisSettings`/`PgSettings`), and bytes
+ *   (`Uint8Array`, `Buffer`: a key read from a file), shown as their length only.
  * It errs on the side of hiding (`keyPrefix` stays, `tokenBucket` does not): a diagnostics
  * page that shows too little costs a question, one that shows a password costs a rotation.
  * It is idempotent, and JSON without anything secret-looking comes out unchanged.
@@ -362,8 +365,13 @@ const urlCredentials = /([a-z][a-z0-9+.-]*:\/\/)(\S*)@/gi
 // `name=value` at the start, after a query separator or after whitespace (libpq's form).
 const pairs = /(^|[?&;\s])([\w.-]+)=([^&;\s#]*)/g
 
+// A PEM private key (PKCS#8, RSA, EC, encrypted, OpenSSH): its body, up to the END line or
+// the end of the text. The markers stay, so a reader sees a key was there.
+const privateKey = /(-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----)[\s\S]*?(?:-----END \2PRIVATE KEY-----|$)/g
+
 const redactString = (text: string): string =>
   text
+    .replace(privateKey, (_, begin: string, kind: string) => `${begin}${redacted}-----END ${kind}PRIVATE KEY-----`)
     .replace(urlCredentials, (_, scheme: string, userinfo: string) => {
       const colon = userinfo.indexOf(":")
       return colon < 0 ? `${scheme}${redacted}@` : `${scheme}${userinfo.slice(0, colon)}:${redacted}@`
@@ -402,6 +410,7 @@ const toJson = (value: unknown, seen: Set<object>, depth: number): Schema.Json =
   if (value === null) return null
   const object = value as object
   if (Redacted.isRedacted(object)) return redacted
+  if (ArrayBuffer.isView(object)) return `[${object.byteLength} bytes]`
   if (Duration.isDuration(object)) return Duration.format(object)
   if (object instanceof Date) return Number.isNaN(object.getTime()) ? "Invalid Date" : object.toISOString()
   if (seen.has(object)) return "[circular]"

@@ -415,7 +415,8 @@ const readinessChecks = (
       Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(late) }),
       Effect.matchCause({
         onSuccess: () => ({ name, ok: true }),
-        onFailure: (cause) => ({ name, ok: false, detail: describeCause(cause) })
+        // A driver's message may quote a URL with its password: the detail is redacted too.
+        onFailure: (cause) => ({ name, ok: false, detail: Diagnostics.redact(describeCause(cause)) as string })
       })
     )
   const checks: Array<Effect.Effect<Diagnostics.ReadinessCheckResult>> = []

@@ -49,16 +49,24 @@ describe("redis: provider specifics", () => {
       yield* provider.subscriptions.put("ns:a/b", "k!%", { id: "s1", data: "D" })
 
       const keys = RedisStreamProvider.redisKeys(prefix)
-      assert.strictEqual(keys.partition(0), `${prefix}:p:0`)
+      assert.strictEqual(keys.partition(0), `${prefix}:p:{0}`)
       assert.strictEqual(keys.subscriptions("ns:a/b", "k!%"), `${prefix}:subs:ns:a/b!k%21%25`)
       const stored = yield* Effect.promise(() => redis.keys(`${prefix}:*`))
-      assert.deepStrictEqual(stored.sort(), [`${prefix}:p:0`, `${prefix}:p:1`, `${prefix}:subs:ns:a/b!k%21%25`])
-      assert.deepStrictEqual(yield* redisCall(redis, "XRANGE", `${prefix}:p:0`, "-", "+"), [
+      assert.strictEqual(keys.owner(1), `${prefix}:p:{1}:owner`)
+      assert.deepStrictEqual(stored.sort(), [
+        `${prefix}:p:{0}`,
+        `${prefix}:p:{1}`,
+        `${prefix}:p:{1}:owner`,
+        `${prefix}:subs:ns:a/b!k%21%25`
+      ])
+      // The fence: the token of the partition's newest consumer, named after it.
+      assert.match(String(yield* redisCall(redis, "GET", `${prefix}:p:{1}:owner`)), /^c [0-9a-f-]{36}$/)
+      assert.deepStrictEqual(yield* redisCall(redis, "XRANGE", `${prefix}:p:{0}`, "-", "+"), [
         [token, ["n", "ns:a/b", "k", "k!%", "d", `{"x":[1,"é"]}`]]
       ])
       // The group exists where a consumer was made, and was created at the beginning.
-      assert.deepStrictEqual(yield* redisCall(redis, "XINFO", "GROUPS", `${prefix}:p:0`), [])
-      const groups = (yield* redisCall(redis, "XINFO", "GROUPS", `${prefix}:p:1`)) as Array<Array<unknown>>
+      assert.deepStrictEqual(yield* redisCall(redis, "XINFO", "GROUPS", `${prefix}:p:{0}`), [])
+      const groups = (yield* redisCall(redis, "XINFO", "GROUPS", `${prefix}:p:{1}`)) as Array<Array<unknown>>
       assert.strictEqual(groups.length, 1)
       assert.deepStrictEqual(groups[0]!.slice(0, 2), ["name", "quark"])
       assert.deepStrictEqual(yield* redisCall(redis, "HGETALL", `${prefix}:subs:ns:a/b!k%21%25`), ["s1", "D"])
@@ -67,7 +75,7 @@ describe("redis: provider specifics", () => {
   it.live("malformed entries in a partition are skipped (and acknowledged by the consumer), never crash it", () =>
     Effect.gen(function*() {
       const { prefix, provider, redis } = yield* Effect.orDie(freshProvider())
-      const key = `${prefix}:p:0`
+      const key = `${prefix}:p:{0}`
       const consumer = yield* provider.consume(0, "c")
       const [first] = yield* provider.append(0, [entry("k", 1)])
       yield* redisCall(redis, "XADD", key, "*", "x", "y")
@@ -98,7 +106,7 @@ describe("redis: provider specifics", () => {
   it.live("a full claim forgets the group's other consumers that hold nothing, and keeps those that do", () =>
     Effect.gen(function*() {
       const { prefix, provider, redis } = yield* Effect.orDie(freshProvider())
-      const key = `${prefix}:p:0`
+      const key = `${prefix}:p:{0}`
       const tokens = yield* provider.append(0, [entry("k", 1), entry("k", 2)])
       const gone = yield* provider.consume(0, "silo-gone")
       yield* gone.next(1, 0)
@@ -126,7 +134,7 @@ describe("redis: provider specifics", () => {
       // No latch reaches into Redis: watch the server until it holds the read.
       yield* redisCall(redis, "CLIENT", "LIST").pipe(
         Effect.map((list) =>
-          String(list).split("\n").some((line) => line.includes(`name=${name}-p0 `) && line.includes("cmd=xreadgroup"))
+          String(list).split("\n").some((line) => line.includes(`name=${name}-p0 `) && line.includes("cmd=xread "))
         ),
         Effect.repeat({ until: (held) => held, schedule: Schedule.spaced("5 millis") }),
         Effect.timeout("5 seconds")

@@ -103,7 +103,7 @@ describe("streams on Redis, one silo", () => {
       yield* Scope.close(first, Exit.void)
       let pending = 0
       for (let p = 0; p < 4; p++) {
-        const summary = (yield* Effect.promise(() => redis.call("XPENDING", [`${prefix}:p:${p}`, "quark"]))) as Array<unknown>
+        const summary = (yield* Effect.promise(() => redis.call("XPENDING", [RedisStreamProvider.redisKeys(prefix).partition(p), "quark"]))) as Array<unknown>
         pending += Number(summary[0])
       }
       assert.strictEqual(pending, 0, "the silo acknowledged its deliveries before its provider closed")

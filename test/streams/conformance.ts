@@ -105,19 +105,42 @@ export const providerConformance = (name: string, fresh: Fresh, config?: { reado
         assert.strictEqual(yield* provider.lastToken(1), oneTokens[0])
       }))
 
-    it.live("entries appended before any consumer existed are delivered, in order, each to one consumer", () =>
+    it.live("entries appended before any consumer existed are delivered, in order, to the newest consumer only", () =>
       Effect.gen(function*() {
         const provider = yield* fresh()
         const entries = Array.from({ length: 10 }, (_, i) => entry(`k${i % 3}`, i))
         const tokens = yield* provider.append(0, entries)
         const expected = withTokens(entries, tokens)
         const a = yield* provider.consume(0, "a")
-        const b = yield* provider.consume(0, "b")
         assert.deepStrictEqual(view(yield* a.next(4, 0)), expected.slice(0, 4))
-        assert.deepStrictEqual(view(yield* b.next(4, 0)), expected.slice(4, 8))
-        assert.deepStrictEqual(view(yield* a.next(100, 0)), expected.slice(8))
+        // A newer consumer fences the older one, whatever its name: it reads and claims nothing more.
+        const b = yield* provider.consume(0, "a")
+        const fenced = yield* Effect.flip(a.next(100, 0))
+        assert.strictEqual(fenced._tag, "ConsumerFenced")
+        assert.strictEqual((yield* Effect.flip(a.claim(0)))._tag, "ConsumerFenced")
+        assert.deepStrictEqual(view(yield* b.claim(0)), expected.slice(0, 4))
+        assert.deepStrictEqual(view(yield* b.next(100, 0)), expected.slice(4))
+        // What the fenced one delivered it may still acknowledge.
+        yield* a.ack(tokens.slice(0, 2))
+        assert.deepStrictEqual(tokensOf(yield* b.claim(0)), tokens.slice(2))
         assert.deepStrictEqual(yield* b.next(100, 0), [])
-        assert.deepStrictEqual(yield* a.next(100, 0), [])
+      }))
+
+    it.live("a read a pause delayed past a newer consumer's start takes nothing (the fence)", () =>
+      Effect.gen(function*() {
+        const provider = yield* fresh()
+        const a = yield* provider.consume(0, "silo-a")
+        // `a` waits; meanwhile its silo "pauses", a survivor's consumer starts and claims.
+        const late = yield* Effect.forkChild(Effect.flip(a.next(10, 20_000)))
+        yield* Effect.yieldNow
+        const b = yield* provider.consume(0, "silo-b")
+        assert.deepStrictEqual(yield* b.claim(0), [])
+        const tokens = yield* provider.append(0, [entry("k", 1), entry("k", 2)])
+        // The waiting read wakes with the append, and is refused instead of taking them.
+        const refused = yield* Fiber.join(late).pipe(Effect.timeout("10 seconds"))
+        assert.strictEqual(refused._tag, "ConsumerFenced")
+        assert.deepStrictEqual(tokensOf(yield* b.next(10, 5_000)), tokens)
+        assert.deepStrictEqual(tokensOf(yield* b.claim(0)), tokens)
       }))
 
     it.live("a dead consumer's unacknowledged entries are claimed in order, then next reads on", () =>
@@ -156,7 +179,9 @@ export const providerConformance = (name: string, fresh: Fresh, config?: { reado
         assert.deepStrictEqual(yield* b.claim(60_000), [])
         assert.deepStrictEqual(tokensOf(yield* b.claim(0)), tokens)
         // A claim counts as a read: they are not idle again yet.
-        assert.deepStrictEqual(yield* a.claim(60_000), [])
+        assert.deepStrictEqual(yield* b.claim(60_000), [])
+        // `a` is fenced since `b` started: its claim takes nothing, however idle the entries.
+        assert.strictEqual((yield* Effect.flip(a.claim(0)))._tag, "ConsumerFenced")
       }))
 
     it.live("next waits for an append and wakes with it; with none, returns nothing after waitMillis", () =>

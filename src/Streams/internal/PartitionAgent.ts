@@ -48,7 +48,7 @@ import { invalidIdReason } from "../../Actor/ActorAddress.ts"
 import { systemContract } from "../../Actor/internal/SystemContract.ts"
 import { CurrentTurn } from "../../Actor/internal/Turn.ts"
 import { Silo } from "../../Actor/Silo.ts"
-import { type Position, type StreamEntry, StreamProviderError } from "../StreamProvider.ts"
+import { ConsumerFenced, type Position, type StreamEntry, StreamProviderError } from "../StreamProvider.ts"
 import { compare } from "../StreamToken.ts"
 import { makeDelivery } from "./Delivery.ts"
 import { Lane, type LaneHost, type LaneItem, type Settlement } from "./Lane.ts"
@@ -270,8 +270,15 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
       }
     })
 
+  /** As `persistently`, but `ConsumerFenced` ends the reading (see below). */
+  const whileOwner = <A>(operation: Effect.Effect<A, StreamProviderError | ConsumerFenced>) =>
+    Effect.flatMap(
+      persistently(Effect.catchTag(operation, "ConsumerFenced", (fenced) => Effect.succeed(fenced))),
+      (result) => result instanceof ConsumerFenced ? Effect.fail(result) : Effect.succeed(result)
+    )
+
   const reading = Effect.gen(function*() {
-    const claimed = yield* persistently(consumer.claim(0))
+    const claimed = yield* whileOwner(consumer.claim(0))
     if (claimed.length > 0) {
       yield* Effect.logDebug(`stream partition ${partition}: delivering ${claimed.length} pending entries again`)
       yield* dispatch(claimed)
@@ -281,10 +288,15 @@ export const AgentLive = Agent.toLayer(Effect.gen(function*() {
         yield* Effect.sleep(leaseCheckMillis)
         continue
       }
-      const entries = yield* persistently(consumer.next(runtime.batchSize, runtime.pollMillis))
+      const entries = yield* whileOwner(consumer.next(runtime.batchSize, runtime.pollMillis))
       if (entries.length > 0) yield* dispatch(entries)
     }
-  })
+  }).pipe(
+    // A newer agent reads the partition (this silo lost it during a pause): deliver nothing
+    // more; what was dispatched settles, and this activation is on its way out.
+    Effect.catchTag("ConsumerFenced", (fenced) =>
+      Effect.andThen(Effect.logInfo(`${fenced.message}: this agent stops reading`), Effect.never))
+  )
 
   /**
    * Offers the stream's history from `from` up to `until` to a lane that holds its live

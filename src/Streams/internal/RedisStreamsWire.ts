@@ -31,6 +31,26 @@ export const checkText = (...texts: ReadonlyArray<string>): void => {
 
 
 export const scripts = {
+  // The fence (see "Consuming" in the provider's doc): KEYS: the stream, its owner key.
+  // ARGV: group, consumer, owner token, count. -1: another consumer owns the partition.
+  // Otherwise {1, XREADGROUP's reply} or, with nothing to read, {0, the newest id}: the
+  // caller waits for an entry after it with a plain XREAD, which takes nothing.
+  quarkStreamNext: {
+    numberOfKeys: 2,
+    lua: `if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
+local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[4], 'STREAMS', KEYS[1], '>')
+if read then return {1, read} end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if newest then return {0, newest[1]} end
+return {0, '0-0'}`
+  },
+  // KEYS: the stream, its owner key. ARGV: group, consumer, owner token, min idle, cursor,
+  // count. -1 as above; otherwise XAUTOCLAIM's reply.
+  quarkStreamClaim: {
+    numberOfKeys: 2,
+    lua: `if redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
+return redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], ARGV[5], 'COUNT', ARGV[6])`
+  },
   // KEYS: the stream. ARGV: namespace, key, data, namespace, ... Returns the ids, in order.
   quarkStreamAppend: {
     numberOfKeys: 1,
@@ -83,6 +103,17 @@ return trimmed + redis.call('XTRIM', key, 'MINID', bound)`
 export interface Scripts {
   quarkStreamAppend(key: string, ...args: Array<string>): Promise<Array<string>>
   quarkStreamTrim(key: string, group: string, maxLength: number, ageBound: string): Promise<number>
+  quarkStreamNext(key: string, owner: string, group: string, consumer: string, token: string, count: number): Promise<unknown>
+  quarkStreamClaim(
+    key: string,
+    owner: string,
+    group: string,
+    consumer: string,
+    token: string,
+    minIdle: number,
+    cursor: string,
+    count: number
+  ): Promise<unknown>
 }
 
 export type Client = Redis & Scripts
