@@ -1,11 +1,12 @@
 /**
  * One silo of the multi-process cluster test, as its own process:
  *
- *   node test/cluster/process/siloMain.ts <keyPrefix> <cluster>
+ *   node test/cluster/process/siloMain.ts <keyPrefix> <cluster> [test|default]
  *
  * A `ClusterSilo` on 127.0.0.1 (any free port) with Redis membership and directory, hosting
  * `Account` with its state in Redis; every key it writes starts with `keyPrefix`, and the
- * membership timings are `timings` from `Account.ts`.
+ * membership timings are `timings` from `Account.ts` (`test`, the default) or the
+ * membership's production defaults (`default`).
  *
  * stdout carries the protocol only, one line each:
  * - `ready <silo id>` once the silo has joined and serves;
@@ -24,8 +25,11 @@ import { redisUrl as url } from "../../persistence/services.ts"
 import { AccountLive, ActivationRegistry, registryKey, storeName, timings } from "./Account.ts"
 import { connectRedis, reportMembers, runSilo, stdinClosed, usage, write } from "./siloProcess.ts"
 
-const [keyPrefix, clusterName] = process.argv.slice(2)
-if (keyPrefix === undefined || clusterName === undefined) usage("siloMain.ts <keyPrefix> <cluster>")
+const [keyPrefix, clusterName, timingsName = "test"] = process.argv.slice(2)
+if (keyPrefix === undefined || clusterName === undefined || (timingsName !== "test" && timingsName !== "default")) {
+  usage("siloMain.ts <keyPrefix> <cluster> [test|default]")
+}
+const membershipTimings = timingsName === "test" ? timings : {}
 
 /** Appends the server's time in ms to the entry and adds it to the set; answers the member. */
 const stampAndAdd = `local t = redis.call('TIME')
@@ -48,7 +52,7 @@ const RegistryLive = Layer.effect(
 
 const SiloLive = AccountLive.pipe(
   Layer.provideMerge(ClusterSilo.layer({ host: "127.0.0.1", port: 0 })),
-  Layer.provide(RedisMembership.layer({ url, keyPrefix, cluster: clusterName, ...timings })),
+  Layer.provide(RedisMembership.layer({ url, keyPrefix, cluster: clusterName, ...membershipTimings })),
   Layer.provide(RedisDirectory.layer({ url, keyPrefix, cluster: clusterName })),
   Layer.provide(Stores.layer(RedisStore.make(storeName, { url, keyPrefix }))),
   Layer.provide(RegistryLive)
