@@ -46,7 +46,7 @@ import { type MessageEntry, messageEntry } from "../../Actor/internal/HostedType
 import { RemoteFrame } from "../../Actor/internal/Turn.ts"
 import type { ReplyOutcome, RequestEnvelope } from "../../Transport/Envelope.ts"
 import type { PeerInfo } from "../../Transport/PeerInfo.ts"
-import { authenticateClient } from "../../Security/internal/Gate.ts"
+import { anonymousClient, authenticateClient } from "../../Security/internal/Gate.ts"
 import { codecOf, encodeFailure, encodeQuarkError } from "./MessageCodec.ts"
 import * as Control from "./Control.ts"
 import { type ControlHost, controlType } from "./Control.ts"
@@ -83,6 +83,11 @@ const fromClient = (remote: RemoteRouter, control: ControlHost, request: Request
     return failWith(new Unauthorized({ address: target, tag, principal: `client ${peer.address}`, reason: "control requests are accepted from silos only" }))
   }
   const gate = remote.router.gate
+  if (gate?.authentication === undefined) {
+    // No credentials to check (the common case): synchronous, no effect per request.
+    const metadata = anonymousClient(request.context.metadata)
+    return serveRequest(remote, control, { ...request, context: { ...request.context, metadata } })
+  }
   return Effect.matchEffect(authenticateClient(gate, request.context.metadata, peer.certificate), {
     onFailure: (failed) => {
       const error = new Unauthenticated({ address: target, tag, reason: failed.reason })
