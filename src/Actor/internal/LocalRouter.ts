@@ -81,10 +81,9 @@ export class LocalRouter implements ActivationHost {
    */
   lease: (() => boolean) | undefined = undefined
   /**
-   * Told of each one-way message that failed or was lost: its turn failed, it was dropped
-   * (its activation failed), or it was lost moving to another silo. Set by whatever keeps a
-   * dead-letter queue (`Reminders.layer` with `deadLetterTells`); otherwise such messages
-   * are only logged.
+   * Told of each one-way message that failed or was lost (its turn failed, its activation
+   * failed, or it was lost moving silos). Set by a dead-letter queue (`Reminders.layer` with
+   * `deadLetterTells`); otherwise such messages are only logged.
    */
   lostOneWay: ((lost: LostOneWay) => Effect.Effect<void>) | undefined = undefined
   /** The silo's telemetry, if it has any (see `TurnObserver`). */
@@ -130,10 +129,7 @@ export class LocalRouter implements ActivationHost {
    */
   readonly forkUnowned: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>
 
-  /**
-   * Forks a watchdog (a sleep, then what is overdue) that ends with the silo at the latest,
-   * so that a pending one keeps neither the process nor a closed silo alive.
-   */
+  /** Forks a watchdog (a sleep, then what is overdue) that ends with the silo at the latest. */
   forkTimer(effect: Effect.Effect<void>): Fiber.Fiber<void> {
     return Fiber.runIn(this.fork(effect), this.timers)
   }
@@ -495,8 +491,10 @@ export class LocalRouter implements ActivationHost {
     from?: Turn,
     ref?: RefFields
   ): Effect.Effect<void, SendError> {
-    const admitted = (from: Turn | undefined) => Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, ref))
-    return this.gate === undefined ? admitted(from) : this.gate.tell(slot, id, info, payload, from, admitted)
+    // No extra closure without a gate: tells are the hottest path.
+    if (this.gate === undefined) return Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, ref))
+    return this.gate.tell(slot, id, info, payload, from, (from) =>
+      Effect.withFiber((fiber) => this.tellIn(fiber, slot, id, info, payload, options, from, ref)))
   }
 
   /** A one-way turn; with tracing it keeps the sender's span, since it runs on another fiber. */
