@@ -168,6 +168,20 @@ describe("TLS in a cluster", () => {
       assert.include((error as ActorUnavailable).reason, "configuration mismatch")
     }).pipe(Effect.scoped), 30_000)
 
+  it.live("silos given loaded credentials (Tls.make, for reloading them yourself) serve over mutual TLS", () =>
+    Effect.gen(function*() {
+      const credentials = yield* Tls.make(mutual("silo-credentials"))
+      const cluster = yield* TestCluster.make({ silos: 2, implementations: counterLayer(), config: { tls: credentials } })
+      const [a, b] = cluster.silos
+      for (let i = 0; i < 6; i++) {
+        assert.strictEqual(yield* a!.run(Effect.flatMap(Counter.ref(`k-${i}`), (ref) => ref.Increment({ by: 1 }))), 1)
+        assert.strictEqual(yield* b!.run(Effect.flatMap(Counter.ref(`k-${i}`), (ref) => ref.Get())), 1)
+      }
+      yield* credentials.reload
+      const client = yield* cluster.addClientWith({ tls: yield* Tls.make(mutual("client-credentials")) })
+      assert.strictEqual(yield* client.run(Effect.flatMap(Counter.ref("k-0"), (ref) => ref.Get())), 1)
+    }).pipe(Effect.scoped), 30_000)
+
   it.live("a silo on a non-loopback host without TLS warns, and without clusterSecret; with requireTls it refuses to start", () => {
     const logs: Array<Captured> = []
     return Effect.gen(function*() {
