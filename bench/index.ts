@@ -25,6 +25,7 @@ import { effectClusterAsk, plainCall, queueAsk } from "./baselines.ts"
 import { type BenchResult, printResults, runInterleaved, type Variant } from "./Harness.ts"
 import { activate, activateMillion, askConcurrent, askSequential, askSpread, tell } from "./local.ts"
 import { journalAppend, stateRead, stateWrite } from "./persistence.ts"
+import * as DashboardBench from "./dashboard.ts"
 import * as Migrate from "./migrate.ts"
 import * as RemindersBench from "./reminders.ts"
 import * as Remote from "./remote/baselines.ts"
@@ -69,6 +70,7 @@ type Group =
   | "rolling"
   | "streams"
   | "streams-redis"
+  | "dashboard"
 
 /** Every benchmark by id and group, built only when selected (several start child processes). */
 const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Made>]> = [
@@ -85,6 +87,11 @@ const benchmarks: ReadonlyArray<readonly [string, Group, () => Made | Promise<Ma
   ["local.ask.sequential.traced-100pct", "local", () =>
     askSequential(ops(1_000_000), "local.ask.sequential.traced-100pct", Telemetry.layer({ metrics: false, logs: false, tracing: { sampleRatio: 1 } }))],
   ["local.ask.concurrent", "local", () => askConcurrent(ops(200_000))],
+  // Issue 17: local.ask.concurrent (with the metric catalog) without and with the dashboard
+  // served and polled every 100 ms (ten open pages); rounds of a second or more, so each
+  // spans several overview rebuilds.
+  ["dashboard.ask.concurrent.off", "dashboard", () => DashboardBench.askConcurrent(ops(1_000_000), false)],
+  ["dashboard.ask.concurrent.served", "dashboard", () => DashboardBench.askConcurrent(ops(1_000_000), true)],
   ["local.tell", "local", () => tell(ops(2_000_000))],
   ["local.activate", "local", () => activate(ops(100_000))],
   // A million live activations, each group in a process of its own: its heap (GC) must not
@@ -229,6 +236,8 @@ printResults(results, {
     ["stream.publish.memory", "stream.publish.memory.baseline-tell"],
     ["stream.publish.redis", "stream.publish.redis.baseline-xadd-xreadgroup"],
     ["stream.publish.redis", "stream.publish.memory"],
-    ["stream.fanout", "stream.fanout.baseline-tell"]
+    ["stream.fanout", "stream.fanout.baseline-tell"],
+    // The dashboard open against the same silo without it
+    ["dashboard.ask.concurrent.served", "dashboard.ask.concurrent.off"]
   ] as const).filter(([id, base]) => measured.has(id) && measured.has(base))
 })
