@@ -11,8 +11,10 @@
  *   `/quark/profile?top=` (with a `Profiler.layer()` in the context), `/quark/streams?limit=`
  *   (with `Streams.layer`), `/quark/config`: JSON, each body encoded with its Schema from
  *   `Diagnostics`;
+ * - `/quark/actor`, `/quark/reminders`, `/quark/dlq` (+ `POST …/replay`, `…/discard`): for the
+ *   `quark` CLI, bodies from `Operations` (see `internal/OperatorRoutes.ts`);
  * - `POST /quark/drain`: starts the silo's drain (`Cluster.drain`) and answers 202 at once;
- *   `/ready` answers 503 from then on. The one endpoint that changes anything: bind the
+ *   `/ready` answers 503 from then on. It, replay and discard change things: bind the
  *   endpoints to a network only behind something that authenticates.
  *
  * ```ts
@@ -54,6 +56,7 @@ import { Stores, type StoresShape } from "../Persistence/Stores.ts"
 import { Reminders, type RemindersShape } from "../Reminders/Reminders.ts"
 import * as Streams from "../Streams/Streams.ts"
 import * as Diagnostics from "./Diagnostics.ts"
+import * as OperatorRoutes from "./internal/OperatorRoutes.ts"
 import { ProfilerService } from "./Profiler.ts"
 
 /**
@@ -306,6 +309,7 @@ const routes = (options: EndpointsOptions) =>
     // Redacted once: the configuration does not change while the silo runs.
     const config = { actorDefaults: Diagnostics.redact(local.defaults), config: Diagnostics.redact(options.config ?? null) }
     yield* router.add("GET", "/quark/config", respond(Diagnostics.ConfigResponse, config))
+    yield* OperatorRoutes.add(router) // /quark/actor, /quark/reminders, /quark/dlq (the CLI's)
   }))
 
 /** A JSON response encoded with its schema (encoding a value built here cannot fail: a defect if it does). */
