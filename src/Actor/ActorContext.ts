@@ -99,6 +99,16 @@ export interface ActorContextShape {
     child: AnyActorRef,
     onTerminated: (termination: Termination) => Effect.Effect<void>
   ) => Effect.Effect<void>
+  /**
+   * Opts this activation in to showing a summary of its state to operator tools (the
+   * dashboard's actor page, `quark actor`, `Silo.describe`): `summary` is called when one
+   * asks, outside any turn, and its result shown as JSON. Keep it to reads of what the
+   * activation holds (it may see a turn half-way, at one of its `yield*`s) and to what an
+   * operator may see: it is not redacted.
+   *
+   * @since 0.2.0
+   */
+  readonly describe: (summary: () => unknown) => Effect.Effect<void>
 }
 
 /**

@@ -15,6 +15,7 @@ import { runSweeper } from "./internal/Passivation.ts"
 import { type ActorDefaults, defaultActorDefaults } from "./ActorOptions.ts"
 import { SiloObserver } from "./internal/TurnObserver.ts"
 import { prepare } from "./internal/UntypedDispatch.ts"
+import { findActivation } from "./internal/FindActivation.ts"
 import * as Gate from "../Security/internal/Gate.ts"
 
 /**
@@ -121,6 +122,19 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
     return true
   })
 
+  const describe = Effect.fn("Quark.Silo.describe")(function*(address: ActorAddress) {
+    const summary = findActivation(router.slots, address.type, address.id)?.extras?.describe
+    if (summary === undefined) return undefined
+    // An operator's read must not take the silo down with it.
+    return yield* Effect.sync(() => {
+      try {
+        return summary()
+      } catch (error) {
+        return { summaryFailed: error instanceof Error ? error.message : String(error) }
+      }
+    })
+  })
+
   const dispatch = Effect.fn("Quark.Silo.dispatch")(function*(request: UntypedRequest) {
     const { id, tag, type } = request as { readonly [K in keyof UntypedRequest]: unknown }
     const prepared = yield* prepare(router, type, tag)
@@ -128,7 +142,7 @@ export const make = Effect.fnUntraced(function*(config: SiloConfig, options?: Ma
     return yield* Effect.orDie(Schema.encodeEffect(prepared.entry.successSchema)(success)) as Effect.Effect<unknown>
   })
 
-  return Silo.of({ router, ref, activations, deactivate, dispatch })
+  return Silo.of({ router, ref, activations, deactivate, describe, dispatch })
 })
 
 /**

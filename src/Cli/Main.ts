@@ -236,6 +236,7 @@ const actor = Command.make(
       ]),
       ["reminders", answer.reminders === undefined ? "(no reminders on this silo)" : String(answer.reminders.length)]
     ]))
+    if (answer.summary !== undefined) yield* Console.log(`\nstate summary:\n${answer.summary}`)
     if (answer.reminders !== undefined && answer.reminders.length > 0) yield* Console.log("\n" + reminderRows(answer.reminders))
   })
 ).pipe(Command.withDescription("Where an actor lives, whether it is active there, and its reminders"))

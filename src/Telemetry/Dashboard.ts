@@ -54,7 +54,18 @@ import { Cluster } from "../Cluster/Cluster.ts"
 import * as HashRing from "../Cluster/HashRing.ts"
 import * as Load from "../Cluster/Load.ts"
 import * as Reminders from "../Reminders/Reminders.ts"
-import { describe, figures, findActivation, letterRow, Sightings, walk } from "./internal/DashboardData.ts"
+import {
+  describe,
+  type Durations,
+  figures,
+  findActivation,
+  letterRow,
+  quantileMillis,
+  Sightings,
+  summaryText,
+  turnDurations,
+  walk
+} from "./internal/DashboardData.ts"
 import * as Api from "./internal/DashboardSchemas.ts"
 import { page } from "./internal/DashboardPage.ts"
 import { ProfilerService } from "./Profiler.ts"
@@ -235,6 +246,8 @@ const routes = (token: string | undefined) =>
 
     // Turns per second: the difference of the catalog's turn counters between two overviews.
     let lastTurns: { readonly at: number; readonly byType: ReadonlyMap<string, number> } | undefined
+    // Turn latency per type: the catalog's duration histogram between two overviews.
+    let lastDurations: ReadonlyMap<string, Durations> | undefined
     const turnCounters = (): Map<string, number> | undefined => {
       const self = local.siloId
       let byType: Map<string, number> | undefined
@@ -279,6 +292,9 @@ const routes = (token: string | undefined) =>
         for (const row of snapshot.messages) rates.set(row.type, (rates.get(row.type) ?? 0) + row.turnsPerSecond)
       }
       if (counters !== undefined) lastTurns = { at: now, byType: counters }
+      const durations = turnDurations(Metric.snapshotUnsafe(context), local.siloId)
+      const before = lastDurations
+      lastDurations = durations
       const rated = counters !== undefined ? sampled : snapshot !== undefined
       let total = 0
       for (const slot of local.slots.values()) {
@@ -288,11 +304,16 @@ const routes = (token: string | undefined) =>
         activations += slot.activations.size
         const rate = rates.get(slot.name)
         if (rate !== undefined) total += rate
+        const latency = durations.get(slot.name)
+        const p50 = latency === undefined || before === undefined ? undefined : quantileMillis(latency, before.get(slot.name), 0.5)
+        const p99 = latency === undefined || before === undefined ? undefined : quantileMillis(latency, before.get(slot.name), 0.99)
         types.push({
           type: slot.name,
           activations: slot.activations.size,
           mailboxDepth: depth,
-          ...(rated ? { turnsPerSecond: rate ?? 0 } : {})
+          ...(rated ? { turnsPerSecond: rate ?? 0 } : {}),
+          ...(p50 === undefined ? {} : { p50Millis: p50 }),
+          ...(p99 === undefined ? {} : { p99Millis: p99 })
         })
       }
 
@@ -408,11 +429,13 @@ const routes = (token: string | undefined) =>
           Effect.orElseSucceed(() => undefined)
         )
         const letters = yield* Effect.orElseSucceed(deadLetters, () => undefined)
+        const summary = act === undefined ? undefined : summaryText(yield* silo.describe(address))
         return yield* respond(Api.ActorDetail, {
           address,
           ...(owner === undefined ? {} : { owner }),
           here: act !== undefined,
           ...(rows[0] === undefined ? {} : { activation: rows[0] }),
+          ...(summary === undefined ? {} : { summary }),
           children: rows.slice(1),
           ...(reminders === undefined ? {} : { reminders }),
           ...(letters === undefined ? {} : { deadLetters: letters.filter((letter) => letter.address.type === type && letter.address.id === id) })

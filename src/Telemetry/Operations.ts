@@ -50,6 +50,8 @@ export const ActorResponse = Schema.Struct({
   owner: Schema.optionalKey(Schema.String),
   activeHere: Schema.Boolean,
   activation: Schema.optionalKey(ActorItem),
+  /** What the activation shows of its state, as JSON text, if its type opts in (`ActorContext.describe`). */
+  summary: Schema.optionalKey(Schema.String),
   reminders: Schema.optionalKey(Schema.Array(ReminderItem))
 })
 

@@ -8,17 +8,28 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric, Schedule, Schema } from "effect"
+import { Rpc } from "effect/rpc"
 import { createServer } from "node:net"
-import { Reminders, Silo, Telemetry } from "../../src/index.ts"
+import { Actor, ActorContext, Reminders, Silo, Telemetry } from "../../src/index.ts"
 import { Endpoints } from "../../src/Telemetry/node.ts"
 import * as Operations from "../../src/Telemetry/Operations.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
 import { runBin, runCli } from "./support.ts"
 
+// An actor that opts in to a state summary (`ActorContext.describe`), which `quark actor` prints.
+const Note = Rpc.make("Note", { payload: { text: Schema.String }, success: Schema.Int })
+const Notebook = Actor.make("Notebook", [Note])
+const notebookLayer = Notebook.toLayer(Effect.gen(function*() {
+  const self = yield* ActorContext
+  const notes: Array<string> = []
+  yield* self.describe(() => ({ notes }))
+  return Notebook.of({ Note: ({ text }) => Effect.sync(() => notes.push(text)) })
+}))
+
 const siloWith = (reminders: boolean) =>
   Endpoints.layer().pipe(
     Layer.provideMerge(reminders ? Reminders.layer({ retry: Schedule.recurs(0) }) : Layer.empty),
-    Layer.provideMerge(Silo.layerTest(counterLayer())),
+    Layer.provideMerge(Silo.layerTest(Layer.merge(counterLayer(), notebookLayer))),
     Layer.provideMerge(Telemetry.layer()),
     Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
   )
@@ -79,6 +90,11 @@ describe("quark against a local silo", () => {
       )
       assert.isFalse(cold.activeHere)
       assert.deepStrictEqual(cold.reminders, [])
+      assert.isUndefined(cold.summary)
+      yield* Effect.flatMap(Notebook.ref("n-1"), (notebook) => notebook.Note({ text: "hello" }))
+      const described = yield* runCli("actor", "Notebook/n-1", "--url", url)
+      assert.strictEqual(described.code, 0, described.stderr)
+      assert.match(described.stdout, /state summary:\n\{\n {2}"notes": \[\n {4}"hello"\n {2}\]\n\}/)
 
       const reminders = Schema.decodeUnknownSync(Operations.RemindersResponse)(
         JSON.parse((yield* runCli("reminders", "list", "Counter/c-1", "--url", url, "--json")).stdout)

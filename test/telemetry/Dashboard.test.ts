@@ -11,6 +11,7 @@ import { Context, Effect, Layer, Metric, Redacted, Ref, Schema } from "effect"
 import { Rpc } from "effect/rpc"
 import { request as httpRequest } from "node:http"
 import { Actor, ActorContext, MemoryReminderStore, Reminders, Silo, Telemetry } from "../../src/index.ts"
+import { durationBoundsMillis } from "../../src/Telemetry/MetricCatalog.ts"
 import { Dashboard } from "../../src/Telemetry/node.ts"
 import { TestCluster } from "../../src/testing.ts"
 import { Counter, counterLayer } from "../fixtures/Counter.ts"
@@ -59,6 +60,8 @@ const Kid = Actor.make("Kid", [Ping])
 const parentLayer = Parent.toLayer(Effect.gen(function*() {
   const self = yield* ActorContext
   const grown = yield* Ref.make(0)
+  // Opts in to a state summary; the child does not.
+  yield* self.describe(() => ({ grown: Ref.getUnsafe(grown), note: "parent" }))
   return Parent.of({
     Grow: () =>
       Effect.gen(function*() {
@@ -94,6 +97,7 @@ describe("Dashboard on a local silo", () => {
       assert.strictEqual(first.silo, "local")
       assert.isFalse(first.clustered)
       assert.isUndefined(first.turnsPerSecond, "one sample gives no rate yet")
+      assert.isUndefined(first.types.find((row) => row.type === "Counter")?.p99Millis, "nor a latency")
       const counters = first.types.find((row) => row.type === "Counter")
       assert.deepStrictEqual([counters?.activations, counters?.mailboxDepth], [3, 0])
       // The reminder buckets are activations of this silo too (system actors).
@@ -116,6 +120,12 @@ describe("Dashboard on a local silo", () => {
       // Other types (the reminder buckets) add their turns to the total.
       assert.isAtLeast(rated.turnsPerSecond!, counterRate)
       assert.strictEqual(rated.silos[0]!.turnsPerSecond, rated.turnsPerSecond)
+      // Latency of those 100 turns, from the catalog's histogram: bucket bounds, p50 ≤ p99.
+      const counterRow = rated.types.find((row) => row.type === "Counter")!
+      assert.isAbove(counterRow.p50Millis!, 0)
+      assert.isAtLeast(counterRow.p99Millis!, counterRow.p50Millis!)
+      const p99 = counterRow.p99Millis!
+      assert.isTrue(durationBoundsMillis.some((bound) => Math.abs(bound - p99) <= 1e-9 * bound), `${p99} ms is a bucket bound`)
     }).pipe(Effect.provide(local())))
 
   it.live("an actor: owner, state, timers and its child in the tree; an unknown type has no owner", () =>
@@ -130,12 +140,14 @@ describe("Dashboard on a local silo", () => {
       assert.deepStrictEqual(detail.children.map((row) => [row.address.type, row.depth]), [["Kid", 1]])
       assert.deepStrictEqual(detail.reminders, [])
       assert.deepStrictEqual(detail.deadLetters, [])
+      assert.deepStrictEqual(JSON.parse(detail.summary!), { grown: 1, note: "parent" })
 
       // The child, searched by its own address, is found under its parent.
       const child = detail.children[0]!.address
       const kid = yield* json(Dashboard.ActorDetail, `/dashboard/api/actor?type=Kid&id=${encodeURIComponent(child.id)}`)
       assert.isTrue(kid.here)
       assert.strictEqual(kid.activation?.depth, 0)
+      assert.isUndefined(kid.summary)
 
       const unknown = yield* json(Dashboard.ActorDetail, "/dashboard/api/actor?type=Nobody&id=x")
       assert.isUndefined(unknown.owner)

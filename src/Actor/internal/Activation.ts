@@ -38,6 +38,8 @@ export class Extras {
   /** A one-way turn granted while the drainer was between turns: it runs it next. */
   handed: Turn | undefined = undefined
   timers: Map<string, Fiber.Fiber<unknown, unknown>> | undefined = undefined
+  /** What operator tools show of this activation's state (`ActorContext.describe`). */
+  describe: (() => unknown) | undefined = undefined
   spaceWaiters: Array<() => void> | undefined = undefined
   stopWaiters: Array<() => void> | undefined = undefined
   /**

@@ -76,4 +76,11 @@ export class ActivationContext implements ActorContextShape {
   get watch(): (child: AnyActorRef, onTerminated: (termination: Termination) => Effect.Effect<void>) => Effect.Effect<void> {
     return (child, onTerminated) => Children.watch(this.activation, child, onTerminated)
   }
+
+  get describe(): (summary: () => unknown) => Effect.Effect<void> {
+    return (summary) =>
+      Effect.sync(() => {
+        this.activation.rare.describe = summary
+      })
+  }
 }

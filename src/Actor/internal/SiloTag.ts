@@ -58,6 +58,14 @@ export interface SiloShape {
    */
   readonly deactivate: (address: ActorAddress) => Effect.Effect<boolean>
   /**
+   * What the activation at `address` on this silo shows of its state (see
+   * `ActorContext.describe`): `undefined` when it is not active here or did not opt in. A
+   * summary that throws answers `{ summaryFailed: <its message> }`.
+   *
+   * @since 0.2.0
+   */
+  readonly describe: (address: ActorAddress) => Effect.Effect<unknown>
+  /**
    * Checks and decodes untyped input, then asks. The reply comes back encoded with the
    * message's success schema, a declared error as a `DeclaredError` holding it encoded with
    * the message's error schema.

@@ -12,7 +12,9 @@
  *
  * @internal
  */
+import type { Metric } from "effect"
 import type { Activation } from "../../Actor/internal/Activation.ts"
+export { findActivation } from "../../Actor/internal/FindActivation.ts"
 import * as Load from "../../Cluster/Load.ts"
 import type { Member } from "../../Cluster/Membership.ts"
 import type { DeadLetterInfo } from "../../Reminders/Reminders.ts"
@@ -94,35 +96,10 @@ export const letterRow = (letter: DeadLetterInfo): Api.DeadLetterRow => ({
   address: { type: letter.address.type, id: letter.address.id },
   message: letter.message,
   ...(letter.reminder === undefined ? {} : { reminder: letter.reminder }),
+  ...(letter.due === undefined ? {} : { due: letter.due }),
   attempts: letter.attempts,
   error: letter.error
 })
-
-/** The activation at an address: in its type's table, or a child (in no table) under one. */
-export const findActivation = (
-  slots: ReadonlyMap<string, { readonly activations: ReadonlyMap<string, Activation> }>,
-  type: string,
-  id: string
-): Activation | undefined => {
-  const direct = slots.get(type)?.activations.get(id)
-  if (direct !== undefined) return direct
-  const search = (act: Activation): Activation | undefined => {
-    for (const child of act.extras?.children ?? []) {
-      if (child.slot.name === type && child.id === id) return child
-      const found = search(child)
-      if (found !== undefined) return found
-    }
-    return undefined
-  }
-  for (const slot of slots.values()) {
-    for (const act of slot.activations.values()) {
-      if (act.extras?.children === undefined) continue
-      const found = search(act)
-      if (found !== undefined) return found
-    }
-  }
-  return undefined
-}
 
 /** An activation and its children, depth first; `sinceStart` is now on the router's clock. */
 export const walk = (act: Activation, depth: number, sinceStart: number, rows: Array<Api.ActivationRow>): void => {
@@ -147,4 +124,61 @@ export const describe = (error: unknown): string => {
   const tag = (error as { readonly _tag?: unknown } | undefined)?._tag
   if (typeof message === "string" && message !== "") return typeof tag === "string" ? `${tag}: ${message}` : message
   return typeof tag === "string" ? tag : String(error)
+}
+
+/** A state summary (`ActorContext.describe`) as JSON text; one that JSON cannot carry, as `String` gives it. */
+export const summaryText = (summary: unknown): string | undefined => {
+  if (summary === undefined) return undefined
+  try {
+    return JSON.stringify(summary, (_, value) => (typeof value === "bigint" ? value.toString() : value), 2) ?? String(summary)
+  } catch {
+    return String(summary)
+  }
+}
+
+/** A type's turn durations: the catalog histogram's cumulative bucket counts, summed over its messages. */
+export interface Durations {
+  /** Upper bounds, in seconds. */
+  readonly bounds: ReadonlyArray<number>
+  readonly counts: Array<number>
+  count: number
+}
+
+/**
+ * The turn durations by type from the metric snapshots (`quark_turn_duration_seconds`, by
+ * type and message; a silo's own series only, when several share the process).
+ */
+export const turnDurations = (snapshots: Iterable<Metric.Metric.Snapshot>, silo: string | undefined): Map<string, Durations> => {
+  const byType = new Map<string, Durations>()
+  for (const snapshot of snapshots) {
+    if (snapshot.id !== "quark_turn_duration_seconds" || snapshot.type !== "Histogram") continue
+    const attributes = snapshot.attributes ?? {}
+    if (silo !== undefined && attributes.silo !== undefined && attributes.silo !== silo) continue
+    const state = snapshot.state as Metric.HistogramState
+    const type = attributes.type ?? ""
+    let durations = byType.get(type)
+    if (durations === undefined) {
+      durations = { bounds: state.buckets.map(([bound]) => bound), counts: state.buckets.map(() => 0), count: 0 }
+      byType.set(type, durations)
+    }
+    // Every series of the catalog has the same bounds (`MetricCatalog.durationBoundsMillis`).
+    for (let i = 0; i < state.buckets.length && i < durations.counts.length; i++) durations.counts[i]! += state.buckets[i]![1]
+    durations.count += state.count
+  }
+  return byType
+}
+
+/**
+ * The `q` quantile in milliseconds of the turns between two readings: the upper bound of the
+ * bucket it falls in (an estimate from above, as Prometheus's `histogram_quantile` is from
+ * within), the last bound for turns beyond it; `undefined` with no turn in between.
+ */
+export const quantileMillis = (now: Durations, before: Durations | undefined, q: number): number | undefined => {
+  const total = now.count - (before?.count ?? 0)
+  if (total <= 0) return undefined
+  const rank = Math.max(1, Math.ceil(q * total))
+  for (let i = 0; i < now.counts.length; i++) {
+    if (now.counts[i]! - (before?.counts[i] ?? 0) >= rank) return now.bounds[i]! * 1000
+  }
+  return (now.bounds[now.bounds.length - 1] ?? 0) * 1000
 }

@@ -98,8 +98,8 @@ const script = `
 
   function actorsPage(o) {
     var types = o.types.map(function (t) {
-      return '<tr data-type="' + esc(t.type) + '"><td>' + esc(t.type) + '</td><td class="n">' + num(t.activations) + '</td><td class="n">' + num(t.mailboxDepth) + '</td><td class="n">' + num(t.turnsPerSecond, 1) + '</td></tr>';
-    }).join('') || '<tr><td colspan="4" class="muted">no activations here</td></tr>';
+      return '<tr data-type="' + esc(t.type) + '"><td>' + esc(t.type) + '</td><td class="n">' + num(t.activations) + '</td><td class="n">' + num(t.mailboxDepth) + '</td><td class="n">' + num(t.turnsPerSecond, 1) + '</td><td class="n">' + num(t.p50Millis, 3) + '</td><td class="n">' + num(t.p99Millis, 3) + '</td></tr>';
+    }).join('') || '<tr><td colspan="6" class="muted">no activations here</td></tr>';
     var messages = o.messages.map(function (m) {
       return '<tr><td>' + esc(m.type) + '</td><td>' + esc(m.message) + '</td><td class="n">' + num(m.count) + '</td><td class="n">' + num(m.failures) + '</td><td class="n">' + num(m.turnsPerSecond, 1) + '</td><td class="n">' + num(m.p50Millis, 3) + '</td><td class="n">' + num(m.p99Millis, 3) + '</td></tr>';
     }).join('') || '<tr><td colspan="7" class="muted">no profiler in this process (Profiler.layer())</td></tr>';
@@ -110,7 +110,7 @@ const script = `
       var a = s.activations || 0, x = a / max;
       return '<div class="cell" data-heat="' + esc(s.id) + '" style="background: rgba(210,52,63,' + (0.15 + 0.85 * x).toFixed(2) + ')"><b>' + num(s.activations) + '</b><br>' + esc(s.id) + '</div>';
     }).join('');
-    return '<section><h2>Actor types on ' + esc(o.silo) + '</h2><table id="types"><thead><tr><th>type</th><th class="n">activations</th><th class="n">mailbox depth</th><th class="n">turns/s</th></tr></thead><tbody>' + types + '</tbody></table></section>' +
+    return '<section><h2>Actor types on ' + esc(o.silo) + '</h2><table id="types"><thead><tr><th>type</th><th class="n">activations</th><th class="n">mailbox depth</th><th class="n">turns/s</th><th class="n">p50 ms</th><th class="n">p99 ms</th></tr></thead><tbody>' + types + '</tbody></table></section>' +
       '<section><h2>Activations across silos</h2><div class="heat">' + heat + '</div></section>' +
       '<section><h2>Latency by message <span class="muted">(profiler window)</span></h2><table><thead><tr><th>type</th><th>message</th><th class="n">turns</th><th class="n">failures</th><th class="n">turns/s</th><th class="n">p50 ms</th><th class="n">p99 ms</th></tr></thead><tbody>' + messages + '</tbody></table></section>';
   }
@@ -136,6 +136,7 @@ const script = `
       '<tr><th>active here</th><td id="here">' + (a.here ? 'yes' : 'no' + (a.owner !== undefined ? ' (open the dashboard of its owner for its details)' : '')) + '</td></tr>' +
       (act ? '<tr><th>state</th><td>' + esc(act.state) + '</td></tr><tr><th>mailbox</th><td>' + num(act.mailboxDepth) + ' waiting, ' + num(act.runningTurns) + ' running</td></tr><tr><th>age</th><td>' + ago(act.ageMillis) + '</td></tr><tr><th>timers</th><td>' + (esc(act.timers.join(', ')) || '<span class="muted">none</span>') + '</td></tr>' : '') +
       '</tbody></table></section>' +
+      (a.summary === undefined ? '' : '<section><h2>State summary</h2><pre id="summary">' + esc(a.summary) + '</pre></section>') +
       '<section><h2>Children (supervision tree)</h2><table><tbody>' + tree + '</tbody></table></section>' +
       '<section><h2>Reminders</h2>' + reminders + '</section>' +
       '<section><h2>Recent errors (dead letters)</h2>' + (a.deadLetters === undefined ? '<p class="muted">reminders are not set up in this process</p>' : '<table><tbody>' + (letterRows(a.deadLetters, false) || '<tr><td class="muted">none</td></tr>') + '</tbody></table>') + '</section>';

@@ -6,6 +6,7 @@
  * @internal
  */
 import { Schema } from "effect"
+import { DeadLetterItem } from "../Operations.ts"
 
 const Address = Schema.Struct({ type: Schema.String, id: Schema.String })
 
@@ -43,7 +44,10 @@ export const TypeRow = Schema.Struct({
   type: Schema.String,
   activations: Schema.Int,
   mailboxDepth: Schema.Int,
-  turnsPerSecond: Schema.optionalKey(Schema.Number)
+  turnsPerSecond: Schema.optionalKey(Schema.Number),
+  /** Turn latency between two polls, from the catalog's histogram (with `Telemetry.layer`): a bucket's upper bound. */
+  p50Millis: Schema.optionalKey(Schema.Number),
+  p99Millis: Schema.optionalKey(Schema.Number)
 })
 
 export type TypeRow = typeof TypeRow.Type
@@ -93,16 +97,8 @@ export const ReminderRow = Schema.Struct({
   ticks: Schema.Number
 })
 
-export const DeadLetterRow = Schema.Struct({
-  id: Schema.String,
-  kind: Schema.String,
-  at: Schema.Number,
-  address: Address,
-  message: Schema.String,
-  reminder: Schema.optionalKey(Schema.String),
-  attempts: Schema.Number,
-  error: Schema.String
-})
+/** A dead letter: the operator endpoints' item (`Operations.DeadLetterItem`). */
+export const DeadLetterRow = DeadLetterItem
 
 export type DeadLetterRow = typeof DeadLetterRow.Type
 
@@ -117,6 +113,8 @@ export const ActorDetail = Schema.Struct({
   owner: Schema.optionalKey(Schema.String),
   here: Schema.Boolean,
   activation: Schema.optionalKey(ActivationRow),
+  /** What the activation shows of its state, as JSON text, if its type opts in (`ActorContext.describe`). */
+  summary: Schema.optionalKey(Schema.String),
   children: Schema.Array(ActivationRow),
   reminders: Schema.optionalKey(Schema.Array(ReminderRow)),
   deadLetters: Schema.optionalKey(Schema.Array(DeadLetterRow))

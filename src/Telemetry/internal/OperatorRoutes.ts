@@ -18,6 +18,7 @@ import { Cluster } from "../../Cluster/Cluster.ts"
 import * as RemindersApi from "../../Reminders/Reminders.ts"
 import * as Diagnostics from "../Diagnostics.ts"
 import * as Operations from "../Operations.ts"
+import { letterRow, summaryText } from "./DashboardData.ts"
 
 const defaultLimit = 100
 const maxLimit = 1000
@@ -105,6 +106,7 @@ export const add = Effect.fnUntraced(function*(router: HttpRouter.HttpRouter) {
       const owner = cluster === undefined ? selfId() : yield* cluster.ownerOf(address)
       const row = (yield* silo.activations(address.type)).find((r) => r.address.id === address.id)
       const reminders = hasReminders ? yield* reminderItems(silo, address) : undefined
+      const summary = row === undefined ? undefined : summaryText(yield* silo.describe(address))
       return yield* respond(Operations.ActorResponse, {
         address: { type: address.type, id: address.id },
         silo: selfId(),
@@ -120,6 +122,7 @@ export const add = Effect.fnUntraced(function*(router: HttpRouter.HttpRouter) {
             ...(row.parent === undefined ? {} : { parent: { type: row.parent.type, id: row.parent.id } })
           }
         }),
+        ...(summary === undefined ? {} : { summary }),
         ...(reminders === undefined ? {} : { reminders })
       })
     }).pipe(Effect.catchTags({ InvalidQuery: invalid, StoreError: failed })))
@@ -138,19 +141,7 @@ export const add = Effect.fnUntraced(function*(router: HttpRouter.HttpRouter) {
       const limit = yield* limitOf(values.get("limit"))
       if (!hasReminders) return yield* noReminders
       const letters = yield* Effect.provideService(RemindersApi.deadLetters({ limit, kind: values.get("kind") }), Silo, silo)
-      return yield* respond(Operations.DeadLettersResponse, {
-        items: letters.map((letter) => ({
-          id: letter.id,
-          kind: letter.kind,
-          at: letter.at,
-          address: { type: letter.address.type, id: letter.address.id },
-          message: letter.message,
-          ...(letter.reminder === undefined ? {} : { reminder: letter.reminder }),
-          ...(letter.due === undefined ? {} : { due: letter.due }),
-          attempts: letter.attempts,
-          error: letter.error
-        }))
-      })
+      return yield* respond(Operations.DeadLettersResponse, { items: letters.map(letterRow) })
     }).pipe(Effect.catchTags({ InvalidQuery: invalid, StoreError: failed })))
 
   const action = (status: "replayed" | "discarded", run: (id: string) => Effect.Effect<boolean, { readonly _tag: string }, Silo>) =>
