@@ -436,6 +436,7 @@ const routes = (token: string | undefined) =>
           here: act !== undefined,
           ...(rows[0] === undefined ? {} : { activation: rows[0] }),
           ...(summary === undefined ? {} : { summary }),
+          failures: act?.extras?.failures?.slice() ?? [],
           children: rows.slice(1),
           ...(reminders === undefined ? {} : { reminders }),
           ...(letters === undefined ? {} : { deadLetters: letters.filter((letter) => letter.address.type === type && letter.address.id === id) })

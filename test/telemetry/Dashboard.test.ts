@@ -72,10 +72,18 @@ const parentLayer = Parent.toLayer(Effect.gen(function*() {
   })
 }))
 
+// Dies on `Boom`: its supervisor decides (resume, by default), and the actor page lists the failure.
+const Boom = Rpc.make("Boom", { success: Schema.Int })
+const Flaky = Actor.make("Flaky", [Boom, Ping])
+const flakyLayer = Flaky.toLayer(Effect.succeed(Flaky.of({
+  Boom: () => Effect.die(new Error("flaky blew up")),
+  Ping: () => Effect.succeed("pong")
+})))
+
 const local = (options?: Dashboard.DashboardOptions) =>
   Dashboard.layer(options).pipe(
     Layer.provideMerge(Layer.effectDiscard(Layer.build(Reminders.layer({ store: MemoryReminderStore.make("dashboard-test"), deadLetterTells: true })))),
-    Layer.provideMerge(Silo.layerTest(Layer.mergeAll(counterLayer(), parentLayer))),
+    Layer.provideMerge(Silo.layerTest(Layer.mergeAll(counterLayer(), parentLayer, flakyLayer))),
     Layer.provideMerge(Telemetry.layer({ logs: false })),
     Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
   )
@@ -148,6 +156,18 @@ describe("Dashboard on a local silo", () => {
       assert.isTrue(kid.here)
       assert.strictEqual(kid.activation?.depth, 0)
       assert.isUndefined(kid.summary)
+
+      assert.deepStrictEqual(detail.failures, [])
+      const flaky = yield* Flaky.ref("f-1")
+      yield* Effect.flip(flaky.Boom())
+      const failed = yield* eventually(
+        json(Dashboard.ActorDetail, "/dashboard/api/actor?type=Flaky&id=f-1"),
+        (body) => body.failures.length === 1,
+        5_000
+      )
+      assert.include(failed.failures[0]!.failure, "flaky blew up")
+      assert.strictEqual(failed.failures[0]!.decision, "resume") // the root strategy resumes after a defect
+      assert.strictEqual(yield* flaky.Ping(), "pong")
 
       const unknown = yield* json(Dashboard.ActorDetail, "/dashboard/api/actor?type=Nobody&id=x")
       assert.isUndefined(unknown.owner)

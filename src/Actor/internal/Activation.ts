@@ -66,6 +66,8 @@ export class Extras {
    */
   heldBy: Activation | undefined = undefined
   history: RestartHistory | undefined = undefined
+  /** The last failures supervision decided on, newest last (at most 10), for operator tools. */
+  failures: Array<{ readonly at: number; readonly failure: string; readonly decision: string }> | undefined = undefined
   /** Activation effects run so far: more than one after a restart. */
   incarnation = 0
   stopping = false

@@ -77,6 +77,10 @@ export const supervise = (act: Activation): Effect.Effect<void> =>
       }
     }
     yield* logDecision(act, directive, decision, failure, restarts, delay)
+    // What the dashboard's actor page shows as recent errors: bounded, so a crash loop keeps ten.
+    const failures = (extras.failures ??= [])
+    failures.push({ at: yield* Clock.currentTimeMillis, failure: Failure.describe(failure), decision })
+    if (failures.length > 10) failures.shift()
     switch (directive) {
       case "resume":
         releaseHeld(act)

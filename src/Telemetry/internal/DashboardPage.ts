@@ -139,6 +139,9 @@ const script = `
       (a.summary === undefined ? '' : '<section><h2>State summary</h2><pre id="summary">' + esc(a.summary) + '</pre></section>') +
       '<section><h2>Children (supervision tree)</h2><table><tbody>' + tree + '</tbody></table></section>' +
       '<section><h2>Reminders</h2>' + reminders + '</section>' +
+      '<section><h2>Recent failures (supervision)</h2><table id="failures"><tbody>' + (a.failures.map(function (f) {
+        return '<tr><td>' + esc(new Date(f.at).toISOString()) + '</td><td class="err">' + esc(f.failure) + '</td><td>' + esc(f.decision) + '</td></tr>';
+      }).join('') || '<tr><td class="muted">none while active here</td></tr>') + '</tbody></table></section>' +
       '<section><h2>Recent errors (dead letters)</h2>' + (a.deadLetters === undefined ? '<p class="muted">reminders are not set up in this process</p>' : '<table><tbody>' + (letterRows(a.deadLetters, false) || '<tr><td class="muted">none</td></tr>') + '</tbody></table>') + '</section>';
   }
 

@@ -115,6 +115,8 @@ export const ActorDetail = Schema.Struct({
   activation: Schema.optionalKey(ActivationRow),
   /** What the activation shows of its state, as JSON text, if its type opts in (`ActorContext.describe`). */
   summary: Schema.optionalKey(Schema.String),
+  /** The last failures its supervisor decided on (at most 10, newest last), while it is active here. */
+  failures: Schema.Array(Schema.Struct({ at: Schema.Number, failure: Schema.String, decision: Schema.String })),
   children: Schema.Array(ActivationRow),
   reminders: Schema.optionalKey(Schema.Array(ReminderRow)),
   deadLetters: Schema.optionalKey(Schema.Array(DeadLetterRow))
