@@ -8,18 +8,16 @@
  * process, so the client's own work is counted against the silo too (a browser elsewhere
  * would not be). Both variants run in one group, their rounds interleaved.
  */
-import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { Context, Layer, ManagedRuntime } from "effect"
 import { Silo, Telemetry } from "../src/index.ts"
 import { Dashboard } from "../src/Telemetry/node.ts"
-import { nowNs, type Variant } from "./Harness.ts"
-import { Counter, CounterLive } from "./local.ts"
+import type { Variant } from "./Harness.ts"
+import { concurrentRound, CounterLive } from "./local.ts"
 
 type Disposable = Variant & { readonly dispose: () => Promise<void> }
 
 export const askConcurrent = async (opsPerRound: number, served: boolean): Promise<Disposable> => {
   const id = served ? "dashboard.ask.concurrent.served" : "dashboard.ask.concurrent.off"
-  const callers = 100
-  const actors = 100
   const silo = CounterLive.pipe(Layer.provideMerge(Silo.layer()), Layer.provide(Telemetry.layer({ logs: false })))
   const runtime = served
     ? ManagedRuntime.make(Dashboard.layer().pipe(Layer.provideMerge(silo)))
@@ -34,32 +32,7 @@ export const askConcurrent = async (opsPerRound: number, served: boolean): Promi
       inFlight = fetch(url + "/api/overview").then((response) => response.json()).then(() => void polls++)
     }, 100)
   }
-  const round = Effect.gen(function*() {
-    const refs = yield* Effect.forEach(Array.from({ length: actors }, (_, i) => `concurrent-${i}`), Counter.ref)
-    const before = yield* Effect.forEach(refs, (ref) => ref.Get())
-    const perCaller = Math.floor(opsPerRound / callers)
-    const latenciesUs: Array<number> = []
-    const t0 = nowNs()
-    yield* Effect.forEach(
-      Array.from({ length: callers }),
-      () =>
-        Effect.gen(function*() {
-          for (let i = 0; i < perCaller; i++) {
-            const ref = refs[Math.floor(Math.random() * actors)]!
-            const s = nowNs()
-            yield* ref.Increment({ by: 1 })
-            latenciesUs.push((nowNs() - s) / 1000)
-            yield* Effect.yieldNow
-          }
-        }),
-      { concurrency: "unbounded", discard: true }
-    )
-    const elapsedNs = nowNs() - t0
-    const after = yield* Effect.forEach(refs, (ref) => ref.Get())
-    const done = after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)
-    if (done !== perCaller * callers) throw new Error(`${id}: expected ${perCaller * callers}, got ${done}`)
-    return { ops: perCaller * callers, elapsedNs, latenciesUs }
-  })
+  const round = concurrentRound(id, opsPerRound)
   return {
     id,
     round: () => (runtime as ManagedRuntime.ManagedRuntime<Silo.Silo, never>).runPromise(round),

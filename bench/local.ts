@@ -85,10 +85,20 @@ export const askSequential = async (
  */
 export const askConcurrent = async (opsPerRound: number): Promise<Disposable> => {
   const id = "local.ask.concurrent"
-  const callers = 100
-  const actors = 100
   const runtime = await makeRuntime()
-  const round = Effect.gen(function*() {
+  const round = concurrentRound(id, opsPerRound)
+  return { id, round: () => runtime.runPromise(round), dispose: () => runtime.dispose() }
+}
+
+/**
+ * One round of `local.ask.concurrent`: 100 callers asking 100 counters at random, checked
+ * against the counters' totals. Shared with benchmarks that measure what something else
+ * costs that loop (`bench/dashboard.ts`).
+ */
+export const concurrentRound = (id: string, opsPerRound: number) =>
+  Effect.gen(function*() {
+    const callers = 100
+    const actors = 100
     const refs = yield* Effect.forEach(Array.from({ length: actors }, (_, i) => `concurrent-${i}`), Counter.ref)
     const before = yield* Effect.forEach(refs, (ref) => ref.Get())
     const perCaller = Math.floor(opsPerRound / callers)
@@ -99,7 +109,7 @@ export const askConcurrent = async (opsPerRound: number): Promise<Disposable> =>
       () =>
         Effect.gen(function*() {
           for (let i = 0; i < perCaller; i++) {
-            const ref = refs[Math.floor(Math.random() * actors)]
+            const ref = refs[Math.floor(Math.random() * actors)]!
             const s = nowNs()
             yield* ref.Increment({ by: 1 })
             latenciesUs.push((nowNs() - s) / 1000)
@@ -113,8 +123,6 @@ export const askConcurrent = async (opsPerRound: number): Promise<Disposable> =>
     check(id, after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0), perCaller * callers)
     return { ops: perCaller * callers, elapsedNs, latenciesUs }
   })
-  return { id, round: () => runtime.runPromise(round), dispose: () => runtime.dispose() }
-}
 
 /** One-way messages into one actor, suspending the sender when the mailbox is full; the round ends when all ran. */
 export const tell = async (opsPerRound: number): Promise<Disposable> => {
