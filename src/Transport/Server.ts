@@ -177,7 +177,6 @@ const draining: ReplyOutcome = {
 
 const describe = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
-
 /**
  * Starts a server for the life of the scope.
  *
