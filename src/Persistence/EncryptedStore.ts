@@ -47,7 +47,9 @@ import {
   type Opened,
   openSync,
   type Options,
-  sealSync
+  sealSync,
+  type Wrap,
+  wrapper
 } from "./Encryption.ts"
 import { StoreError, type UnknownStore } from "./PersistenceError.ts"
 import { formatKey, type StateKey, type StateStore } from "./StateStore.ts"
@@ -155,13 +157,7 @@ const wrapStore = (store: Store, keyring: Keyring, options?: Options): Store => 
  *
  * @since 0.2.0
  */
-export const wrap: {
-  (store: Store, keyring: Keyring, options?: Options): Store
-  <E, R>(store: Effect.Effect<Store, E, R>, keyring: Keyring, options?: Options): Effect.Effect<Store, E, R>
-} = ((store: Store | Effect.Effect<Store, unknown, unknown>, keyring: Keyring, options?: Options) =>
-  Effect.isEffect(store) ?
-    Effect.map(store, (opened) => wrapStore(opened, keyring, options)) :
-    wrapStore(store, keyring, options)) as never
+export const wrap: Wrap<Store> = wrapper(wrapStore)
 
 /**
  * Options of {@link layer}.

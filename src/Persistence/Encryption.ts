@@ -211,6 +211,24 @@ export interface Options {
   readonly requireEncrypted?: boolean | undefined
 }
 
+/**
+ * A wrapper that encrypts a store: given the store, or the effect that opens one (what
+ * `Stores.layer` and `Reminders.layer` take), it gives the same kind back.
+ *
+ * @since 0.2.0
+ */
+export interface Wrap<S> {
+  (store: S, keyring: Keyring, options?: Options): S
+  <E, R>(store: Effect.Effect<S, E, R>, keyring: Keyring, options?: Options): Effect.Effect<S, E, R>
+}
+
+/** A {@link Wrap} from the function that wraps an opened store. @internal */
+export const wrapper = <S>(wrapStore: (store: S, keyring: Keyring, options?: Options) => S): Wrap<S> =>
+  ((store: S | Effect.Effect<S, unknown, unknown>, keyring: Keyring, options?: Options) =>
+    Effect.isEffect(store) ?
+      Effect.map(store, (opened) => wrapStore(opened, keyring, options)) :
+      wrapStore(store as S, keyring, options)) as Wrap<S>
+
 /** The first characters of every envelope. @internal */
 export const envelopePrefix = "qenc:"
 const version = "1"

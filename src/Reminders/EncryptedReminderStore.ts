@@ -37,7 +37,9 @@ import {
   type Opened,
   openSync,
   type Options,
-  sealSync
+  sealSync,
+  type Wrap,
+  wrapper
 } from "../Persistence/Encryption.ts"
 import { StoreError } from "../Persistence/PersistenceError.ts"
 import type { ReencryptCounts } from "../Persistence/EncryptedStore.ts"
@@ -137,13 +139,7 @@ const wrapStore = (store: ReminderStore, keyring: Keyring, options?: Options): R
  *
  * @since 0.2.0
  */
-export const wrap: {
-  (store: ReminderStore, keyring: Keyring, options?: Options): ReminderStore
-  <E, R>(store: Effect.Effect<ReminderStore, E, R>, keyring: Keyring, options?: Options): Effect.Effect<ReminderStore, E, R>
-} = ((store: ReminderStore | Effect.Effect<ReminderStore, unknown, unknown>, keyring: Keyring, options?: Options) =>
-  Effect.isEffect(store) ?
-    Effect.map(store, (opened) => wrapStore(opened, keyring, options)) :
-    wrapStore(store, keyring, options)) as never
+export const wrap: Wrap<ReminderStore> = wrapper(wrapStore)
 
 /**
  * What {@link reencrypt} did.

@@ -717,14 +717,18 @@ const talk = (socket: Net.Socket, chunks: ReadonlyArray<Buffer>, expect: Readonl
     const timer = setTimeout(() => settle(new Error("no answer within 10 s")), 10_000)
   })
 
+/** One silo serving counters, a well-behaved client of it, and its transport port for raw sockets. */
+const servedSilo = Effect.gen(function*() {
+  const cluster = yield* TestCluster.make({ silos: 1, implementations: counterLayer() })
+  const silo = cluster.silos[0]!
+  const address = SiloIdentity.parseId(silo.id)!.address
+  return { silo, client: yield* cluster.addClient, port: Number(address.slice(address.lastIndexOf(":") + 1)) }
+})
+
 describe("fuzz: a silo fed garbage", () => {
   it.live("garbage on raw sockets gets well-formed replies or a close; a well-behaved client is served on", () =>
     Effect.gen(function*() {
-      const cluster = yield* TestCluster.make({ silos: 1, implementations: counterLayer() })
-      const [silo] = cluster.silos
-      const client = yield* cluster.addClient
-      const address = SiloIdentity.parseId(silo!.id)!.address
-      const port = Number(address.slice(address.lastIndexOf(":") + 1))
+      const { client, port, silo } = yield* servedSilo
       let probe = 0
       // Replies seen over all runs, by outcome (transport errors by their error).
       const answered = new Map<string, number>()
@@ -764,7 +768,7 @@ describe("fuzz: a silo fed garbage", () => {
         assert.isAbove(answered.get(key) ?? 0, 0, `${key} in ${JSON.stringify([...answered])}`)
       }
       // The silo itself is still there for local calls too.
-      assert.strictEqual(yield* silo!.run(Effect.flatMap(Counter.ref("probe-0"), (ref) => ref.Get())), 3)
+      assert.strictEqual(yield* silo.run(Effect.flatMap(Counter.ref("probe-0"), (ref) => ref.Get())), 3)
     }).pipe(Effect.scoped), 60_000)
 })
 
@@ -816,11 +820,7 @@ const unshaken = (port: number, chunks: ReadonlyArray<Buffer>) =>
 describe("fuzz: the handshake", () => {
   it.live("garbage before or instead of a handshake is refused and closed; nothing after it is decoded; the silo serves on", () =>
     Effect.gen(function*() {
-      const cluster = yield* TestCluster.make({ silos: 1, implementations: counterLayer() })
-      const [silo] = cluster.silos
-      const client = yield* cluster.addClient
-      const address = SiloIdentity.parseId(silo!.id)!.address
-      const port = Number(address.slice(address.lastIndexOf(":") + 1))
+      const { client, port } = yield* servedSilo
       let probe = 0
       let refused = 0
       let welcomed = 0
