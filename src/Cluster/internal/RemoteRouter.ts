@@ -386,8 +386,12 @@ export class RemoteRouter implements RemoteRouting {
   /** Installs new rings and deactivates the hashed activations this silo no longer owns. */
   setRings(rings: TypeRings): void {
     const ring = rings.all
-    // A silo's first ring replaces the same ring without it: what it takes over was owned by others.
-    const previous = this.ring.members.length === 0 && this.self !== undefined ? rings.without(this.self) : this.rings
+    // The first ring of an incarnation (a silo's first, or its first after it joined again as
+    // a new generation) replaces the same ring without it: what it takes over was owned by
+    // others. Its old view is no guide: its former incarnation is dead, and what that one
+    // owned was taken over by others meanwhile, which must release it first.
+    const self = this.self
+    const previous = self !== undefined && !this.ring.has(self) ? rings.without(self) : this.rings
     this.ring = ring
     this.rings = rings
     this.views.clear()
